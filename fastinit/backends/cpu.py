@@ -1,0 +1,452 @@
+"""CPU fill kernels: ``prange`` over tiles of the element layout (rng/layout.py).
+
+A tile is 16 Philox blocks; the loop over its 16 lanes has no branches, so LLVM vectorizes it
+(AVX2: four 64-bit lanes per instruction, see rng/philox.py). The distribution is chosen once
+per tile, outside that loop. Full tiles of float32/float64 outputs are written straight into
+the output; partial tiles (the ends of a run) and 16-bit outputs go through a 64-value
+scratch tile and a conversion loop.
+
+Kernels are explicit top-level functions because Numba can cache those and not closures.
+
+Entry point: ``fill(out, fmt, plan, dist, params, key)``; ``plan`` (a ``FillPlan``) says which
+flat indices of the tensor go to which elements of ``out``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import float32, float64, int64, prange, uint64
+
+from .._jit import KERNEL, loop, pure
+from ..distributions import NORMAL, TRUNCNORM, TRUNCNORM_TAIL, UNIFORM
+from ..distributions.normal import normal_pair_f32, normal_pair_f64
+from ..distributions.rounding import bfloat16_bits, float16_bits
+from ..distributions.truncnormal import (
+    truncnorm_f32,
+    truncnorm_f64,
+    truncnorm_tail_f32,
+    truncnorm_tail_f64,
+)
+from ..distributions.uniform import uniform_f32, uniform_f64
+from ..rng.layout import TILE_LANES
+from ..rng.philox import ROUNDS, philox4x32_block
+
+__all__ = ["FMT_DIRECT", "FMT_BF16", "FMT_F16", "FillPlan", "fill"]
+
+FMT_DIRECT = 0  # out has the compute dtype (float32 or float64)
+FMT_BF16 = 1  # out is uint16, values rounded float32 -> bfloat16
+FMT_F16 = 2  # out is uint16, values rounded float32 -> float16
+
+_L = TILE_LANES
+_TILE32 = 4 * TILE_LANES  # elements per tile, one word each
+_TILE64 = 2 * TILE_LANES  # elements per tile, two words each
+_CHUNK_TILES = 128  # tiles per prange iteration: 8,192 float32 values, 32 KiB (in L1/L2)
+_LO32 = uint64(0xFFFFFFFF)
+_U32 = uint64(32)
+
+
+@pure
+def _clamp(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+@pure
+def _counter(tile):
+    """Counter words (lo, hi) of lane 0 of ``tile``; lanes add 0..15 to lo without carry."""
+    base = uint64(tile) * uint64(_L)
+    return base & _LO32, base >> _U32
+
+
+# ---- spans of tiles ---------------------------------------------------------------------------
+# ``_span_*(dst, t0, ntiles, p, key)`` writes tiles t0 .. t0 + ntiles - 1 into dst, tile by tile.
+# One function per distribution, so each lane loop is small and branch-free, and one call per
+# span (not per tile), so the constant set-up before the vectorized loop is paid once. Stores go
+# through a per-tile slice: indices from 0 with a known bound, which LLVM turns into vector
+# stores (an index of unknown sign would keep Numba's negative-index wraparound in the loop).
+
+
+@loop
+def _span_uniform_f32(dst, t0, ntiles, p, key):
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    low, scale, lo, hi = float32(p[0]), float32(p[1]), float32(p[2]), float32(p[3])
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        tile = dst[t * _TILE32 : (t + 1) * _TILE32]
+        for j in range(_L):
+            w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            tile[j] = uniform_f32(w0, low, scale, lo, hi)
+            tile[_L + j] = uniform_f32(w1, low, scale, lo, hi)
+            tile[2 * _L + j] = uniform_f32(w2, low, scale, lo, hi)
+            tile[3 * _L + j] = uniform_f32(w3, low, scale, lo, hi)
+
+
+@loop
+def _span_normal_f32(dst, t0, ntiles, p, key):
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    mean, std, lo, hi = float32(p[0]), float32(p[1]), float32(p[2]), float32(p[3])
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        tile = dst[t * _TILE32 : (t + 1) * _TILE32]
+        for j in range(_L):
+            w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            x0, x1 = normal_pair_f32(w0, w1, mean, std)
+            x2, x3 = normal_pair_f32(w2, w3, mean, std)
+            tile[j] = _clamp(x0, lo, hi)
+            tile[_L + j] = _clamp(x1, lo, hi)
+            tile[2 * _L + j] = _clamp(x2, lo, hi)
+            tile[3 * _L + j] = _clamp(x3, lo, hi)
+
+
+@pure
+def _f32_params(p):
+    return (
+        float32(p[0]), float32(p[1]), float32(p[2]), float32(p[3]),
+        float32(p[4]), float32(p[5]), float32(p[6]), float32(p[7]),
+    )  # fmt: skip
+
+
+@pure
+def _truncnorm_f32_at(w, q):
+    return _clamp(truncnorm_f32(w, q[0], q[1], q[4], q[5], q[6], q[7]), q[2], q[3])
+
+
+@loop
+def _span_truncnorm_f32(dst, t0, ntiles, p, key):
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    q = _f32_params(p)
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        tile = dst[t * _TILE32 : (t + 1) * _TILE32]
+        for j in range(_L):
+            w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            tile[j] = _truncnorm_f32_at(w0, q)
+            tile[_L + j] = _truncnorm_f32_at(w1, q)
+            tile[2 * _L + j] = _truncnorm_f32_at(w2, q)
+            tile[3 * _L + j] = _truncnorm_f32_at(w3, q)
+
+
+@loop
+def _tail_f32_at(w, p):
+    v = truncnorm_tail_f32(w, p[4], p[5], p[6], p[0], p[1])
+    return _clamp(v, float32(p[2]), float32(p[3]))
+
+
+@loop
+def _span_tail_f32(dst, t0, ntiles, p, key):
+    # rare (intervals beyond ~11 sigma) and scalar anyway: plain calls keep compile time low
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        for j in range(_L):
+            w = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            for k in range(4):
+                dst[t * _TILE32 + k * _L + j] = _tail_f32_at(w[k], p)
+
+
+@loop
+def _span_f32(dst, t0, ntiles, dist, p, key):
+    if dist == UNIFORM:
+        _span_uniform_f32(dst, t0, ntiles, p, key)
+    elif dist == NORMAL:
+        _span_normal_f32(dst, t0, ntiles, p, key)
+    elif dist == TRUNCNORM:
+        _span_truncnorm_f32(dst, t0, ntiles, p, key)
+    else:
+        _span_tail_f32(dst, t0, ntiles, p, key)
+
+
+@loop
+def _span_uniform_f64(dst, t0, ntiles, p, key):
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    low, scale, lo, hi = p[0], p[1], p[2], p[3]
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        tile = dst[t * _TILE64 : (t + 1) * _TILE64]
+        for j in range(_L):
+            w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            tile[j] = uniform_f64(w0, w1, low, scale, lo, hi)
+            tile[_L + j] = uniform_f64(w2, w3, low, scale, lo, hi)
+
+
+@loop
+def _span_normal_f64(dst, t0, ntiles, p, key):
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    mean, std, lo, hi = p[0], p[1], p[2], p[3]
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        tile = dst[t * _TILE64 : (t + 1) * _TILE64]
+        for j in range(_L):
+            w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            x0, x1 = normal_pair_f64(w0, w1, w2, w3, mean, std)
+            tile[j] = _clamp(x0, lo, hi)
+            tile[_L + j] = _clamp(x1, lo, hi)
+
+
+@loop
+def _truncnorm_f64_at(wa, wb, p):
+    v = truncnorm_f64(wa, wb, p[0], p[1], p[4], p[5], p[6], p[7])
+    return _clamp(v, p[2], p[3])
+
+
+@loop
+def _tail_f64_at(wa, wb, p):
+    return _clamp(truncnorm_tail_f64(wa, wb, p[4], p[5], p[6], p[0], p[1]), p[2], p[3])
+
+
+@loop
+def _span_truncnorm_f64(dst, t0, ntiles, p, key, tail):
+    # float64 quantiles branch on their region, so this loop is scalar either way
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        for j in range(_L):
+            w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            o = t * _TILE64 + j
+            if tail:
+                dst[o] = _tail_f64_at(w0, w1, p)
+                dst[o + _L] = _tail_f64_at(w2, w3, p)
+            else:
+                dst[o] = _truncnorm_f64_at(w0, w1, p)
+                dst[o + _L] = _truncnorm_f64_at(w2, w3, p)
+
+
+@loop
+def _span_f64(dst, t0, ntiles, dist, p, key):
+    if dist == UNIFORM:
+        _span_uniform_f64(dst, t0, ntiles, p, key)
+    elif dist == NORMAL:
+        _span_normal_f64(dst, t0, ntiles, p, key)
+    else:
+        _span_truncnorm_f64(dst, t0, ntiles, p, key, dist == TRUNCNORM_TAIL)
+
+
+@loop
+def _store32(out, o, src, lo, hi, fmt):
+    """out[o + e] = src[e] for e in [lo, hi), converted to the output format."""
+    if fmt == FMT_BF16:
+        for e in range(lo, hi):
+            out[o + e] = bfloat16_bits(src[e])
+    elif fmt == FMT_F16:
+        for e in range(lo, hi):
+            out[o + e] = float16_bits(src[e])
+    else:
+        for e in range(lo, hi):
+            out[o + e] = src[e]
+
+
+@loop
+def _tiles32(out, fmt, start, t_lo, t_hi, scratch, dist, p, key):
+    """Tiles [t_lo, t_hi) (at most _CHUNK_TILES) of the run whose out[0] is flat index start.
+
+    Written straight into out when they all fall inside it and need no conversion; otherwise
+    through the scratch chunk and a converting copy of the part inside out.
+    """
+    n = out.size
+    o_lo = t_lo * _TILE32 - start
+    o_hi = t_hi * _TILE32 - start
+    if fmt == FMT_DIRECT and o_lo >= 0 and o_hi <= n:
+        _span_f32(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
+    else:
+        _span_f32(scratch, t_lo, t_hi - t_lo, dist, p, key)
+        _store32(out, o_lo, scratch, max(0, -o_lo), min(o_hi, n) - o_lo, fmt)
+
+
+@loop
+def _tiles64(out, start, t_lo, t_hi, scratch, dist, p, key):
+    n = out.size
+    o_lo = t_lo * _TILE64 - start
+    o_hi = t_hi * _TILE64 - start
+    if o_lo >= 0 and o_hi <= n:
+        _span_f64(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
+    else:
+        _span_f64(scratch, t_lo, t_hi - t_lo, dist, p, key)
+        for e in range(max(0, -o_lo), min(o_hi, n) - o_lo):
+            out[o_lo + e] = scratch[e]
+
+
+@loop
+def _run32(out, fmt, start, scratch, dist, p, key):
+    """Serially fill the contiguous out with flat indices start, start + 1, ..."""
+    t_end = (start + out.size - 1) // _TILE32 + 1
+    for t_lo in range(start // _TILE32, t_end, _CHUNK_TILES):
+        _tiles32(out, fmt, start, t_lo, min(t_end, t_lo + _CHUNK_TILES), scratch, dist, p, key)
+
+
+@loop
+def _run64(out, start, scratch, dist, p, key):
+    t_end = (start + out.size - 1) // _TILE64 + 1
+    for t_lo in range(start // _TILE64, t_end, _CHUNK_TILES):
+        _tiles64(out, start, t_lo, min(t_end, t_lo + _CHUNK_TILES), scratch, dist, p, key)
+
+
+@numba.njit(**KERNEL)
+def fill_run_32(out, fmt, start, dist, params, key):
+    """out[e] = value of flat index start + e, for a contiguous 1-D out (float32 or uint16)."""
+    n = out.size
+    if n == 0:
+        return
+    first = start // _TILE32
+    ntiles = (start + n - 1) // _TILE32 - first + 1
+    nchunks = (ntiles + _CHUNK_TILES - 1) // _CHUNK_TILES
+    for c in prange(nchunks):
+        scratch = np.empty(_CHUNK_TILES * _TILE32, np.float32)
+        t_lo = first + c * _CHUNK_TILES
+        t_hi = min(first + ntiles, t_lo + _CHUNK_TILES)
+        _tiles32(out, fmt, start, t_lo, t_hi, scratch, dist, params, key)
+
+
+@numba.njit(**KERNEL)
+def fill_run_64(out, start, dist, params, key):
+    n = out.size
+    if n == 0:
+        return
+    first = start // _TILE64
+    ntiles = (start + n - 1) // _TILE64 - first + 1
+    nchunks = (ntiles + _CHUNK_TILES - 1) // _CHUNK_TILES
+    for c in prange(nchunks):
+        scratch = np.empty(_CHUNK_TILES * _TILE64, np.float64)
+        t_lo = first + c * _CHUNK_TILES
+        t_hi = min(first + ntiles, t_lo + _CHUNK_TILES)
+        _tiles64(out, start, t_lo, t_hi, scratch, dist, params, key)
+
+
+@pure
+def _block_of(i, tile_size):
+    """(counter lo, counter hi, slot) of flat index i in the layout (rng/layout.py)."""
+    tile, r = i // tile_size, i % tile_size
+    slot, lane = r // _L, r % _L
+    block = uint64(tile) * uint64(_L) + uint64(lane)
+    return block & _LO32, block >> _U32, slot
+
+
+@loop
+def _value_f32(i, dist, p, key):
+    """The float32 value of flat index i, alone (the per-element form of _tile_f32)."""
+    c0, c1, slot = _block_of(i, _TILE32)
+    w = philox4x32_block(c0, c1, key[2], key[3], key[0], key[1], ROUNDS)
+    if dist == UNIFORM:
+        return uniform_f32(w[slot], float32(p[0]), float32(p[1]), float32(p[2]), float32(p[3]))
+    if dist == NORMAL:
+        pair = normal_pair_f32(w[slot & -2], w[slot | 1], float32(p[0]), float32(p[1]))
+        return _clamp(pair[slot & 1], float32(p[2]), float32(p[3]))
+    if dist == TRUNCNORM:
+        return _truncnorm_f32_at(w[slot], _f32_params(p))
+    return _tail_f32_at(w[slot], p)
+
+
+@loop
+def _value_f64(i, dist, p, key):
+    c0, c1, slot = _block_of(i, _TILE64)
+    w = philox4x32_block(c0, c1, key[2], key[3], key[0], key[1], ROUNDS)
+    if dist == NORMAL:
+        return _clamp(normal_pair_f64(w[0], w[1], w[2], w[3], p[0], p[1])[slot], p[2], p[3])
+    wa, wb = w[2 * slot], w[2 * slot + 1]
+    if dist == UNIFORM:
+        return uniform_f64(wa, wb, p[0], p[1], p[2], p[3])
+    if dist == TRUNCNORM:
+        return _truncnorm_f64_at(wa, wb, p)
+    return _tail_f64_at(wa, wb, p)
+
+
+@pure
+def _outer_offsets(o, shape, sstride, dstride, sbase, dbase):
+    s, d, rem = sbase, dbase, o
+    for j in range(shape.size - 1, -1, -1):
+        q = rem % shape[j]
+        rem //= shape[j]
+        s += q * sstride[j]
+        d += q * dstride[j]
+    return s, d
+
+
+@numba.njit(**KERNEL)
+def fill_strided_32(out, fmt, shape, sstride, dstride, sbase, dbase, n, sstep, dstep, dist, params, key):
+    """For every outer multi-index: a run of n elements, source step sstep, destination dstep.
+
+    out is the flat storage (float32 or uint16); offsets are in elements.
+    """
+    n_outer = 1
+    for j in range(shape.size):
+        n_outer *= shape[j]
+    for o in prange(n_outer):
+        s, d = _outer_offsets(o, shape, sstride, dstride, sbase, dbase)
+        if sstep == 1 and dstep == 1:
+            scratch = np.empty(_CHUNK_TILES * _TILE32, np.float32)
+            _run32(out[d : d + n], fmt, s, scratch, dist, params, key)
+        else:
+            for e in range(n):
+                x = _value_f32(s + e * sstep, dist, params, key)
+                if fmt == FMT_BF16:
+                    out[d + e * dstep] = bfloat16_bits(x)
+                elif fmt == FMT_F16:
+                    out[d + e * dstep] = float16_bits(x)
+                else:
+                    out[d + e * dstep] = x
+
+
+@numba.njit(**KERNEL)
+def fill_strided_64(out, shape, sstride, dstride, sbase, dbase, n, sstep, dstep, dist, params, key):
+    n_outer = 1
+    for j in range(shape.size):
+        n_outer *= shape[j]
+    for o in prange(n_outer):
+        s, d = _outer_offsets(o, shape, sstride, dstride, sbase, dbase)
+        if sstep == 1 and dstep == 1:
+            scratch = np.empty(_CHUNK_TILES * _TILE64, np.float64)
+            _run64(out[d : d + n], s, scratch, dist, params, key)
+        else:
+            for e in range(n):
+                out[d + e * dstep] = _value_f64(s + e * sstep, dist, params, key)
+
+
+@dataclass(frozen=True)
+class FillPlan:
+    """Which flat source indices go where: for every multi-index k over ``outer`` x ``n``,
+
+    source flat index  = src_base + sum(k_j * src_strides[j]) + e * src_step
+    destination offset = dst_base + sum(k_j * dst_strides[j]) + e * dst_step    (e < n)
+    """
+
+    outer: tuple[int, ...]
+    src_strides: tuple[int, ...]
+    dst_strides: tuple[int, ...]
+    src_base: int
+    dst_base: int
+    n: int
+    src_step: int
+    dst_step: int
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.outer, dtype=np.int64)) * self.n
+
+
+def fill(out, fmt, plan: FillPlan, dist, params, key):
+    """Fill the flat storage array ``out`` (float32, float64 or uint16) following ``plan``."""
+    if plan.size == 0:
+        return
+    params = np.ascontiguousarray(params, dtype=np.float64)
+    key = np.ascontiguousarray(key, dtype=np.uint64)
+    wide = out.dtype == np.float64
+    contiguous = plan.src_step == 1 and plan.dst_step == 1
+    n_outer = plan.size // plan.n
+    # Few long runs: parallelize inside each run. Many runs: parallelize over runs.
+    if contiguous and n_outer <= 4 * numba.get_num_threads() and plan.n >= 4096:
+        for k in np.ndindex(*plan.outer):
+            s = plan.src_base + sum(a * b for a, b in zip(k, plan.src_strides))
+            d = plan.dst_base + sum(a * b for a, b in zip(k, plan.dst_strides))
+            run = out[d : d + plan.n]
+            if wide:
+                fill_run_64(run, int64(s), dist, params, key)
+            else:
+                fill_run_32(run, fmt, int64(s), dist, params, key)
+        return
+    arrays = [np.asarray(a, dtype=np.int64) for a in (plan.outer, plan.src_strides, plan.dst_strides)]
+    scalars = [int64(x) for x in (plan.src_base, plan.dst_base, plan.n, plan.src_step, plan.dst_step)]
+    if wide:
+        fill_strided_64(out, *arrays, *scalars, dist, params, key)
+    else:
+        fill_strided_32(out, fmt, *arrays, *scalars, dist, params, key)

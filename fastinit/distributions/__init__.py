@@ -1,0 +1,20 @@
+"""Per-element pure functions: the distributions, the special functions they need, rounding.
+
+Distribution codes and parameter layouts shared by every backend. ``params`` is a float64
+vector of ``N_PARAMS`` values, prepared once per call by ``fastinit.api``:
+
+==================  ========================================================================
+code                params
+==================  ========================================================================
+UNIFORM             low, high - low, lo, hi                 (lo/hi: the clamp interval)
+NORMAL              mean, std, lo, hi
+TRUNCNORM           mean, std, lo, hi, Phi(alpha), Q(beta), mass of [alpha, m], mass total
+TRUNCNORM_TAIL      mean, std, lo, hi, sign, log Q(alpha'), Q(beta') / Q(alpha')
+==================  ========================================================================
+"""
+
+UNIFORM = 0
+NORMAL = 1
+TRUNCNORM = 2
+TRUNCNORM_TAIL = 3
+N_PARAMS = 8

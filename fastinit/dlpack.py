@@ -1,0 +1,688 @@
+"""DLPack, both ways, in pure Python (ctypes): the producer behind ``FastArray.__dlpack__``
+and the consumer behind the samplers' ``out=`` argument.
+
+The structures mirror ``dlpack.h`` 1.x (dmlc/dlpack, include/dlpack/dlpack.h); the Python
+protocol (``__dlpack__(stream, max_version, dl_device, copy)``, capsule names, renaming a
+consumed capsule) follows the array API standard's data-interchange section.
+
+Producer: :func:`make_capsule` wraps memory kept alive by ``owner`` in a ``"dltensor"``
+(legacy ``DLManagedTensor``) or ``"dltensor_versioned"`` capsule. The owner is released when
+the consumer calls the deleter, or when the capsule is dropped without being consumed.
+
+Consumer: :func:`writable_view` turns ``out`` (NumPy array, torch tensor or any other DLPack
+producer, writable buffer) into a NumPy view of the same memory, or raises an error naming
+the argument.
+
+Why there is a little native code here: the deleter and the capsule destructor are called
+from C, sometimes while an exception is propagating (a consumer that rejects a capsule drops
+it with its error already set; a temporary tensor freed during unwinding). A ctypes callback
+entered in that state corrupts the interpreter: the pending exception is replaced by a
+SystemError and then lost (tests/test_dlpack.py reproduces both cases). So each callback is
+entered through a trampoline of a dozen instructions, JIT-compiled on the first export with
+llvmlite (installed with numba), that takes the GIL, sets the pending exception aside,
+calls the Python function and restores the exception, as C extensions such as NumPy do in
+their own DLPack deleters.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import functools
+import math
+from typing import Self
+
+import numpy as np
+
+from fastinit.dtypes import DTYPES, DType, dtype_from_dlpack, resolve_dtype
+
+__all__ = [
+    "DLPACK_FLAG_BITMASK_IS_COPIED",
+    "DLPACK_FLAG_BITMASK_READ_ONLY",
+    "DLPACK_VERSION",
+    "DLDataType",
+    "DLDevice",
+    "DLDeviceType",
+    "DLManagedTensor",
+    "DLManagedTensorVersioned",
+    "DLPackVersion",
+    "DLTensor",
+    "WritableView",
+    "make_capsule",
+    "writable_view",
+]
+
+# The version written into versioned capsules. 1.0 is the first release with
+# DLManagedTensorVersioned and both flags below; 1.1 only adds type codes (fp8, fp6, fp4)
+# that no fastinit dtype uses yet. Raise the minor when one of those dtypes is added.
+DLPACK_VERSION = (1, 0)
+
+DLPACK_FLAG_BITMASK_READ_ONLY = 1 << 0
+DLPACK_FLAG_BITMASK_IS_COPIED = 1 << 1
+
+
+class DLDeviceType(enum.IntEnum):
+    """``DLDeviceType`` from dlpack.h."""
+
+    kDLCPU = 1
+    kDLCUDA = 2
+    kDLCUDAHost = 3  # pinned host memory (cudaMallocHost)
+    kDLOpenCL = 4
+    kDLVulkan = 7
+    kDLMetal = 8
+    kDLVPI = 9
+    kDLROCM = 10
+    kDLROCMHost = 11  # pinned host memory (hipMallocHost)
+    kDLExtDev = 12
+    kDLCUDAManaged = 13
+    kDLOneAPI = 14
+    kDLWebGPU = 15
+    kDLHexagon = 16
+    kDLMAIA = 17
+    kDLTrn = 18
+
+
+# Device types whose memory the CPU may write: plain CPU memory and pinned host memory.
+_HOST_DEVICE_TYPES = frozenset(
+    {DLDeviceType.kDLCPU, DLDeviceType.kDLCUDAHost, DLDeviceType.kDLROCMHost}
+)
+
+_VOID_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # void (*)(void *)
+
+
+class DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class DLDataType(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint8),
+        ("bits", ctypes.c_uint8),
+        ("lanes", ctypes.c_uint16),
+    ]
+
+
+class DLTensor(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("device", DLDevice),
+        ("ndim", ctypes.c_int32),
+        ("dtype", DLDataType),
+        ("shape", ctypes.POINTER(ctypes.c_int64)),
+        ("strides", ctypes.POINTER(ctypes.c_int64)),  # in elements; NULL = C-contiguous
+        ("byte_offset", ctypes.c_uint64),
+    ]
+
+
+class DLManagedTensor(ctypes.Structure):
+    """The legacy (unversioned) managed tensor, capsule name ``"dltensor"``."""
+
+    _fields_ = [
+        ("dl_tensor", DLTensor),
+        ("manager_ctx", ctypes.c_void_p),
+        ("deleter", _VOID_FN),
+    ]
+
+
+class DLPackVersion(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32)]
+
+
+class DLManagedTensorVersioned(ctypes.Structure):
+    """The versioned managed tensor, capsule name ``"dltensor_versioned"``."""
+
+    _fields_ = [
+        ("version", DLPackVersion),
+        ("manager_ctx", ctypes.c_void_p),
+        ("deleter", _VOID_FN),
+        ("flags", ctypes.c_uint64),
+        ("dl_tensor", DLTensor),
+    ]
+
+
+def _capi(name, restype, *argtypes):
+    # Private prototypes: setting argtypes on ctypes.pythonapi.X would change them for
+    # every other library in the process that uses the same attribute.
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ctypes.pythonapi))
+
+
+_py_incref = _capi("Py_IncRef", None, ctypes.py_object)
+
+
+def _keep_forever(obj):
+    """Leak one reference to ``obj`` so it outlives interpreter teardown.
+
+    Consumers may call a deleter, or drop a capsule, after this module's globals have been
+    cleared at exit (a torch tensor held by another module's global). What they call into
+    (compiled code, ctypes thunks, capsule-name strings) must still be there.
+    """
+    _py_incref(obj)
+    return obj
+
+
+def _c_string(text: bytes):
+    """A NUL-terminated string at a fixed address for the life of the process.
+
+    PyCapsule stores the name pointer, it does not copy the name.
+    """
+    return _keep_forever(ctypes.create_string_buffer(text))
+
+
+_NAME_LEGACY = _c_string(b"dltensor")
+_NAME_VERSIONED = _c_string(b"dltensor_versioned")
+_NAME_USED_LEGACY = _c_string(b"used_dltensor")
+_NAME_USED_VERSIONED = _c_string(b"used_dltensor_versioned")
+
+
+_capsule_new = _capi(
+    "PyCapsule_New", ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
+)
+# These take the capsule as a bare address: the destructor sees a capsule whose reference
+# count is already zero, which must not be wrapped in a Python reference again.
+_capsule_get_name = _capi("PyCapsule_GetName", ctypes.c_char_p, ctypes.c_void_p)
+_capsule_get_pointer = _capi(
+    "PyCapsule_GetPointer", ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p
+)
+_capsule_set_name = _capi(
+    "PyCapsule_SetName", ctypes.c_int, ctypes.py_object, ctypes.c_void_p
+)
+_capsule_get_name_obj = _capi("PyCapsule_GetName", ctypes.c_char_p, ctypes.py_object)
+_capsule_get_pointer_obj = _capi(
+    "PyCapsule_GetPointer", ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Producer
+# ---------------------------------------------------------------------------------------
+
+# Address of each exported managed tensor -> (its ctypes block, the owner it keeps alive).
+# An entry is removed exactly once: by the deleter, or by the destructor of a capsule
+# that was never consumed. Its size is the number of exports still alive.
+_LIVE: dict[int, tuple[ctypes.Structure, object]] = {}
+
+
+def _python_callbacks(live):
+    # Closures rather than module globals: at exit the module's globals are cleared before
+    # every foreign tensor is gone.
+    pop = live.pop
+    get_name, get_pointer = _capsule_get_name, _capsule_get_pointer
+    unconsumed = (b"dltensor", b"dltensor_versioned")
+
+    def deleter(managed):
+        pop(managed, None)
+
+    def capsule_destructor(capsule):
+        # A consumer renames the capsule ("used_dltensor...") when it takes ownership;
+        # only a capsule nobody consumed still owns its tensor.
+        name = get_name(capsule)
+        if name in unconsumed:
+            pop(get_pointer(capsule, name), None)  # our own deleter, called directly
+
+    return deleter, capsule_destructor
+
+
+_TRAMPOLINE_IR = """
+define void @{name}(ptr %arg) {{
+entry:
+  %is_init = call i32 inttoptr (i{w} {is_initialized} to ptr)()
+  %alive = icmp ne i32 %is_init, 0
+  br i1 %alive, label %run, label %done
+run:
+  %type = alloca ptr
+  %value = alloca ptr
+  %tb = alloca ptr
+  %gil = call i32 inttoptr (i{w} {gil_ensure} to ptr)()
+  call void inttoptr (i{w} {err_fetch} to ptr)(ptr %type, ptr %value, ptr %tb)
+  call void inttoptr (i{w} {target} to ptr)(ptr %arg)
+  %t = load ptr, ptr %type
+  %v = load ptr, ptr %value
+  %b = load ptr, ptr %tb
+  call void inttoptr (i{w} {err_restore} to ptr)(ptr %t, ptr %v, ptr %b)
+  call void inttoptr (i{w} {gil_release} to ptr)(i32 %gil)
+  br label %done
+done:
+  ret void
+}}
+"""
+
+
+def _compile_trampolines(targets: dict[str, int]) -> dict[str, int]:
+    """Native ``void f(void *)`` entry points that call ``targets`` exception-safely.
+
+    Each one: return at once if the interpreter is gone (as NumPy's deleter does); else
+    take the GIL (the caller may be a framework thread without it), set aside the pending
+    exception, call the target (a ctypes callback), restore the exception.
+    """
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+    def address(fn):
+        return ctypes.cast(fn, ctypes.c_void_p).value
+
+    api = ctypes.pythonapi
+    symbols = {
+        "w": ctypes.sizeof(ctypes.c_void_p) * 8,
+        "is_initialized": address(api.Py_IsInitialized),
+        "gil_ensure": address(api.PyGILState_Ensure),
+        "gil_release": address(api.PyGILState_Release),
+        "err_fetch": address(api.PyErr_Fetch),
+        "err_restore": address(api.PyErr_Restore),
+    }
+    source = "".join(
+        _TRAMPOLINE_IR.format(name=name, target=target, **symbols)
+        for name, target in targets.items()
+    )
+    module = llvm.parse_assembly(source)
+    module.triple = llvm.get_process_triple()
+    module.verify()
+    machine = llvm.Target.from_triple(module.triple).create_target_machine()
+    engine = llvm.create_mcjit_compiler(module, machine)
+    engine.finalize_object()
+    _keep_forever(engine)  # owns the machine code
+    return {name: engine.get_function_address(name) for name in targets}
+
+
+@functools.cache
+def _native_callbacks() -> tuple[int, int]:
+    """(deleter, capsule destructor): native addresses, built on first export."""
+    deleter, destructor = (
+        _keep_forever(_VOID_FN(fn)) for fn in _python_callbacks(_LIVE)
+    )
+    entry = _compile_trampolines(
+        {
+            "fastinit_dlpack_deleter": ctypes.cast(deleter, ctypes.c_void_p).value,
+            "fastinit_dlpack_capsule_destructor": ctypes.cast(
+                destructor, ctypes.c_void_p
+            ).value,
+        }
+    )
+    return entry["fastinit_dlpack_deleter"], entry["fastinit_dlpack_capsule_destructor"]
+
+
+@functools.cache
+def _block_type(versioned: bool, ndim: int) -> type[ctypes.Structure]:
+    # One allocation holds the managed tensor and its shape and strides, so they live and
+    # die together. The managed tensor comes first: its address is the block's address.
+    head = DLManagedTensorVersioned if versioned else DLManagedTensor
+    return type(
+        f"_Block{'Versioned' if versioned else ''}{ndim}",
+        (ctypes.Structure,),
+        {
+            "_fields_": [
+                ("managed", head),
+                ("shape", ctypes.c_int64 * ndim),
+                ("strides", ctypes.c_int64 * ndim),
+            ]
+        },
+    )
+
+
+def make_capsule(
+    owner,
+    data_ptr: int,
+    shape,
+    strides,
+    dtype: DType,
+    device=(DLDeviceType.kDLCPU, 0),
+    *,
+    versioned: bool,
+    read_only: bool = False,
+    copied: bool = False,
+):
+    """A DLPack capsule describing memory that ``owner`` keeps alive.
+
+    ``strides`` are in elements. ``owner`` is referenced until the consumer calls the
+    deleter, or until the capsule is dropped unconsumed. ``read_only`` and ``copied`` set
+    the versioned flags; a legacy capsule cannot carry them.
+
+    >>> import numpy as np
+    >>> from fastinit.dtypes import DTYPES
+    >>> a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    >>> cap = make_capsule(a, a.ctypes.data, a.shape, (3, 1), DTYPES["float32"],
+    ...                    versioned=True)
+    >>> class Export:  # np.from_dlpack takes an object with __dlpack__
+    ...     def __dlpack__(self, **kwargs): return cap
+    ...     def __dlpack_device__(self): return (1, 0)
+    >>> b = np.from_dlpack(Export())
+    >>> b.ctypes.data == a.ctypes.data, b[1, 2]
+    (True, np.float32(5.0))
+    """
+    shape = tuple(int(n) for n in shape)
+    strides = tuple(int(s) for s in strides)
+    ndim = len(shape)
+    if len(strides) != ndim:
+        raise ValueError(f"strides {strides} do not match shape {shape}")
+    if not versioned and (read_only or copied):
+        raise ValueError("a legacy capsule cannot carry the read-only or copied flag")
+    deleter, destructor = _native_callbacks()
+
+    block = _block_type(versioned, ndim)()
+    block.shape[:] = shape
+    block.strides[:] = strides
+    managed = block.managed
+    tensor = managed.dl_tensor
+    # dlpack.h: "if the tensor is of size zero, then the data pointer should be NULL".
+    tensor.data = data_ptr if math.prod(shape) else None
+    tensor.device = DLDevice(int(device[0]), int(device[1]))
+    tensor.ndim = ndim
+    tensor.dtype = DLDataType(dtype.dlpack_code, dtype.bits, 1)
+    int64_p = ctypes.POINTER(ctypes.c_int64)
+    tensor.shape = ctypes.cast(block.shape, int64_p)
+    tensor.strides = ctypes.cast(block.strides, int64_p)
+    tensor.byte_offset = 0
+    managed.deleter = _VOID_FN(deleter)
+    if versioned:
+        managed.version = DLPackVersion(*DLPACK_VERSION)
+        managed.flags = (DLPACK_FLAG_BITMASK_READ_ONLY if read_only else 0) | (
+            DLPACK_FLAG_BITMASK_IS_COPIED if copied else 0
+        )
+
+    address = ctypes.addressof(block)
+    _LIVE[address] = (block, owner)
+    name = _NAME_VERSIONED if versioned else _NAME_LEGACY
+    try:
+        return _capsule_new(address, ctypes.addressof(name), destructor)
+    except BaseException:
+        del _LIVE[address]
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# Consumer
+# ---------------------------------------------------------------------------------------
+
+
+class _ImportedTensor:
+    """A consumed DLPack tensor: calls the producer's deleter once, when released.
+
+    It is the ``base`` of the NumPy view, so the deleter cannot run while any array
+    viewing the memory is alive.
+    """
+
+    __slots__ = ("__array_interface__", "_deleter", "_managed")
+
+    def __init__(self, managed: int, deleter):
+        self._managed = managed
+        self._deleter = deleter if deleter else None
+
+    def release(self) -> None:
+        deleter, self._deleter = self._deleter, None
+        if deleter is not None:
+            deleter(self._managed)
+
+    def __del__(self):
+        self.release()
+
+
+class WritableView:
+    """``out`` seen as a NumPy array of ``dtype.storage`` over the same memory.
+
+    ``array`` has the tensor's shape; ``strides`` are in elements. ``release()`` (or
+    leaving a ``with`` block) drops the view; when ``out`` was imported through DLPack the
+    producer's deleter runs as soon as no array viewing the memory is left.
+    """
+
+    __slots__ = ("_array", "dtype")
+
+    def __init__(self, array: np.ndarray, dtype: DType):
+        self._array = array
+        self.dtype = dtype
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            raise ValueError("this view of out was released")
+        return self._array
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return tuple(s // self.dtype.itemsize for s in self.array.strides)
+
+    def release(self) -> None:
+        self._array = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        if self._array is None:
+            return "WritableView(released)"
+        return (
+            f"WritableView(shape={self.shape}, dtype={self.dtype.name}, "
+            f"strides={self.strides})"
+        )
+
+
+_SUPPORTED = ", ".join(DTYPES)
+
+_DEVICE_NAMES = {
+    DLDeviceType.kDLCUDA: "CUDA",
+    DLDeviceType.kDLCUDAManaged: "CUDA (managed memory)",
+    DLDeviceType.kDLROCM: "ROCm",
+}
+
+
+def writable_view(obj, *, argname: str = "out") -> WritableView:
+    """View ``obj`` as a writable NumPy array of its storage dtype, sharing its memory.
+
+    Accepts a writeable NumPy array, any CPU DLPack producer (torch tensors, including
+    non-contiguous views and bfloat16), and writable buffers (``array.array``, a
+    ``memoryview`` cast to a float format). Raises TypeError / ValueError naming
+    ``argname`` for anything fastinit cannot write into.
+
+    >>> import numpy as np
+    >>> a = np.zeros((2, 3), dtype=np.float32)
+    >>> with writable_view(a[:, ::2]) as view:
+    ...     view.array[...] = 1.0
+    ...     view.dtype.name, view.shape, view.strides
+    ('float32', (2, 2), (3, 2))
+    >>> a
+    array([[1., 0., 1.],
+           [1., 0., 1.]], dtype=float32)
+    >>> writable_view(np.zeros(3, dtype=np.int32))
+    Traceback (most recent call last):
+    ...
+    TypeError: out has dtype int32, which fastinit does not write; supported dtypes: float32, float64, float16, bfloat16
+    """
+    if type(obj).__module__.startswith("jax"):
+        raise TypeError(
+            f"{argname} is a JAX array; JAX arrays are immutable, so fastinit cannot fill "
+            f"them in place. Leave {argname}=None and convert the result with "
+            "jax.numpy.from_dlpack (no copy)"
+        )
+    if isinstance(obj, np.ndarray):
+        return _view_numpy(obj, argname)
+    if hasattr(obj, "__dlpack__"):
+        return _view_dlpack(obj, argname)
+    try:
+        buffer = memoryview(obj)
+    except TypeError:
+        raise TypeError(
+            f"{argname} must be a NumPy array, a CPU tensor supporting DLPack (such as a "
+            f"torch tensor) or a writable buffer; got {type(obj).__name__}"
+        ) from None
+    if buffer.readonly:
+        raise ValueError(
+            f"{argname} is a read-only buffer; fastinit must write into it"
+        )
+    return _view_numpy(np.asarray(buffer), argname)
+
+
+def _view_numpy(array: np.ndarray, argname: str) -> WritableView:
+    dtype = _numpy_dtype_row(array.dtype, argname)
+    if not array.flags.writeable:
+        raise ValueError(f"{argname} is read-only; fastinit must write into it")
+    itemsize = array.dtype.itemsize
+    if any(s % itemsize for s in array.strides):
+        raise ValueError(
+            f"{argname} has byte strides {array.strides} that are not multiples of its "
+            f"itemsize {itemsize}"
+        )
+    strides = tuple(s // itemsize for s in array.strides)
+    _check_no_overlap(array.shape, strides, argname)
+    return WritableView(array.view(dtype.storage), dtype)
+
+
+def _numpy_dtype_row(np_dtype: np.dtype, argname: str) -> DType:
+    if not np_dtype.isnative:
+        raise ValueError(
+            f"{argname} has non-native byte order ({np_dtype.str}); fastinit writes "
+            "native-endian values"
+        )
+    try:
+        # By name: float16/32/64 and ml_dtypes' bfloat16. A uint16 array is refused even
+        # though uint16 is bfloat16's storage: its values are not bfloat16 values.
+        return resolve_dtype(np_dtype, argname=argname)
+    except TypeError:
+        raise TypeError(
+            f"{argname} has dtype {np_dtype}, which fastinit does not write; "
+            f"supported dtypes: {_SUPPORTED}"
+        ) from None
+
+
+def _check_no_overlap(shape, strides, argname: str) -> None:
+    """Refuse layouts where two elements may share memory.
+
+    Sufficient test: sorted by |stride|, each axis must step over everything the smaller
+    axes span. It also rejects interleaved layouts that happen not to overlap; no
+    framework hands those out.
+    """
+    if 0 in shape:
+        return
+    for axis, (n, s) in enumerate(zip(shape, strides)):
+        if n > 1 and s == 0:
+            raise ValueError(
+                f"{argname} has stride 0 along axis {axis} (a broadcast view): its "
+                "elements share memory, so it cannot be filled"
+            )
+    span = 1
+    for step, n in sorted((abs(s), n) for n, s in zip(shape, strides) if n > 1):
+        if step < span:
+            raise ValueError(
+                f"{argname} has overlapping memory (shape {tuple(shape)}, element "
+                f"strides {tuple(strides)}): its elements are not all distinct"
+            )
+        span += step * (n - 1)
+
+
+def _view_dlpack(obj, argname: str) -> WritableView:
+    if hasattr(obj, "__dlpack_device__"):
+        _check_host_device(tuple(obj.__dlpack_device__()), argname)
+    try:
+        try:
+            capsule = obj.__dlpack__(max_version=DLPACK_VERSION)
+        except TypeError:  # a producer older than DLPack 1.0 rejects the keyword
+            capsule = obj.__dlpack__()
+    except BufferError as error:
+        if getattr(obj, "requires_grad", False):
+            raise TypeError(
+                f"{argname} requires grad, and torch will not export such a tensor "
+                f"through DLPack; pass {argname}=tensor.detach() instead (it shares the "
+                "memory, so the tensor is filled in place), inside torch.no_grad() as "
+                "torch.nn.init does"
+            ) from error
+        raise TypeError(
+            f"{argname} cannot be exported through DLPack: {error}"
+        ) from error
+
+    name = _capsule_get_name_obj(capsule) if _is_capsule(capsule) else None
+    if name not in (b"dltensor", b"dltensor_versioned"):
+        raise TypeError(
+            f"{argname}.__dlpack__() returned {type(capsule).__name__} named {name!r}, "
+            "not an unconsumed DLPack capsule"
+        )
+    versioned = name == b"dltensor_versioned"
+    address = _capsule_get_pointer_obj(capsule, name)
+    # From here on the deleter is ours to call (array API: rename on consumption).
+    used = _NAME_USED_VERSIONED if versioned else _NAME_USED_LEGACY
+    _capsule_set_name(capsule, ctypes.addressof(used))
+    managed = (DLManagedTensorVersioned if versioned else DLManagedTensor).from_address(
+        address
+    )
+    imported = _ImportedTensor(address, managed.deleter)
+    try:
+        return _view_managed(managed, versioned, imported, argname)
+    except BaseException:
+        imported.release()
+        raise
+
+
+def _is_capsule(obj) -> bool:
+    return type(obj).__name__ == "PyCapsule"
+
+
+def _view_managed(managed, versioned: bool, imported, argname: str) -> WritableView:
+    if versioned:
+        version = (managed.version.major, managed.version.minor)
+        if version[0] != DLPACK_VERSION[0]:
+            # dlpack.h: on a major mismatch only the deleter may be touched.
+            raise ValueError(
+                f"{argname} was exported with DLPack {version[0]}.{version[1]}; "
+                f"fastinit reads DLPack {DLPACK_VERSION[0]}.x"
+            )
+        if managed.flags & DLPACK_FLAG_BITMASK_READ_ONLY:
+            raise ValueError(f"{argname} is read-only; fastinit must write into it")
+        if managed.flags & DLPACK_FLAG_BITMASK_IS_COPIED:
+            raise ValueError(
+                f"{argname} was copied by its producer on export, so writes would not "
+                "reach it"
+            )
+    tensor = managed.dl_tensor
+    _check_host_device((tensor.device.device_type, tensor.device.device_id), argname)
+    code, bits, lanes = tensor.dtype.code, tensor.dtype.bits, tensor.dtype.lanes
+    dtype = dtype_from_dlpack(code, bits) if lanes == 1 else None
+    if dtype is None:
+        raise TypeError(
+            f"{argname} has DLPack dtype (code={code}, bits={bits}, lanes={lanes}), "
+            f"which fastinit does not write; supported dtypes: {_SUPPORTED}"
+        )
+    ndim = tensor.ndim
+    shape = tuple(tensor.shape[:ndim]) if ndim else ()
+    if tensor.strides and ndim:
+        strides = tuple(tensor.strides[:ndim])
+    else:  # NULL strides: C-contiguous (allowed before DLPack 1.0)
+        strides = tuple(math.prod(shape[i + 1 :]) for i in range(ndim))
+    _check_no_overlap(shape, strides, argname)
+    storage = dtype.storage
+    if math.prod(shape) and not tensor.data:
+        raise ValueError(f"{argname} was exported with a NULL data pointer")
+    if math.prod(shape) == 0:
+        imported.release()  # no memory to share
+        return WritableView(np.empty(shape, dtype=storage), dtype)
+    imported.__array_interface__ = {
+        "version": 3,
+        "shape": shape,
+        "typestr": storage.str,
+        "data": ((tensor.data or 0) + tensor.byte_offset, False),
+        "strides": tuple(s * dtype.itemsize for s in strides),
+    }
+    return WritableView(np.asarray(imported), dtype)
+
+
+def _check_host_device(device: tuple[int, int], argname: str) -> None:
+    device_type = int(device[0])
+    if device_type in _HOST_DEVICE_TYPES:
+        return
+    try:
+        name = _DEVICE_NAMES.get(device_type) or DLDeviceType(device_type).name[3:]
+    except ValueError:
+        name = f"DLPack device type {device_type}"
+    hint = (
+        "; CUDA support comes with device='cuda'"
+        if device_type in (DLDeviceType.kDLCUDA, DLDeviceType.kDLCUDAManaged)
+        else ""
+    )
+    raise ValueError(
+        f"{argname} is on a {name} device ({device_type}, {int(device[1])}); "
+        f"fastinit fills CPU memory here{hint}"
+    )

@@ -1,0 +1,128 @@
+"""The one dtype table of the package.
+
+Every output dtype fastinit produces is a row of ``DTYPES``. A row says how the values are
+computed (``compute``: the float width the samplers work in), how they are stored in a NumPy
+buffer (``storage``: bfloat16 has no NumPy dtype, so it is stored as its raw 16-bit pattern),
+and how DLPack names them (``dlpack_code``, ``bits``). Nothing else in the package keeps its
+own list of dtypes.
+
+``resolve_dtype`` accepts strings ("float32", "bf16", ...), NumPy dtypes and scalar types,
+``ml_dtypes.bfloat16`` and torch / JAX dtype objects (recognised by name, without importing
+those frameworks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DType", "DTYPES", "resolve_dtype", "dtype_from_dlpack"]
+
+# DLPack type codes (dlpack.h, DLDataTypeCode).
+DLPACK_INT = 0
+DLPACK_UINT = 1
+DLPACK_FLOAT = 2
+DLPACK_BFLOAT = 4
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str  # canonical name, as in torch / NumPy / JAX
+    storage: np.dtype  # dtype of the NumPy buffer that holds the bytes
+    compute: int  # 32: computed in float32 then rounded once; 64: computed in float64
+    dlpack_code: int
+    bits: int
+
+    @property
+    def itemsize(self) -> int:
+        return self.bits // 8
+
+    @property
+    def is_low_precision(self) -> bool:
+        return self.bits == 16
+
+    def numpy_dtype(self) -> np.dtype:
+        """The NumPy dtype a user sees (``ml_dtypes.bfloat16`` for bfloat16).
+
+        Raises TypeError for bfloat16 when ml_dtypes is not installed.
+        """
+        if self.name != "bfloat16":
+            return self.storage
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError(
+                "bfloat16 has no NumPy dtype without the ml_dtypes package "
+                "(pip install ml_dtypes); use .raw to see the bits as uint16, "
+                "or hand the array to torch/JAX through DLPack"
+            ) from None
+        return np.dtype(ml_dtypes.bfloat16)
+
+    def __repr__(self) -> str:
+        return f"fastinit.{self.name}"
+
+
+DTYPES: dict[str, DType] = {
+    d.name: d
+    for d in (
+        DType("float32", np.dtype(np.float32), 32, DLPACK_FLOAT, 32),
+        DType("float64", np.dtype(np.float64), 64, DLPACK_FLOAT, 64),
+        DType("float16", np.dtype(np.float16), 32, DLPACK_FLOAT, 16),
+        DType("bfloat16", np.dtype(np.uint16), 32, DLPACK_BFLOAT, 16),
+    )
+}
+
+_ALIASES = {
+    "float": "float32",
+    "f4": "float32",
+    "fp32": "float32",
+    "single": "float32",
+    "double": "float64",
+    "f8": "float64",
+    "fp64": "float64",
+    "half": "float16",
+    "f2": "float16",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+}
+
+
+def resolve_dtype(dtype, *, argname: str = "dtype") -> DType:
+    """Return the table row for ``dtype``; raise TypeError naming ``argname`` if unknown.
+
+    >>> resolve_dtype("bf16").name
+    'bfloat16'
+    >>> resolve_dtype(np.float64).name
+    'float64'
+    """
+    if isinstance(dtype, DType):
+        return dtype
+    key = None
+    if isinstance(dtype, str):
+        key = dtype.strip().lower()
+    else:
+        module = type(dtype).__module__ or ""
+        if module.startswith("torch"):
+            key = str(dtype).split(".")[-1]  # torch.bfloat16 -> "bfloat16"
+        else:
+            try:
+                key = np.dtype(dtype).name  # NumPy dtypes, jnp dtypes, ml_dtypes.bfloat16
+            except TypeError:
+                key = getattr(dtype, "name", None) or getattr(dtype, "__name__", None)
+                key = key.lower() if isinstance(key, str) else None
+    if key is not None:
+        key = _ALIASES.get(key, key)
+        if key in DTYPES:
+            return DTYPES[key]
+    raise TypeError(
+        f"{argname}={dtype!r} is not supported; choose one of {', '.join(DTYPES)}"
+    )
+
+
+def dtype_from_dlpack(code: int, bits: int) -> DType | None:
+    """The row with this DLPack (type code, bits), or None."""
+    for d in DTYPES.values():
+        if d.dlpack_code == code and d.bits == bits:
+            return d
+    return None
