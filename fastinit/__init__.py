@@ -1,0 +1,26 @@
+"""fastinit: reproducible, fast neural-network weight initialization.
+
+Element i of every tensor is a pure function of (seed, name, i): the same values on any
+thread count, any slice, any machine. See README.md.
+"""
+
+from .api import normal, truncated_normal, uniform
+from .array import FastArray
+from .dtypes import DType, resolve_dtype
+from .rng.philox import philox4x32
+from .rng.streams import STREAM_VERSION, StreamKey, derive_key
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STREAM_VERSION",
+    "DType",
+    "FastArray",
+    "StreamKey",
+    "derive_key",
+    "normal",
+    "philox4x32",
+    "resolve_dtype",
+    "truncated_normal",
+    "uniform",
+]

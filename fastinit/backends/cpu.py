@@ -351,9 +351,10 @@ def _value_f64(i, dist, p, key):
     return _tail_f64_at(wa, wb, p)
 
 
-@pure
+@loop
 def _outer_offsets(o, shape, sstride, dstride, sbase, dbase):
-    s, d, rem = sbase, dbase, o
+    # prange indices can be uint64, and uint64 op int64 is float64 in Numba: cast first
+    s, d, rem = sbase, dbase, int64(o)
     for j in range(shape.size - 1, -1, -1):
         q = rem % shape[j]
         rem //= shape[j]
@@ -430,6 +431,8 @@ def fill(out, fmt, plan: FillPlan, dist, params, key):
         return
     params = np.ascontiguousarray(params, dtype=np.float64)
     key = np.ascontiguousarray(key, dtype=np.uint64)
+    if out.dtype == np.float16:  # Numba has no float16: the kernels write its bits
+        out = out.view(np.uint16)
     wide = out.dtype == np.float64
     contiguous = plan.src_step == 1 and plan.dst_step == 1
     n_outer = plan.size // plan.n
