@@ -224,17 +224,18 @@ def _span_f64(dst, t0, ntiles, dist, p, key):
 
 
 @loop
-def _store32(out, o, src, lo, hi, fmt):
-    """out[o + e] = src[e] for e in [lo, hi), converted to the output format."""
+def _store32(dst, src, fmt):
+    """dst[e] = src[e] converted to the output format (both start at index 0, so the loop has
+    no negative-index wraparound and vectorizes)."""
     if fmt == FMT_BF16:
-        for e in range(lo, hi):
-            out[o + e] = bfloat16_bits(src[e])
+        for e in range(dst.size):
+            dst[e] = bfloat16_bits(src[e])
     elif fmt == FMT_F16:
-        for e in range(lo, hi):
-            out[o + e] = float16_bits(src[e])
+        for e in range(dst.size):
+            dst[e] = float16_bits(src[e])
     else:
-        for e in range(lo, hi):
-            out[o + e] = src[e]
+        for e in range(dst.size):
+            dst[e] = src[e]
 
 
 @loop
@@ -251,7 +252,9 @@ def _tiles32(out, fmt, start, t_lo, t_hi, scratch, dist, p, key):
         _span_f32(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
     else:
         _span_f32(scratch, t_lo, t_hi - t_lo, dist, p, key)
-        _store32(out, o_lo, scratch, max(0, -o_lo), min(o_hi, n) - o_lo, fmt)
+        skip = max(0, -o_lo)
+        stop = min(o_hi, n) - o_lo
+        _store32(out[o_lo + skip : o_lo + stop], scratch[skip:stop], fmt)
 
 
 @loop
@@ -263,8 +266,9 @@ def _tiles64(out, start, t_lo, t_hi, scratch, dist, p, key):
         _span_f64(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
     else:
         _span_f64(scratch, t_lo, t_hi - t_lo, dist, p, key)
-        for e in range(max(0, -o_lo), min(o_hi, n) - o_lo):
-            out[o_lo + e] = scratch[e]
+        skip = max(0, -o_lo)
+        stop = min(o_hi, n) - o_lo
+        out[o_lo + skip : o_lo + stop] = scratch[skip:stop]
 
 
 @loop
