@@ -149,6 +149,8 @@ def _flat_storage(array: np.ndarray):
     itemsize = array.itemsize
     if array.size == 0:
         return array.reshape(-1), 0, (0,) * array.ndim
+    if array.ndim == 0:  # array[()] would be a copy: view the one element as a 1-D array
+        return array.reshape(1), 0, ()
     strides = [s // itemsize for s in array.strides]
     low = sum((n - 1) * s for n, s in zip(array.shape, strides) if s < 0)
     high = sum((n - 1) * s for n, s in zip(array.shape, strides) if s > 0)
@@ -163,17 +165,25 @@ def _flat_storage(array: np.ndarray):
 def _bf16_neighbours(x: float):
     """The bfloat16 values just below and above (or equal to) x, as floats."""
     bits = int(np.float32(x).view(np.uint32))
-    down = np.uint32(bits & 0xFFFF0000).view(np.float32)  # truncation moves toward zero
-    step = 1 if x >= 0 else -1
-    other = np.uint32(((bits >> 16) + step) << 16 & 0xFFFFFFFF).view(np.float32)
-    lo, hi = sorted((float(down), float(other)))
+    # truncating the low 16 bits moves toward zero; one more step of the high half moves away
+    toward_zero = np.uint32(bits & 0xFFFF0000).view(np.float32)
+    away = np.uint32((((bits >> 16) + 1) << 16) & 0xFFFFFFFF).view(np.float32)
+    lo, hi = sorted((float(toward_zero), float(away)))
     return lo, hi
 
 
 def _round_into(x: float, dtype: DType, up: bool) -> float:
-    """The smallest value of dtype >= x (up) or the largest <= x (down), as a float."""
+    """The smallest value of dtype >= x (up) or the largest <= x (down), as a float.
+
+    Beyond the dtype's finite range: the largest finite value when it qualifies, else +-inf.
+    """
     if math.isinf(x) or dtype.name == "float64":
         return x
+    biggest = _largest(dtype)
+    if abs(x) > biggest:
+        if x > 0:
+            return math.inf if up else biggest
+        return -biggest if up else -math.inf
     if dtype.name == "bfloat16":
         lo, hi = _bf16_neighbours(x)
         if lo == x or hi == x:
@@ -186,6 +196,13 @@ def _round_into(x: float, dtype: DType, up: bool) -> float:
     elif not up and float(y) > x:
         y = np.nextafter(y, t(-np.inf))
     return float(y)
+
+
+def _largest(dtype: DType) -> float:
+    """The largest finite value of dtype."""
+    if dtype.name == "bfloat16":
+        return float(np.uint32(0x7F7F0000).view(np.float32))
+    return float(np.finfo(dtype.storage).max)
 
 
 def _below(x: float, dtype: DType) -> float:
@@ -287,12 +304,22 @@ def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="
     if low > high:
         raise ValueError(f"low={low} must be <= high={high}")
     dt = _output_dtype(dtype, out)
+    biggest = _largest(dt)
+    for argname, value in (("low", low), ("high", high)):
+        if abs(value) > biggest:
+            raise ValueError(f"{argname}={value} is beyond the largest {dt.name} ({biggest:g})")
+    compute = np.float64 if dt.compute == 64 else np.float32
+    with np.errstate(over="ignore"):
+        width = compute(high) - compute(low)
+    if not np.isfinite(width):
+        raise ValueError(
+            f"high - low = {high - low:g} overflows float{dt.compute}, in which {dt.name} values "
+            "are computed; narrow the interval" + ("" if dt.compute == 64 else " or use dtype='float64'")
+        )
     lo = _round_into(low, dt, up=True)
     hi = lo if low == high else _below(high, dt)
     if lo > hi:
         raise ValueError(f"no {dt.name} value lies in [low={low}, high={high})")
-    if not math.isfinite(high - low):
-        raise ValueError(f"high - low = {high - low} overflows")
     return sample(shape, UNIFORM, _params(low, high - low, lo, hi), seed=seed, name=name, dtype=dt,
                   device=device, index=index, out=out)
 
@@ -318,7 +345,15 @@ def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="c
                   dtype=dtype, device=device, index=index, out=out)
 
 
-def truncated_normal(shape, mean=0.0, std=1.0, a=-2.0, b=2.0, *, lower=None, upper=None, seed=0,
+class _DefaultBound(float):
+    """A default a/b, distinguishable from the same value passed explicitly."""
+
+
+_DEFAULT_A = _DefaultBound(-2.0)
+_DEFAULT_B = _DefaultBound(2.0)
+
+
+def truncated_normal(shape, mean=0.0, std=1.0, a=_DEFAULT_A, b=_DEFAULT_B, *, lower=None, upper=None, seed=0,
                      name=None, dtype=None, device="cpu", index=None, out=None):
     """Normal N(mean, std**2) truncated to [a, b], exact in the tails, by the inverse CDF.
 
@@ -343,7 +378,7 @@ def truncated_normal(shape, mean=0.0, std=1.0, a=-2.0, b=2.0, *, lower=None, upp
     if std < 0:
         raise ValueError(f"std={std} must be >= 0")
     if lower is not None or upper is not None:
-        if (a, b) != (-2.0, 2.0):
+        if a is not _DEFAULT_A or b is not _DEFAULT_B:
             raise ValueError("pass the bounds either as a/b (absolute) or as lower/upper (in units of std), not both")
         lower = check_real(-2.0 if lower is None else lower, "lower", allow_inf=True)
         upper = check_real(2.0 if upper is None else upper, "upper", allow_inf=True)

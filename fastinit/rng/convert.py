@@ -13,7 +13,8 @@ u01_f32_oc(w)          fl(fl(k) * 2**-31 + 2**-32), k = w >> 1: inside [2**-32, 
 u01_f32_oo(w)          (u, 1 - u), u = (2k + 1) * 2**-24, k = w >> 9: both exact, in
                        [2**-24, 1 - 2**-24], symmetric about 1/2
 quarter_turn_f32(w)    (n, g): the angle w * 2**-32 turns = (n + g) quarter turns,
-                       n in {0, 1, 2, 3}, g in [-1/2, 1/2) (g rounded to float32)
+                       n in {0, 1, 2, 3}, g in [-1/2, 1/2] (exactly [-1/2, 1/2) before
+                       g is rounded to float32, which can round up to +1/2)
 u01_f64_co(wa, wb)     k * 2**-53, k = (wa >> 5) * 2**26 + (wb >> 6): [0, 1 - 2**-53]
 u01_f64_oc(wa, wb)     (k + 1) * 2**-53, same k: [2**-53, 1]
 u01_f64_oo(wa, wb)     (u, 1 - u), u = (2k + 1) * 2**-53, k = (wa >> 6) * 2**26 + (wb >> 6):
