@@ -17,7 +17,8 @@ import numpy as np
 from . import dlpack
 from .array import FastArray
 from .backends import cpu
-from .distributions import N_PARAMS, NORMAL, TRUNCNORM, TRUNCNORM_TAIL, UNIFORM
+from .distributions import N_PARAMS, NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
+from .distributions.special import NDTRI_CENTRAL_MIN_P
 from .dtypes import DType, resolve_dtype
 from .rng.streams import derive_key
 
@@ -94,7 +95,7 @@ def _index_dims(index, shape):
         items = items[:at] + (slice(None),) * (len(shape) - n_real) + items[at + 1 :]
     items = items + (slice(None),) * (len(shape) - len(items))
     dims = []
-    for axis, (item, n) in enumerate(zip(items, shape)):
+    for axis, (item, n) in enumerate(zip(items, shape, strict=False)):
         if isinstance(item, slice):
             for part in ("start", "stop", "step"):
                 v = getattr(item, part)
@@ -119,9 +120,13 @@ def _plan(shape, dims, dst_strides, dst_base) -> cpu.FillPlan:
     c_strides = [1] * len(shape)
     for d in range(len(shape) - 2, -1, -1):
         c_strides[d] = c_strides[d + 1] * shape[d + 1]
-    src_base = sum(start * s for (start, _, _, _), s in zip(dims, c_strides))
-    kept = [(count, step * s) for (_, step, count, keep), s in zip(dims, c_strides) if keep]
-    axes = [(count, sstride, dstride) for (count, sstride), dstride in zip(kept, dst_strides) if count != 1]
+    src_base = sum(start * s for (start, _, _, _), s in zip(dims, c_strides, strict=False))
+    kept = [(count, step * s) for (_, step, count, keep), s in zip(dims, c_strides, strict=False) if keep]
+    axes = [
+        (count, sstride, dstride)
+        for (count, sstride), dstride in zip(kept, dst_strides, strict=False)
+        if count != 1
+    ]
     merged = []
     for count, sstride, dstride in axes:
         if merged and merged[-1][1] == sstride * count and merged[-1][2] == dstride * count:
@@ -152,9 +157,11 @@ def _flat_storage(array: np.ndarray):
     if array.ndim == 0:  # array[()] would be a copy: view the one element as a 1-D array
         return array.reshape(1), 0, ()
     strides = [s // itemsize for s in array.strides]
-    low = sum((n - 1) * s for n, s in zip(array.shape, strides) if s < 0)
-    high = sum((n - 1) * s for n, s in zip(array.shape, strides) if s > 0)
-    corner = array[tuple(slice(n - 1, n) if s < 0 else slice(0, 1) for n, s in zip(array.shape, strides))]
+    low = sum((n - 1) * s for n, s in zip(array.shape, strides, strict=False) if s < 0)
+    high = sum((n - 1) * s for n, s in zip(array.shape, strides, strict=False) if s > 0)
+    corner = array[
+        tuple(slice(n - 1, n) if s < 0 else slice(0, 1) for n, s in zip(array.shape, strides, strict=False))
+    ]
     flat = np.lib.stride_tricks.as_strided(corner, shape=(high - low + 1,), strides=(itemsize,))
     return flat, -low, tuple(strides)
 
@@ -219,8 +226,19 @@ def _below(x: float, dtype: DType) -> float:
 # ---- the driver -----------------------------------------------------------------------------
 
 
-def sample(shape, dist: int, params, *, seed=0, name=None, dtype=None, device="cpu",
-           index=None, out=None, substream: int = 0):
+def sample(
+    shape,
+    dist: int,
+    params,
+    *,
+    seed=0,
+    name=None,
+    dtype=None,
+    device="cpu",
+    index=None,
+    out=None,
+    substream: int = 0,
+):
     """Fill a new array (or ``out``) with the values of ``dist`` at the requested indices.
 
     The shared driver of every sampler and scheme; ``params`` is the distribution's parameter
@@ -237,20 +255,18 @@ def sample(shape, dist: int, params, *, seed=0, name=None, dtype=None, device="c
         result = FastArray.empty(result_shape, dt)
         storage = result.raw.reshape(-1)
         dst_strides = tuple(int(s) // dt.itemsize for s in result.raw.strides)
-        cpu.fill(storage, _fmt(dt), _plan(shape, dims, dst_strides, 0), dist, params, key)
+        cpu.fill(storage, _plan(shape, dims, dst_strides, 0), dist, params, key)
         return result
     with dlpack.writable_view(out, argname="out") as view:
         if dtype is not None and resolve_dtype(dtype) != view.dtype:
-            raise TypeError(f"out has dtype {view.dtype.name} but dtype={resolve_dtype(dtype).name} was asked for")
+            raise TypeError(
+                f"out has dtype {view.dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"
+            )
         if tuple(view.shape) != result_shape:
             raise ValueError(f"out has shape {tuple(view.shape)} but the result has shape {result_shape}")
         flat, base, strides = _flat_storage(view.array)
-        cpu.fill(flat, _fmt(view.dtype), _plan(shape, dims, strides, base), dist, params, key)
+        cpu.fill(flat, _plan(shape, dims, strides, base), dist, params, key)
     return out
-
-
-def _fmt(dtype: DType) -> int:
-    return {"bfloat16": cpu.FMT_BF16, "float16": cpu.FMT_F16}.get(dtype.name, cpu.FMT_DIRECT)
 
 
 def _output_dtype(dtype, out) -> DType:
@@ -320,8 +336,17 @@ def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="
     hi = lo if low == high else _below(high, dt)
     if lo > hi:
         raise ValueError(f"no {dt.name} value lies in [low={low}, high={high})")
-    return sample(shape, UNIFORM, _params(low, high - low, lo, hi), seed=seed, name=name, dtype=dt,
-                  device=device, index=index, out=out)
+    return sample(
+        shape,
+        UNIFORM,
+        _params(low, high - low, lo, hi),
+        seed=seed,
+        name=name,
+        dtype=dt,
+        device=device,
+        index=index,
+        out=out,
+    )
 
 
 def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
@@ -341,8 +366,17 @@ def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="c
     std = check_real(std, "std")
     if std < 0:
         raise ValueError(f"std={std} must be >= 0")
-    return sample(shape, NORMAL, _params(mean, std, -math.inf, math.inf), seed=seed, name=name,
-                  dtype=dtype, device=device, index=index, out=out)
+    return sample(
+        shape,
+        NORMAL,
+        _params(mean, std, -math.inf, math.inf),
+        seed=seed,
+        name=name,
+        dtype=dtype,
+        device=device,
+        index=index,
+        out=out,
+    )
 
 
 class _DefaultBound(float):
@@ -353,8 +387,22 @@ _DEFAULT_A = _DefaultBound(-2.0)
 _DEFAULT_B = _DefaultBound(2.0)
 
 
-def truncated_normal(shape, mean=0.0, std=1.0, a=_DEFAULT_A, b=_DEFAULT_B, *, lower=None, upper=None, seed=0,
-                     name=None, dtype=None, device="cpu", index=None, out=None):
+def truncated_normal(
+    shape,
+    mean=0.0,
+    std=1.0,
+    a=_DEFAULT_A,
+    b=_DEFAULT_B,
+    *,
+    lower=None,
+    upper=None,
+    seed=0,
+    name=None,
+    dtype=None,
+    device="cpu",
+    index=None,
+    out=None,
+):
     """Normal N(mean, std**2) truncated to [a, b], exact in the tails, by the inverse CDF.
 
     ``a`` and ``b`` are absolute values, as in ``torch.nn.init.trunc_normal_``. ``lower`` and
@@ -379,7 +427,9 @@ def truncated_normal(shape, mean=0.0, std=1.0, a=_DEFAULT_A, b=_DEFAULT_B, *, lo
         raise ValueError(f"std={std} must be >= 0")
     if lower is not None or upper is not None:
         if a is not _DEFAULT_A or b is not _DEFAULT_B:
-            raise ValueError("pass the bounds either as a/b (absolute) or as lower/upper (in units of std), not both")
+            raise ValueError(
+                "pass the bounds either as a/b (absolute) or as lower/upper (in units of std), not both"
+            )
         lower = check_real(-2.0 if lower is None else lower, "lower", allow_inf=True)
         upper = check_real(2.0 if upper is None else upper, "upper", allow_inf=True)
         a, b = mean + lower * std, mean + upper * std
@@ -409,7 +459,14 @@ def truncated_normal(shape, mean=0.0, std=1.0, a=_DEFAULT_A, b=_DEFAULT_B, *, lo
     total = mass_left + mass_right
     if total >= _TAIL_MASS:
         params = _params(mean, std, lo, hi, p_left, q_right, mass_left, total)
-        return sample(shape, TRUNCNORM, params, **common)
+        # every p formed lies between the bounds' tail probabilities and 1/2; when those are
+        # not in the quantile's tail region, the kernel that skips it gives the same bits
+        central = (
+            dt.compute == 32
+            and (mass_left == 0 or p_left >= NDTRI_CENTRAL_MIN_P)
+            and (mass_right == 0 or q_right >= NDTRI_CENTRAL_MIN_P)
+        )
+        return sample(shape, TRUNCNORM_CENTRAL if central else TRUNCNORM, params, **common)
     # Deep in one tail: reflect it to the right tail and work in log space.
     sign = 1.0 if alpha >= 0 else -1.0
     near, far = (alpha, beta) if sign > 0 else (-beta, -alpha)

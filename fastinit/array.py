@@ -60,13 +60,9 @@ class FastArray:
     def __init__(self, storage: np.ndarray, dtype: DType, device: str = "cpu"):
         dtype = resolve_dtype(dtype)
         if device not in _DLPACK_DEVICES:
-            raise ValueError(
-                f"device={device!r} is not supported by FastArray yet; only 'cpu' is"
-            )
+            raise ValueError(f"device={device!r} is not supported by FastArray yet; only 'cpu' is")
         if not isinstance(storage, np.ndarray):
-            raise TypeError(
-                f"storage must be a NumPy array, got {type(storage).__name__}"
-            )
+            raise TypeError(f"storage must be a NumPy array, got {type(storage).__name__}")
         if storage.dtype != dtype.storage:
             raise TypeError(
                 f"storage has dtype {storage.dtype}, but a {dtype.name} FastArray is "
@@ -91,9 +87,7 @@ class FastArray:
         if any(n < 0 for n in shape):
             raise ValueError(f"shape={shape} has a negative dimension")
         if device not in _DLPACK_DEVICES:
-            raise ValueError(
-                f"device={device!r} is not supported by FastArray yet; only 'cpu' is"
-            )
+            raise ValueError(f"device={device!r} is not supported by FastArray yet; only 'cpu' is")
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
         start = -raw.ctypes.data % ALIGNMENT

@@ -1,6 +1,6 @@
 """The ``fastinit`` command line (also ``python -m fastinit``).
 
-    fastinit demo        sample a tensor and hand it to torch (or NumPy) without a copy
+fastinit demo        sample a tensor and hand it to torch (or NumPy) without a copy
 """
 
 from __future__ import annotations

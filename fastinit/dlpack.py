@@ -83,9 +83,7 @@ class DLDeviceType(enum.IntEnum):
 
 
 # Device types whose memory the CPU may write: plain CPU memory and pinned host memory.
-_HOST_DEVICE_TYPES = frozenset(
-    {DLDeviceType.kDLCPU, DLDeviceType.kDLCUDAHost, DLDeviceType.kDLROCMHost}
-)
+_HOST_DEVICE_TYPES = frozenset({DLDeviceType.kDLCPU, DLDeviceType.kDLCUDAHost, DLDeviceType.kDLROCMHost})
 
 _VOID_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # void (*)(void *)
 
@@ -174,22 +172,14 @@ _NAME_USED_LEGACY = _c_string(b"used_dltensor")
 _NAME_USED_VERSIONED = _c_string(b"used_dltensor_versioned")
 
 
-_capsule_new = _capi(
-    "PyCapsule_New", ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
-)
+_capsule_new = _capi("PyCapsule_New", ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 # These take the capsule as a bare address: the destructor sees a capsule whose reference
 # count is already zero, which must not be wrapped in a Python reference again.
 _capsule_get_name = _capi("PyCapsule_GetName", ctypes.c_char_p, ctypes.c_void_p)
-_capsule_get_pointer = _capi(
-    "PyCapsule_GetPointer", ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p
-)
-_capsule_set_name = _capi(
-    "PyCapsule_SetName", ctypes.c_int, ctypes.py_object, ctypes.c_void_p
-)
+_capsule_get_pointer = _capi("PyCapsule_GetPointer", ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p)
+_capsule_set_name = _capi("PyCapsule_SetName", ctypes.c_int, ctypes.py_object, ctypes.c_void_p)
 _capsule_get_name_obj = _capi("PyCapsule_GetName", ctypes.c_char_p, ctypes.py_object)
-_capsule_get_pointer_obj = _capi(
-    "PyCapsule_GetPointer", ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p
-)
+_capsule_get_pointer_obj = _capi("PyCapsule_GetPointer", ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)
 
 
 # ---------------------------------------------------------------------------------------
@@ -272,8 +262,7 @@ def _compile_trampolines(targets: dict[str, int]) -> dict[str, int]:
         "err_restore": address(api.PyErr_Restore),
     }
     source = "".join(
-        _TRAMPOLINE_IR.format(name=name, target=target, **symbols)
-        for name, target in targets.items()
+        _TRAMPOLINE_IR.format(name=name, target=target, **symbols) for name, target in targets.items()
     )
     module = llvm.parse_assembly(source)
     module.triple = llvm.get_process_triple()
@@ -288,15 +277,11 @@ def _compile_trampolines(targets: dict[str, int]) -> dict[str, int]:
 @functools.cache
 def _native_callbacks() -> tuple[int, int]:
     """(deleter, capsule destructor): native addresses, built on first export."""
-    deleter, destructor = (
-        _keep_forever(_VOID_FN(fn)) for fn in _python_callbacks(_LIVE)
-    )
+    deleter, destructor = (_keep_forever(_VOID_FN(fn)) for fn in _python_callbacks(_LIVE))
     entry = _compile_trampolines(
         {
             "fastinit_dlpack_deleter": ctypes.cast(deleter, ctypes.c_void_p).value,
-            "fastinit_dlpack_capsule_destructor": ctypes.cast(
-                destructor, ctypes.c_void_p
-            ).value,
+            "fastinit_dlpack_capsule_destructor": ctypes.cast(destructor, ctypes.c_void_p).value,
         }
     )
     return entry["fastinit_dlpack_deleter"], entry["fastinit_dlpack_capsule_destructor"]
@@ -457,10 +442,7 @@ class WritableView:
     def __repr__(self) -> str:
         if self._array is None:
             return "WritableView(released)"
-        return (
-            f"WritableView(shape={self.shape}, dtype={self.dtype.name}, "
-            f"strides={self.strides})"
-        )
+        return f"WritableView(shape={self.shape}, dtype={self.dtype.name}, strides={self.strides})"
 
 
 _SUPPORTED = ", ".join(DTYPES)
@@ -512,9 +494,7 @@ def writable_view(obj, *, argname: str = "out") -> WritableView:
             f"torch tensor) or a writable buffer; got {type(obj).__name__}"
         ) from None
     if buffer.readonly:
-        raise ValueError(
-            f"{argname} is a read-only buffer; fastinit must write into it"
-        )
+        raise ValueError(f"{argname} is a read-only buffer; fastinit must write into it")
     return _view_numpy(np.asarray(buffer), argname)
 
 
@@ -525,8 +505,7 @@ def _view_numpy(array: np.ndarray, argname: str) -> WritableView:
     itemsize = array.dtype.itemsize
     if any(s % itemsize for s in array.strides):
         raise ValueError(
-            f"{argname} has byte strides {array.strides} that are not multiples of its "
-            f"itemsize {itemsize}"
+            f"{argname} has byte strides {array.strides} that are not multiples of its itemsize {itemsize}"
         )
     strides = tuple(s // itemsize for s in array.strides)
     _check_no_overlap(array.shape, strides, argname)
@@ -536,8 +515,7 @@ def _view_numpy(array: np.ndarray, argname: str) -> WritableView:
 def _numpy_dtype_row(np_dtype: np.dtype, argname: str) -> DType:
     if not np_dtype.isnative:
         raise ValueError(
-            f"{argname} has non-native byte order ({np_dtype.str}); fastinit writes "
-            "native-endian values"
+            f"{argname} has non-native byte order ({np_dtype.str}); fastinit writes native-endian values"
         )
     try:
         # By name: float16/32/64 and ml_dtypes' bfloat16. A uint16 array is refused even
@@ -545,8 +523,7 @@ def _numpy_dtype_row(np_dtype: np.dtype, argname: str) -> DType:
         return resolve_dtype(np_dtype, argname=argname)
     except TypeError:
         raise TypeError(
-            f"{argname} has dtype {np_dtype}, which fastinit does not write; "
-            f"supported dtypes: {_SUPPORTED}"
+            f"{argname} has dtype {np_dtype}, which fastinit does not write; supported dtypes: {_SUPPORTED}"
         ) from None
 
 
@@ -559,14 +536,14 @@ def _check_no_overlap(shape, strides, argname: str) -> None:
     """
     if 0 in shape:
         return
-    for axis, (n, s) in enumerate(zip(shape, strides)):
+    for axis, (n, s) in enumerate(zip(shape, strides, strict=False)):
         if n > 1 and s == 0:
             raise ValueError(
                 f"{argname} has stride 0 along axis {axis} (a broadcast view): its "
                 "elements share memory, so it cannot be filled"
             )
     span = 1
-    for step, n in sorted((abs(s), n) for n, s in zip(shape, strides) if n > 1):
+    for step, n in sorted((abs(s), n) for n, s in zip(shape, strides, strict=False) if n > 1):
         if step < span:
             raise ValueError(
                 f"{argname} has overlapping memory (shape {tuple(shape)}, element "
@@ -591,9 +568,7 @@ def _view_dlpack(obj, argname: str) -> WritableView:
                 "memory, so the tensor is filled in place), inside torch.no_grad() as "
                 "torch.nn.init does"
             ) from error
-        raise TypeError(
-            f"{argname} cannot be exported through DLPack: {error}"
-        ) from error
+        raise TypeError(f"{argname} cannot be exported through DLPack: {error}") from error
 
     name = _capsule_get_name_obj(capsule) if _is_capsule(capsule) else None
     if name not in (b"dltensor", b"dltensor_versioned"):
@@ -606,9 +581,7 @@ def _view_dlpack(obj, argname: str) -> WritableView:
     # From here on the deleter is ours to call (array API: rename on consumption).
     used = _NAME_USED_VERSIONED if versioned else _NAME_USED_LEGACY
     _capsule_set_name(capsule, ctypes.addressof(used))
-    managed = (DLManagedTensorVersioned if versioned else DLManagedTensor).from_address(
-        address
-    )
+    managed = (DLManagedTensorVersioned if versioned else DLManagedTensor).from_address(address)
     imported = _ImportedTensor(address, managed.deleter)
     try:
         return _view_managed(managed, versioned, imported, argname)
@@ -633,10 +606,7 @@ def _view_managed(managed, versioned: bool, imported, argname: str) -> WritableV
         if managed.flags & DLPACK_FLAG_BITMASK_READ_ONLY:
             raise ValueError(f"{argname} is read-only; fastinit must write into it")
         if managed.flags & DLPACK_FLAG_BITMASK_IS_COPIED:
-            raise ValueError(
-                f"{argname} was copied by its producer on export, so writes would not "
-                "reach it"
-            )
+            raise ValueError(f"{argname} was copied by its producer on export, so writes would not reach it")
     tensor = managed.dl_tensor
     _check_host_device((tensor.device.device_type, tensor.device.device_id), argname)
     code, bits, lanes = tensor.dtype.code, tensor.dtype.bits, tensor.dtype.lanes

@@ -115,9 +115,7 @@ def resolve_dtype(dtype, *, argname: str = "dtype") -> DType:
         key = _ALIASES.get(key, key)
         if key in DTYPES:
             return DTYPES[key]
-    raise TypeError(
-        f"{argname}={dtype!r} is not supported; choose one of {', '.join(DTYPES)}"
-    )
+    raise TypeError(f"{argname}={dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
 
 
 def dtype_from_dlpack(code: int, bits: int) -> DType | None:

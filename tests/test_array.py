@@ -109,13 +109,8 @@ def test_constructor_validates():
 
 def test_len_and_repr():
     x = make((8,), "bfloat16")
-    assert repr(x) == (
-        "FastArray([0, 0.5, 1, 1.5, 2, 2.5, ...], shape=(8,), dtype=bfloat16, "
-        "device='cpu')"
-    )
-    assert repr(make((), "float64")) == (
-        "FastArray([0], shape=(), dtype=float64, device='cpu')"
-    )
+    assert repr(x) == ("FastArray([0, 0.5, 1, 1.5, 2, 2.5, ...], shape=(8,), dtype=bfloat16, device='cpu')")
+    assert repr(make((), "float64")) == ("FastArray([0], shape=(), dtype=float64, device='cpu')")
     assert repr(make((2, 0), "float16")).startswith("FastArray([], shape=(2, 0)")
     with pytest.raises(TypeError, match="0-d"):
         len(make((), "float32"))
@@ -222,9 +217,7 @@ def test_dlpack_device_and_capsule_kinds():
     for version in [(1, 0), (1, 1), (2, 0)]:
         cap = x.__dlpack__(max_version=version)
         assert repr(cap).startswith('<capsule object "dltensor_versioned"')
-    assert repr(x.__dlpack__(max_version=(0, 8))).startswith(
-        '<capsule object "dltensor"'
-    )
+    assert repr(x.__dlpack__(max_version=(0, 8))).startswith('<capsule object "dltensor"')
 
 
 def test_dlpack_keywords():
@@ -275,9 +268,7 @@ def test_read_only_storage_exports_only_versioned():
 def test_consumer_keeps_the_fastarray_alive(consumer):
     x = make((64,), "float32")
     ref = weakref.ref(x)
-    y = {"numpy": np.from_dlpack, "torch": torch.from_dlpack, "jax": jnp.from_dlpack}[
-        consumer
-    ](x)
+    y = {"numpy": np.from_dlpack, "torch": torch.from_dlpack, "jax": jnp.from_dlpack}[consumer](x)
     del x
     gc.collect()
     assert ref() is not None

@@ -116,9 +116,7 @@ def read_managed(capsule, versioned):
 def test_make_capsule_fields(versioned):
     a = np.zeros((2, 5), dtype=np.float32)
     view = a[:, ::2]
-    cap = make_capsule(
-        a, view.ctypes.data, view.shape, (5, 2), F32, versioned=versioned
-    )
+    cap = make_capsule(a, view.ctypes.data, view.shape, (5, 2), F32, versioned=versioned)
     assert capsule_name(cap) == ("dltensor_versioned" if versioned else "dltensor")
     managed = read_managed(cap, versioned)
     t = managed.dl_tensor
@@ -135,13 +133,9 @@ def test_make_capsule_fields(versioned):
 
 def test_make_capsule_flags_and_zero_size():
     a = np.zeros(0, dtype=np.float32)
-    cap = make_capsule(
-        a, a.ctypes.data, (0,), (1,), F32, versioned=True, read_only=True, copied=True
-    )
+    cap = make_capsule(a, a.ctypes.data, (0,), (1,), F32, versioned=True, read_only=True, copied=True)
     managed = read_managed(cap, True)
-    assert (
-        managed.flags == DLPACK_FLAG_BITMASK_READ_ONLY | DLPACK_FLAG_BITMASK_IS_COPIED
-    )
+    assert managed.flags == DLPACK_FLAG_BITMASK_READ_ONLY | DLPACK_FLAG_BITMASK_IS_COPIED
     assert managed.dl_tensor.data is None  # dlpack.h: NULL data for size 0
     with pytest.raises(ValueError, match="legacy"):
         make_capsule(a, a.ctypes.data, (0,), (1,), F32, versioned=False, copied=True)
@@ -429,9 +423,7 @@ def test_zero_size_and_0d_outputs():
     ids=["torch_int32", "torch_bool", "np_int32", "np_uint16", "bytearray", "array_i"],
 )
 def test_unsupported_dtypes(make_out):
-    with pytest.raises(
-        TypeError, match=r"^out has .*float32, float64, float16, bfloat16"
-    ):
+    with pytest.raises(TypeError, match=r"^out has .*float32, float64, float16, bfloat16"):
         writable_view(make_out())
 
 
@@ -442,9 +434,7 @@ def test_unsupported_dtypes(make_out):
         lambda: memoryview(np.zeros(3, dtype=np.float32)).toreadonly(),
         lambda: memoryview(b"\0" * 8).cast("f"),
         lambda: Exporter(
-            FastArray(_read_only(np.zeros(3, np.float32)), "float32").__dlpack__(
-                max_version=(1, 0)
-            )
+            FastArray(_read_only(np.zeros(3, np.float32)), "float32").__dlpack__(max_version=(1, 0))
         ),
     ],
     ids=["np_readonly", "memoryview_readonly", "bytes", "versioned_read_only_flag"],
@@ -474,9 +464,7 @@ def test_non_cpu_devices():
     owner = Owner()
     ref = weakref.ref(owner)
     a = owner.a
-    cap = make_capsule(
-        owner, a.ctypes.data, a.shape, (1,), F32, (10, 1), versioned=True
-    )
+    cap = make_capsule(owner, a.ctypes.data, a.shape, (1,), F32, (10, 1), versioned=True)
     del owner, a
     with pytest.raises(ValueError, match="out is on a ROCm device"):
         writable_view(Exporter(cap, device=(1, 0)))
@@ -495,12 +483,8 @@ def test_copied_export_is_refused():
     [
         lambda: torch.zeros(3).expand(4, 3),
         lambda: torch.zeros(10).as_strided((3, 3), (1, 1)),
-        lambda: np.lib.stride_tricks.as_strided(
-            np.zeros(10, np.float32), (3, 3), (4, 4), writeable=True
-        ),
-        lambda: np.lib.stride_tricks.as_strided(
-            np.zeros(10, np.float32), (2, 5), (0, 4), writeable=True
-        ),
+        lambda: np.lib.stride_tricks.as_strided(np.zeros(10, np.float32), (3, 3), (4, 4), writeable=True),
+        lambda: np.lib.stride_tricks.as_strided(np.zeros(10, np.float32), (2, 5), (0, 4), writeable=True),
     ],
     ids=["torch_expand", "torch_overlap", "np_overlap", "np_zero_stride"],
 )

@@ -29,11 +29,15 @@ def test_torch_takes_samples_without_copy(label, make, dtype):
     assert t.dtype == TORCH_DTYPES[dtype]
     assert t.shape == (33, 65)
     assert t.data_ptr() == x.raw.ctypes.data
-    bits = t.view(torch.int16 if x.dtype.itemsize == 2 else {4: torch.int32, 8: torch.int64}[x.dtype.itemsize])
+    bits = t.view(
+        torch.int16 if x.dtype.itemsize == 2 else {4: torch.int32, 8: torch.int64}[x.dtype.itemsize]
+    )
     assert bits.numpy().tobytes() == x.tobytes()
 
 
-@pytest.mark.parametrize("dtype,jax_dtype", [("float32", "float32"), ("bfloat16", "bfloat16"), ("float16", "float16")])
+@pytest.mark.parametrize(
+    "dtype,jax_dtype", [("float32", "float32"), ("bfloat16", "bfloat16"), ("float16", "float16")]
+)
 def test_jax_takes_samples_without_copy(dtype, jax_dtype):
     x = fastinit.normal((128, 64), 0.0, 1.0, seed=1, name="jax", dtype=dtype)
     a = jnp.from_dlpack(x)

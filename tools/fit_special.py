@@ -126,14 +126,30 @@ def ndtri_tail(s):
 S32 = 9.4  # sqrt(-log(4 * 2**-126)) = 9.31
 S64 = 26.7  # sqrt(-log(4 * 1e-308)) = 26.6
 TABLES = [
-    ("LOG1P_F32", log_f32_poly, (LOG_LO, LOG_HI), 7, 32,
-     lambda f, p: f - f * f / 2 + f**3 * p, lambda f: mp.log1p(f), 0),
+    (
+        "LOG1P_F32",
+        log_f32_poly,
+        (LOG_LO, LOG_HI),
+        7,
+        32,
+        lambda f, p: f - f * f / 2 + f**3 * p,
+        lambda f: mp.log1p(f),
+        0,
+    ),
     ("SINQ_F32", sinq, (0, 0.25), 3, 32, None, None, 0),
     ("COSQ_F32", cosq, (0, 0.25), 4, 32, None, None, 0),
     ("NDTRI_CENTRAL_F32", ndtri_central, (0, 5), 9, 32, None, None, 0),
     ("NDTRI_TAIL_F32", ndtri_tail, (mp.sqrt(5), S32), 13, 32, None, None, None),
-    ("LOG1P_T_F64", log_f64_t, (0, (LOG_HI / (2 + LOG_HI)) ** 2), 9, 64,
-     lambda z, t: 2 * mp.sqrt(z) + mp.sqrt(z) * t, lambda z: 2 * mp.atanh(mp.sqrt(z)), 0),
+    (
+        "LOG1P_T_F64",
+        log_f64_t,
+        (0, (LOG_HI / (2 + LOG_HI)) ** 2),
+        9,
+        64,
+        lambda z, t: 2 * mp.sqrt(z) + mp.sqrt(z) * t,
+        lambda z: 2 * mp.atanh(mp.sqrt(z)),
+        0,
+    ),
     ("SINQ_F64", sinq, (0, 0.25), 7, 64, None, None, 0),
     ("COSQ_F64", cosq, (0, 0.25), 8, 64, None, None, 0),
     ("NDTRI_CENTRAL_A_F64", ndtri_central, (0, 2), 15, 64, None, None, None),
@@ -163,11 +179,16 @@ def main(argv):
             err = max_rel_error(f, coeffs, c0, a, b, bits)
         else:
             err = max_rel_error(exact, coeffs, c0, a, b, bits, form=form)
-        print(f"{name:24s} degree {degree:2d} on [{mp.nstr(a, 6)}, {mp.nstr(b, 6)}]: "
-              f"max rel error {mp.nstr(err, 3)}", file=sys.stderr)
+        print(
+            f"{name:24s} degree {degree:2d} on [{mp.nstr(a, 6)}, {mp.nstr(b, 6)}]: "
+            f"max rel error {mp.nstr(err, 3)}",
+            file=sys.stderr,
+        )
         body = ", ".join(repr(to_float(c, bits)) for c in coeffs)
-        lines.append(f"# degree {degree} on [{mp.nstr(a, 8)}, {mp.nstr(b, 8)}], "
-                     f"max relative error after rounding {mp.nstr(err, 3)}")
+        lines.append(
+            f"# degree {degree} on [{mp.nstr(a, 8)}, {mp.nstr(b, 8)}], "
+            f"max relative error after rounding {mp.nstr(err, 3)}"
+        )
         lines.append(f"{name} = ({to_float(c0, bits)!r}, ({body}))")
         lines.append("")
     if not only:

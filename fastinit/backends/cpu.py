@@ -4,11 +4,12 @@ A tile is 16 Philox blocks; the loop over its 16 lanes has no branches, so LLVM 
 (AVX2: four 64-bit lanes per instruction, see rng/philox.py). The distribution is chosen once
 per tile, outside that loop. Full tiles of float32/float64 outputs are written straight into
 the output; partial tiles (the ends of a run) and 16-bit outputs go through a 64-value
-scratch tile and a conversion loop.
+scratch tile and a conversion loop. The output's storage type picks the store at compile
+time: float32, bfloat16 bits in a uint16 array, float16 bits in an int16 array.
 
 Kernels are explicit top-level functions because Numba can cache those and not closures.
 
-Entry point: ``fill(out, fmt, plan, dist, params, key)``; ``plan`` (a ``FillPlan``) says which
+Entry point: ``fill(out, plan, dist, params, key)``; ``plan`` (a ``FillPlan``) says which
 flat indices of the tensor go to which elements of ``out``.
 """
 
@@ -18,13 +19,15 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba import float32, float64, int64, prange, uint64
+from numba import float32, int16, int64, prange, types, uint64
+from numba.core.extending import overload
 
 from .._jit import KERNEL, loop, pure
-from ..distributions import NORMAL, TRUNCNORM, TRUNCNORM_TAIL, UNIFORM
+from ..distributions import NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
 from ..distributions.normal import normal_pair_f32, normal_pair_f64
 from ..distributions.rounding import bfloat16_bits, float16_bits
 from ..distributions.truncnormal import (
+    truncnorm_central_f32,
     truncnorm_f32,
     truncnorm_f64,
     truncnorm_tail_f32,
@@ -34,11 +37,7 @@ from ..distributions.uniform import uniform_f32, uniform_f64
 from ..rng.layout import TILE_LANES
 from ..rng.philox import ROUNDS, philox4x32_block
 
-__all__ = ["FMT_DIRECT", "FMT_BF16", "FMT_F16", "FillPlan", "fill"]
-
-FMT_DIRECT = 0  # out has the compute dtype (float32 or float64)
-FMT_BF16 = 1  # out is uint16, values rounded float32 -> bfloat16
-FMT_F16 = 2  # out is uint16, values rounded float32 -> float16
+__all__ = ["FillPlan", "fill"]
 
 _L = TILE_LANES
 _TILE32 = 4 * TILE_LANES  # elements per tile, one word each
@@ -66,6 +65,34 @@ def _counter(tile):
 # span (not per tile), so the constant set-up before the vectorized loop is paid once. Stores go
 # through a per-tile slice: indices from 0 with a known bound, which LLVM turns into vector
 # stores (an index of unknown sign would keep Numba's negative-index wraparound in the loop).
+
+
+def _put(tile, k, x):
+    """tile[k] = x (a float32) converted to tile's storage: float32 as is, bfloat16 bits
+    (uint16 tile) or float16 bits (int16 tile). Chosen at compile time from tile's type (see
+    the overload), so each conversion loop is specialized and branch-free."""
+    raise NotImplementedError  # only callable from compiled code
+
+
+@overload(_put, inline="always")
+def _put_overload(tile, k, x):
+    if tile.dtype == types.uint16:
+
+        def put_bfloat16(tile, k, x):
+            tile[k] = bfloat16_bits(x)
+
+        return put_bfloat16
+    if tile.dtype == types.int16:
+
+        def put_float16(tile, k, x):
+            tile[k] = int16(float16_bits(x))
+
+        return put_float16
+
+    def put(tile, k, x):
+        tile[k] = x
+
+    return put
 
 
 @loop
@@ -113,6 +140,11 @@ def _truncnorm_f32_at(w, q):
     return _clamp(truncnorm_f32(w, q[0], q[1], q[4], q[5], q[6], q[7]), q[2], q[3])
 
 
+@pure
+def _truncnorm_central_f32_at(w, q):
+    return _clamp(truncnorm_central_f32(w, q[0], q[1], q[4], q[5], q[6], q[7]), q[2], q[3])
+
+
 @loop
 def _span_truncnorm_f32(dst, t0, ntiles, p, key):
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
@@ -129,6 +161,21 @@ def _span_truncnorm_f32(dst, t0, ntiles, p, key):
 
 
 @loop
+def _span_truncnorm_central_f32(dst, t0, ntiles, p, key):
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    q = _f32_params(p)
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        tile = dst[t * _TILE32 : (t + 1) * _TILE32]
+        for j in range(_L):
+            w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            tile[j] = _truncnorm_central_f32_at(w0, q)
+            tile[_L + j] = _truncnorm_central_f32_at(w1, q)
+            tile[2 * _L + j] = _truncnorm_central_f32_at(w2, q)
+            tile[3 * _L + j] = _truncnorm_central_f32_at(w3, q)
+
+
+@loop
 def _tail_f32_at(w, p):
     v = truncnorm_tail_f32(w, p[4], p[5], p[6], p[0], p[1])
     return _clamp(v, float32(p[2]), float32(p[3]))
@@ -140,18 +187,22 @@ def _span_tail_f32(dst, t0, ntiles, p, key):
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
     for t in range(ntiles):
         c0, c1 = _counter(t0 + t)
+        tile = dst[t * _TILE32 : (t + 1) * _TILE32]
         for j in range(_L):
             w = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             for k in range(4):
-                dst[t * _TILE32 + k * _L + j] = _tail_f32_at(w[k], p)
+                tile[k * _L + j] = _tail_f32_at(w[k], p)
 
 
 @loop
 def _span_f32(dst, t0, ntiles, dist, p, key):
+    """Tiles t0 .. t0 + ntiles - 1 into dst (float32; uint16: bfloat16 bits; int16: float16 bits)."""
     if dist == UNIFORM:
         _span_uniform_f32(dst, t0, ntiles, p, key)
     elif dist == NORMAL:
         _span_normal_f32(dst, t0, ntiles, p, key)
+    elif dist == TRUNCNORM_CENTRAL:
+        _span_truncnorm_central_f32(dst, t0, ntiles, p, key)
     elif dist == TRUNCNORM:
         _span_truncnorm_f32(dst, t0, ntiles, p, key)
     else:
@@ -224,37 +275,30 @@ def _span_f64(dst, t0, ntiles, dist, p, key):
 
 
 @loop
-def _store32(dst, src, fmt):
-    """dst[e] = src[e] converted to the output format (both start at index 0, so the loop has
-    no negative-index wraparound and vectorizes)."""
-    if fmt == FMT_BF16:
-        for e in range(dst.size):
-            dst[e] = bfloat16_bits(src[e])
-    elif fmt == FMT_F16:
-        for e in range(dst.size):
-            dst[e] = float16_bits(src[e])
-    else:
-        for e in range(dst.size):
-            dst[e] = src[e]
+def _store32(dst, src):
+    """dst[e] = src[e] converted to dst's storage (both start at index 0, so the loop has no
+    negative-index wraparound and vectorizes)."""
+    for e in range(dst.size):
+        _put(dst, e, src[e])
 
 
 @loop
-def _tiles32(out, fmt, start, t_lo, t_hi, scratch, dist, p, key):
+def _tiles32(out, start, t_lo, t_hi, scratch, dist, p, key):
     """Tiles [t_lo, t_hi) (at most _CHUNK_TILES) of the run whose out[0] is flat index start.
 
-    Written straight into out when they all fall inside it and need no conversion; otherwise
-    through the scratch chunk and a converting copy of the part inside out.
+    float32 out: written straight into out when they all fall inside it; otherwise (the ends
+    of a run) and for 16-bit out, through the scratch chunk and a converting copy.
     """
     n = out.size
     o_lo = t_lo * _TILE32 - start
     o_hi = t_hi * _TILE32 - start
-    if fmt == FMT_DIRECT and o_lo >= 0 and o_hi <= n:
-        _span_f32(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
+    if out.itemsize == 4 and o_lo >= 0 and o_hi <= n:
+        _span_f32(out[o_lo:o_hi].view(np.float32), t_lo, t_hi - t_lo, dist, p, key)
     else:
         _span_f32(scratch, t_lo, t_hi - t_lo, dist, p, key)
         skip = max(0, -o_lo)
         stop = min(o_hi, n) - o_lo
-        _store32(out[o_lo + skip : o_lo + stop], scratch[skip:stop], fmt)
+        _store32(out[o_lo + skip : o_lo + stop], scratch[skip:stop])
 
 
 @loop
@@ -272,11 +316,11 @@ def _tiles64(out, start, t_lo, t_hi, scratch, dist, p, key):
 
 
 @loop
-def _run32(out, fmt, start, scratch, dist, p, key):
+def _run32(out, start, scratch, dist, p, key):
     """Serially fill the contiguous out with flat indices start, start + 1, ..."""
     t_end = (start + out.size - 1) // _TILE32 + 1
     for t_lo in range(start // _TILE32, t_end, _CHUNK_TILES):
-        _tiles32(out, fmt, start, t_lo, min(t_end, t_lo + _CHUNK_TILES), scratch, dist, p, key)
+        _tiles32(out, start, t_lo, min(t_end, t_lo + _CHUNK_TILES), scratch, dist, p, key)
 
 
 @loop
@@ -287,8 +331,9 @@ def _run64(out, start, scratch, dist, p, key):
 
 
 @numba.njit(**KERNEL)
-def fill_run_32(out, fmt, start, dist, params, key):
-    """out[e] = value of flat index start + e, for a contiguous 1-D out (float32 or uint16)."""
+def fill_run_32(out, start, dist, params, key):
+    """out[e] = value of flat index start + e, for a contiguous 1-D out (float32, or uint16 /
+    int16 holding bfloat16 / float16 bits)."""
     n = out.size
     if n == 0:
         return
@@ -299,7 +344,7 @@ def fill_run_32(out, fmt, start, dist, params, key):
         scratch = np.empty(_CHUNK_TILES * _TILE32, np.float32)
         t_lo = first + c * _CHUNK_TILES
         t_hi = min(first + ntiles, t_lo + _CHUNK_TILES)
-        _tiles32(out, fmt, start, t_lo, t_hi, scratch, dist, params, key)
+        _tiles32(out, start, t_lo, t_hi, scratch, dist, params, key)
 
 
 @numba.njit(**KERNEL)
@@ -336,7 +381,7 @@ def _value_f32(i, dist, p, key):
     if dist == NORMAL:
         pair = normal_pair_f32(w[slot & -2], w[slot | 1], float32(p[0]), float32(p[1]))
         return _clamp(pair[slot & 1], float32(p[2]), float32(p[3]))
-    if dist == TRUNCNORM:
+    if dist == TRUNCNORM or dist == TRUNCNORM_CENTRAL:  # same values (see truncnormal.py)
         return _truncnorm_f32_at(w[slot], _f32_params(p))
     return _tail_f32_at(w[slot], p)
 
@@ -350,9 +395,9 @@ def _value_f64(i, dist, p, key):
     wa, wb = w[2 * slot], w[2 * slot + 1]
     if dist == UNIFORM:
         return uniform_f64(wa, wb, p[0], p[1], p[2], p[3])
-    if dist == TRUNCNORM:
-        return _truncnorm_f64_at(wa, wb, p)
-    return _tail_f64_at(wa, wb, p)
+    if dist == TRUNCNORM_TAIL:
+        return _tail_f64_at(wa, wb, p)
+    return _truncnorm_f64_at(wa, wb, p)
 
 
 @loop
@@ -368,10 +413,10 @@ def _outer_offsets(o, shape, sstride, dstride, sbase, dbase):
 
 
 @numba.njit(**KERNEL)
-def fill_strided_32(out, fmt, shape, sstride, dstride, sbase, dbase, n, sstep, dstep, dist, params, key):
+def fill_strided_32(out, shape, sstride, dstride, sbase, dbase, n, sstep, dstep, dist, params, key):
     """For every outer multi-index: a run of n elements, source step sstep, destination dstep.
 
-    out is the flat storage (float32 or uint16); offsets are in elements.
+    out is the flat storage (as fill_run_32); offsets are in elements.
     """
     n_outer = 1
     for j in range(shape.size):
@@ -380,16 +425,10 @@ def fill_strided_32(out, fmt, shape, sstride, dstride, sbase, dbase, n, sstep, d
         s, d = _outer_offsets(o, shape, sstride, dstride, sbase, dbase)
         if sstep == 1 and dstep == 1:
             scratch = np.empty(_CHUNK_TILES * _TILE32, np.float32)
-            _run32(out[d : d + n], fmt, s, scratch, dist, params, key)
+            _run32(out[d : d + n], s, scratch, dist, params, key)
         else:
             for e in range(n):
-                x = _value_f32(s + e * sstep, dist, params, key)
-                if fmt == FMT_BF16:
-                    out[d + e * dstep] = bfloat16_bits(x)
-                elif fmt == FMT_F16:
-                    out[d + e * dstep] = float16_bits(x)
-                else:
-                    out[d + e * dstep] = x
+                _put(out, d + e * dstep, _value_f32(s + e * sstep, dist, params, key))
 
 
 @numba.njit(**KERNEL)
@@ -429,31 +468,34 @@ class FillPlan:
         return int(np.prod(self.outer, dtype=np.int64)) * self.n
 
 
-def fill(out, fmt, plan: FillPlan, dist, params, key):
-    """Fill the flat storage array ``out`` (float32, float64 or uint16) following ``plan``."""
+def fill(out, plan: FillPlan, dist, params, key):
+    """Fill the flat storage array ``out`` following ``plan``.
+
+    out: float32, float64, float16 or uint16 (bfloat16 bits), 1-D.
+    """
     if plan.size == 0:
         return
     params = np.ascontiguousarray(params, dtype=np.float64)
     key = np.ascontiguousarray(key, dtype=np.uint64)
-    if out.dtype == np.float16:  # Numba has no float16: the kernels write its bits
-        out = out.view(np.uint16)
+    if out.dtype == np.float16:  # Numba has no float16: the kernels write its bits as int16
+        out = out.view(np.int16)
     wide = out.dtype == np.float64
     contiguous = plan.src_step == 1 and plan.dst_step == 1
     n_outer = plan.size // plan.n
     # Few long runs: parallelize inside each run. Many runs: parallelize over runs.
     if contiguous and n_outer <= 4 * numba.get_num_threads() and plan.n >= 4096:
         for k in np.ndindex(*plan.outer):
-            s = plan.src_base + sum(a * b for a, b in zip(k, plan.src_strides))
-            d = plan.dst_base + sum(a * b for a, b in zip(k, plan.dst_strides))
+            s = plan.src_base + sum(a * b for a, b in zip(k, plan.src_strides, strict=False))
+            d = plan.dst_base + sum(a * b for a, b in zip(k, plan.dst_strides, strict=False))
             run = out[d : d + plan.n]
             if wide:
                 fill_run_64(run, int64(s), dist, params, key)
             else:
-                fill_run_32(run, fmt, int64(s), dist, params, key)
+                fill_run_32(run, int64(s), dist, params, key)
         return
     arrays = [np.asarray(a, dtype=np.int64) for a in (plan.outer, plan.src_strides, plan.dst_strides)]
     scalars = [int64(x) for x in (plan.src_base, plan.dst_base, plan.n, plan.src_step, plan.dst_step)]
     if wide:
         fill_strided_64(out, *arrays, *scalars, dist, params, key)
     else:
-        fill_strided_32(out, fmt, *arrays, *scalars, dist, params, key)
+        fill_strided_32(out, *arrays, *scalars, dist, params, key)

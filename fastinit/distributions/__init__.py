@@ -9,6 +9,7 @@ code                params
 UNIFORM             low, high - low, lo, hi                 (lo/hi: the clamp interval)
 NORMAL              mean, std, lo, hi
 TRUNCNORM           mean, std, lo, hi, Phi(alpha), Q(beta), mass of [alpha, m], mass total
+TRUNCNORM_CENTRAL   as TRUNCNORM, when Phi(alpha), Q(beta) >= 0.0018 (same values, faster)
 TRUNCNORM_TAIL      mean, std, lo, hi, sign, log Q(alpha'), Q(beta') / Q(alpha')
 ==================  ========================================================================
 """
@@ -17,4 +18,5 @@ UNIFORM = 0
 NORMAL = 1
 TRUNCNORM = 2
 TRUNCNORM_TAIL = 3
+TRUNCNORM_CENTRAL = 4
 N_PARAMS = 8

@@ -7,9 +7,9 @@ samplers; NaN stays NaN (quiet), overflow becomes infinity, float16 subnormals a
 
 from __future__ import annotations
 
-from numba import float32, int32, uint16, uint32
+from numba import float32, uint16, uint32
 
-from .._intrinsics import f32_as_i32
+from .._intrinsics import f32_as_i32, select
 from .._jit import pure
 
 __all__ = ["bfloat16_bits", "float16_bits"]
@@ -37,7 +37,7 @@ def bfloat16_bits(x):
     b = uint32(f32_as_i32(x))
     rounded = uint32((b + _BF16_ROUND + ((b >> _U16) & _ONE)) >> _U16)
     nan = uint32((b >> _U16) | _BF16_QUIET)
-    return uint16(nan if (b & _ABS) > _INF32 else rounded)
+    return uint16(select((b & _ABS) > _INF32, nan, rounded))
 
 
 @pure
@@ -50,7 +50,7 @@ def float16_bits(x):
     normal = uint32((m + _F16_ROUND + ((m >> _U13) & _ONE)) >> _U13)
     # subnormal range: |x| + 1/2 puts the float16 subnormal step (2**-24) at the last bit
     sub = uint32(uint32(f32_as_i32(abs(x) + _HALF_F32)) - _HALF_BITS)
-    r = normal if a >= _F16_MIN_NORMAL else sub
-    r = _F16_INF if a >= _F16_OVERFLOW else r
-    r = uint32(_F16_INF | _F16_QUIET) if a > _INF32 else r
+    r = select(a >= _F16_MIN_NORMAL, normal, sub)
+    r = select(a >= _F16_OVERFLOW, _F16_INF, r)
+    r = select(a > _INF32, uint32(_F16_INF | _F16_QUIET), r)
     return uint16(sign | r)

@@ -12,6 +12,10 @@ and t = u T; the left side is taken when t < (mass of the left side). No draw is
 rejected, so each element consumes exactly one value of its counter (the stream invariant).
 Phi(alpha), Q(beta) and the masses are computed once per call in float64 by the caller.
 
+When both bounds lie within about 2.9 std of the mean (Phi(alpha), Q(beta) >= 0.0018), no
+p can reach the tail region of the quantile, and ``truncnorm_central_f32`` skips it: the same
+bits, faster (the caller picks it per call, from the parameters alone).
+
 When the whole interval lies beyond about 11 sigma (T < 2**-90), probabilities no longer fit
 a float32 and the *tail* form is used instead, in float64 and in log space:
 
@@ -30,9 +34,15 @@ from numba import float32, float64
 from .._intrinsics import fma
 from .._jit import pure
 from ..rng.convert import u01_f32_oo, u01_f64_oo
-from .special import log_f64, log_norm_sf_inverse, ndtri_lower_f32, ndtri_lower_f64
+from .special import log_f64, log_norm_sf_inverse, ndtri_central_f32, ndtri_lower_f32, ndtri_lower_f64
 
-__all__ = ["truncnorm_f32", "truncnorm_f64", "truncnorm_tail_f32", "truncnorm_tail_f64"]
+__all__ = [
+    "truncnorm_f32",
+    "truncnorm_central_f32",
+    "truncnorm_f64",
+    "truncnorm_tail_f32",
+    "truncnorm_tail_f64",
+]
 
 _ONE_F64 = float64(1.0)
 
@@ -44,6 +54,17 @@ def truncnorm_f32(w, mean, std, p_left, q_right, mass_left, total):
     left = t < mass_left
     p = fma(u, total, p_left) if left else fma(v, total, q_right)
     z = ndtri_lower_f32(p)
+    return fma(z if left else -z, std, mean)
+
+
+@pure
+def truncnorm_central_f32(w, mean, std, p_left, q_right, mass_left, total):
+    """``truncnorm_f32`` when every p it can form is >= NDTRI_CENTRAL_MIN_P: the same bits."""
+    u, v = u01_f32_oo(w)
+    t = u * total
+    left = t < mass_left
+    p = fma(u, total, p_left) if left else fma(v, total, q_right)
+    z = ndtri_central_f32(p)
     return fma(z if left else -z, std, mean)
 
 

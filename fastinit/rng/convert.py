@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from numba import float32, float64, int32, int64, uint64
 
-from .._jit import pure
 from .._intrinsics import fma
+from .._jit import pure
 
 __all__ = [
     "u01_f32_co",

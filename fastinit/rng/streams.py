@@ -68,7 +68,11 @@ def derive_key(seed: int = 0, name: str | None = None, *, substream: int = 0) ->
     """
     seed = check_seed(seed)
     name = check_name(name)
-    if isinstance(substream, bool) or not isinstance(substream, numbers.Integral) or not 0 <= substream < 2**32:
+    if (
+        isinstance(substream, bool)
+        or not isinstance(substream, numbers.Integral)
+        or not 0 <= substream < 2**32
+    ):
         raise ValueError(f"substream={substream!r} must be an int in [0, 2**32)")
     message = seed.to_bytes(8, "little") + int(substream).to_bytes(4, "little")
     message += b"\x00" if name is None else b"\x01" + name.encode("utf-8")
