@@ -42,7 +42,8 @@ __all__ = ["FillPlan", "fill"]
 _L = TILE_LANES
 _TILE32 = 4 * TILE_LANES  # elements per tile, one word each
 _TILE64 = 2 * TILE_LANES  # elements per tile, two words each
-_CHUNK_TILES = 128  # tiles per prange iteration: 8,192 float32 values, 32 KiB (in L1/L2)
+_CHUNK_TILES = 128  # tiles per prange iteration: 8,192 float32 values, 32 KiB
+_CONVERT_TILES = 128  # tiles per conversion pass: fewer calls scale better over threads than a smaller, L1-sized scratch
 _LO32 = uint64(0xFFFFFFFF)
 _U32 = uint64(32)
 
@@ -275,30 +276,47 @@ def _span_f64(dst, t0, ntiles, dist, p, key):
 
 
 @loop
-def _store32(dst, src):
-    """dst[e] = src[e] converted to dst's storage (both start at index 0, so the loop has no
-    negative-index wraparound and vectorizes)."""
-    for e in range(dst.size):
-        _put(dst, e, src[e])
+def _store32(out, o, src, s, m):
+    """out[o + e] = src[s + e] for e < m, converted to out's storage.
+
+    Offsets rather than slices: a slice of ``out`` updates its reference count atomically, and
+    with every thread slicing the same array that cache line ping-pongs between cores. The
+    indices are unsigned so Numba adds no negative-index wraparound and the loop vectorizes.
+    """
+    uo, us = uint64(o), uint64(s)
+    for e in range(m):
+        _put(out, uo + uint64(e), src[us + uint64(e)])
+
+
+@loop
+def _converted_tiles32(out, start, t_lo, t_hi, scratch, dist, p, key):
+    """Tiles [t_lo, t_hi) through the scratch tiles and a converting copy of the part inside
+    out, _CONVERT_TILES at a time (measured: one pass per chunk beats L1-sized passes, whose
+    extra calls cost more with two threads than the L2 round trip)."""
+    n = out.size
+    for s_lo in range(t_lo, t_hi, _CONVERT_TILES):
+        s_hi = min(t_hi, s_lo + _CONVERT_TILES)
+        _span_f32(scratch, s_lo, s_hi - s_lo, dist, p, key)
+        o = s_lo * _TILE32 - start
+        skip = max(0, -o)
+        stop = min((s_hi - s_lo) * _TILE32, n - o)
+        if stop > skip:
+            _store32(out, o + skip, scratch, skip, stop - skip)
 
 
 @loop
 def _tiles32(out, start, t_lo, t_hi, scratch, dist, p, key):
     """Tiles [t_lo, t_hi) (at most _CHUNK_TILES) of the run whose out[0] is flat index start.
 
-    float32 out: written straight into out when they all fall inside it; otherwise (the ends
-    of a run) and for 16-bit out, through the scratch chunk and a converting copy.
+    Straight into a float32 out when they all fall inside it; otherwise (the ends of a run,
+    and 16-bit outputs) through the scratch (``_converted_tiles32``).
     """
-    n = out.size
     o_lo = t_lo * _TILE32 - start
     o_hi = t_hi * _TILE32 - start
-    if out.itemsize == 4 and o_lo >= 0 and o_hi <= n:
+    if out.itemsize == 4 and o_lo >= 0 and o_hi <= out.size:
         _span_f32(out[o_lo:o_hi].view(np.float32), t_lo, t_hi - t_lo, dist, p, key)
     else:
-        _span_f32(scratch, t_lo, t_hi - t_lo, dist, p, key)
-        skip = max(0, -o_lo)
-        stop = min(o_hi, n) - o_lo
-        _store32(out[o_lo + skip : o_lo + stop], scratch[skip:stop])
+        _converted_tiles32(out, start, t_lo, t_hi, scratch, dist, p, key)
 
 
 @loop
@@ -341,7 +359,7 @@ def fill_run_32(out, start, dist, params, key):
     ntiles = (start + n - 1) // _TILE32 - first + 1
     nchunks = (ntiles + _CHUNK_TILES - 1) // _CHUNK_TILES
     for c in prange(nchunks):
-        scratch = np.empty(_CHUNK_TILES * _TILE32, np.float32)
+        scratch = np.empty(_CONVERT_TILES * _TILE32, np.float32)
         t_lo = first + c * _CHUNK_TILES
         t_hi = min(first + ntiles, t_lo + _CHUNK_TILES)
         _tiles32(out, start, t_lo, t_hi, scratch, dist, params, key)
@@ -424,7 +442,7 @@ def fill_strided_32(out, shape, sstride, dstride, sbase, dbase, n, sstep, dstep,
     for o in prange(n_outer):
         s, d = _outer_offsets(o, shape, sstride, dstride, sbase, dbase)
         if sstep == 1 and dstep == 1:
-            scratch = np.empty(_CHUNK_TILES * _TILE32, np.float32)
+            scratch = np.empty(_CONVERT_TILES * _TILE32, np.float32)
             _run32(out[d : d + n], s, scratch, dist, params, key)
         else:
             for e in range(n):
