@@ -9,10 +9,12 @@ from .array import FastArray
 from .dtypes import DType, resolve_dtype
 from .rng.philox import philox4x32
 from .rng.streams import STREAM_VERSION, StreamKey, derive_key
+from .schemes import *  # noqa: F403
+from .schemes import __all__ as _schemes_all
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = _schemes_all + [
     "STREAM_VERSION",
     "DType",
     "FastArray",

@@ -40,6 +40,10 @@ PURE = dict(_COMMON, inline="always", nogil=True)
 LOOP = dict(_COMMON, nogil=True)
 KERNEL = dict(_COMMON, parallel=True, nogil=True)
 SERIAL_KERNEL = dict(_COMMON, nogil=True)
+# for functions users hand to fastinit (custom schemes): not cached on disk, since Numba
+# cannot cache closures over them
+KERNEL_NOCACHE = dict(KERNEL, cache=False)
+SERIAL_KERNEL_NOCACHE = dict(SERIAL_KERNEL, cache=False)
 
 
 def pure(fn):

@@ -22,7 +22,18 @@ from .distributions.special import NDTRI_CENTRAL_MIN_P
 from .dtypes import DType, resolve_dtype
 from .rng.streams import derive_key
 
-__all__ = ["uniform", "normal", "truncated_normal", "sample"]
+__all__ = [
+    "uniform",
+    "normal",
+    "truncated_normal",
+    "sample",
+    "deliver",
+    "result_shape",
+    "normalized_index",
+    "index_coordinates",
+    "round_to_dtype",
+    "output_dtype",
+]
 
 # Below this mass the interval lies beyond ~11 sigma and its probabilities no longer fit a
 # float32: the truncated normal switches to its log-space tail form (distributions/truncnormal).
@@ -269,7 +280,75 @@ def sample(
     return out
 
 
-def _output_dtype(dtype, out) -> DType:
+def result_shape(shape, index=None) -> tuple[int, ...]:
+    """The shape of ``full_tensor[index]`` (validates shape and index)."""
+    shape = check_shape(shape)
+    return tuple(count for _, _, count, keep in _index_dims(index, shape) if keep)
+
+
+def normalized_index(shape, index=None) -> tuple:
+    """``index`` as one int or slice per dimension, with explicit start and step, such that
+    ``full[normalized_index(shape, index)]`` equals ``full[index]``."""
+    shape = check_shape(shape)
+    items = []
+    for start, step, count, keep in _index_dims(index, shape):
+        if not keep:
+            items.append(start)
+            continue
+        stop = start + step * count
+        items.append(slice(start, None if stop < 0 else stop, step))
+    return tuple(items)
+
+
+def index_coordinates(shape, index=None) -> list[np.ndarray]:
+    """For each dimension of the full tensor, the coordinates ``index`` selects (an int64
+    array; dimensions the index drops give one coordinate)."""
+    shape = check_shape(shape)
+    return [
+        np.arange(count, dtype=np.int64) * step + start for start, step, count, _ in _index_dims(index, shape)
+    ]
+
+
+def deliver(values: np.ndarray, shape, *, dtype=None, device="cpu", index=None, out=None):
+    """Return host-computed values (already indexed: shape ``result_shape(shape, index)``,
+    float32 or float64) as a new array or written into ``out``, rounded once to dtype.
+
+    The counterpart of ``sample`` for schemes computed on the host (orthogonal, eye, dirac, ...).
+    """
+    check_device(device)
+    expected = result_shape(shape, index)
+    if tuple(values.shape) != expected:
+        raise AssertionError(f"values of shape {values.shape} delivered for {expected}")
+    if out is None:
+        dt = resolve_dtype("float32" if dtype is None else dtype)
+        result = FastArray.empty(expected, dt)
+        result.raw[...] = cpu.convert(values, dt.storage).view(result.raw.dtype)
+        return result
+    with dlpack.writable_view(out, argname="out") as view:
+        if dtype is not None and resolve_dtype(dtype) != view.dtype:
+            raise TypeError(
+                f"out has dtype {view.dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"
+            )
+        if tuple(view.shape) != expected:
+            raise ValueError(f"out has shape {tuple(view.shape)} but the result has shape {expected}")
+        view.array[...] = cpu.convert(values, view.dtype.storage).view(view.array.dtype)
+    return out
+
+
+def round_to_dtype(value: float, dtype) -> float:
+    """value rounded once, to nearest (ties to even), to a value of dtype; returned as a float.
+
+    >>> round_to_dtype(0.1, "bfloat16")
+    0.10009765625
+    """
+    dt = resolve_dtype(dtype)
+    stored = cpu.convert(np.array([value], np.float64 if dt.compute == 64 else np.float32), dt.storage)
+    if dt.name == "bfloat16":
+        return float((stored.astype(np.uint32) << 16).view(np.float32)[0])
+    return float(stored[0])
+
+
+def output_dtype(dtype, out) -> DType:
     """dtype if given, else out's dtype, else float32 (the clamp bounds depend on it)."""
     if dtype is not None:
         return resolve_dtype(dtype)
@@ -319,7 +398,7 @@ def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="
     high = check_real(high, "high")
     if low > high:
         raise ValueError(f"low={low} must be <= high={high}")
-    dt = _output_dtype(dtype, out)
+    dt = output_dtype(dtype, out)
     biggest = _largest(dt)
     for argname, value in (("low", low), ("high", high)):
         if abs(value) > biggest:
@@ -440,7 +519,7 @@ def truncated_normal(
         names = ("a", "b")
     if not a < b:
         raise ValueError(f"{names[0]} must be < {names[1]}, got {a} and {b}")
-    dt = _output_dtype(dtype, out)
+    dt = output_dtype(dtype, out)
     lo, hi = _round_into(a, dt, up=True), _round_into(b, dt, up=False)
     if lo > hi:
         raise ValueError(f"no {dt.name} value lies in [a={a}, b={b}]")

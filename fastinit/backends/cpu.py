@@ -22,7 +22,7 @@ import numpy as np
 from numba import float32, int16, int64, prange, types, uint64
 from numba.core.extending import overload
 
-from .._jit import KERNEL, loop, pure
+from .._jit import KERNEL, KERNEL_NOCACHE, SERIAL_KERNEL_NOCACHE, loop, pure
 from ..distributions import NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
 from ..distributions.normal import normal_pair_f32, normal_pair_f64
 from ..distributions.rounding import bfloat16_bits, float16_bits
@@ -37,13 +37,15 @@ from ..distributions.uniform import uniform_f32, uniform_f64
 from ..rng.layout import TILE_LANES
 from ..rng.philox import ROUNDS, philox4x32_block
 
-__all__ = ["FillPlan", "fill"]
+__all__ = ["FillPlan", "fill", "convert", "elementwise_kernel"]
 
 _L = TILE_LANES
 _TILE32 = 4 * TILE_LANES  # elements per tile, one word each
 _TILE64 = 2 * TILE_LANES  # elements per tile, two words each
 _CHUNK_TILES = 128  # tiles per prange iteration: 8,192 float32 values, 32 KiB
-_CONVERT_TILES = 128  # tiles per conversion pass: fewer calls scale better over threads than a smaller, L1-sized scratch
+_CONVERT_TILES = (
+    128  # tiles per conversion pass: fewer calls scale better over threads than a smaller, L1-sized scratch
+)
 _LO32 = uint64(0xFFFFFFFF)
 _U32 = uint64(32)
 
@@ -462,6 +464,54 @@ def fill_strided_64(out, shape, sstride, dstride, sbase, dbase, n, sstep, dstep,
         else:
             for e in range(n):
                 out[d + e * dstep] = _value_f64(s + e * sstep, dist, params, key)
+
+
+@numba.njit(**KERNEL)
+def convert_32(out, src):
+    """out[i] = src[i] (float32) rounded to out's storage: bfloat16 bits (uint16), float16 bits
+    (int16) or float32. For values computed on the host (orthogonal, eye, ...)."""
+    n = src.size
+    nchunks = (n + _CHUNK_TILES * _TILE32 - 1) // (_CHUNK_TILES * _TILE32)
+    for c in prange(nchunks):
+        lo = c * _CHUNK_TILES * _TILE32
+        _store32(out, lo, src, lo, min(n, lo + _CHUNK_TILES * _TILE32) - lo)
+
+
+def convert(values: np.ndarray, storage_dtype) -> np.ndarray:
+    """Round a float32/float64 array once to the storage dtype (float16 / bfloat16 bits as uint16)."""
+    values = np.ascontiguousarray(values)
+    if storage_dtype in (np.float32, np.float64):
+        return values.astype(storage_dtype)
+    flat = values.reshape(-1).astype(np.float32)
+    out = np.empty(flat.size, np.int16 if storage_dtype == np.float16 else np.uint16)
+    convert_32(out, flat)
+    return out.view(storage_dtype).reshape(values.shape)
+
+
+_ELEMENTWISE: dict = {}
+
+
+def elementwise_kernel(fn):
+    """A parallel kernel x[i] = fn(x[i]) over a 1-D float array, fn compiled by Numba.
+
+    Built once per fn in a process (a closure over the user's function cannot be cached on
+    disk, so the first call compiles: about a second).
+    """
+    kernel = _ELEMENTWISE.get(fn)
+    if kernel is None:
+        compiled = (
+            fn
+            if isinstance(fn, numba.core.dispatcher.Dispatcher)
+            else numba.njit(**SERIAL_KERNEL_NOCACHE)(fn)
+        )
+
+        @numba.njit(**KERNEL_NOCACHE)
+        def apply(x):
+            for i in prange(x.size):
+                x[i] = compiled(x[i])
+
+        kernel = _ELEMENTWISE[fn] = apply
+    return kernel
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""Initialization schemes: fans and gains, variance scaling and its presets, orthogonal,
+deterministic schemes, sparse, custom element-wise schemes, and the registry."""
+
+from .custom import custom
+from .deterministic import constant, dirac, eye, ones, zeros
+from .fans import calculate_gain, compute_fans
+from .orthogonal import delta_orthogonal, orthogonal
+from .registry import Initializer, get_initializer, list_initializers
+from .sparse import sparse
+from .variance_scaling import (
+    glorot_normal,
+    glorot_uniform,
+    he_normal,
+    he_uniform,
+    kaiming_normal,
+    kaiming_uniform,
+    lecun_normal,
+    lecun_uniform,
+    variance_scaling,
+    xavier_normal,
+    xavier_uniform,
+)
+
+__all__ = [
+    "Initializer",
+    "calculate_gain",
+    "compute_fans",
+    "constant",
+    "custom",
+    "delta_orthogonal",
+    "dirac",
+    "eye",
+    "get_initializer",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "list_initializers",
+    "ones",
+    "orthogonal",
+    "sparse",
+    "variance_scaling",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]

@@ -1,0 +1,170 @@
+"""Orthogonal initialization: a whole-matrix operation above the per-element samplers.
+
+A Gaussian matrix A is drawn through the public sampler (so A is a pure function of
+(seed, name) like every other stream), factored A = QR by LAPACK (multithreaded BLAS), and
+Q's columns are multiplied by sign(diag R), which makes Q Haar-distributed on the orthogonal
+group (Mezzadri 2007, "How to generate random matrices from the classical compact groups").
+The tall orientation is factored (so the work is along the smaller dimension) and transposed
+back when the matrix is wide.
+
+Flattening, as the source conventions do it:
+
+- torch (default, ``column_axis=None``): rows = shape[0], cols = the product of the rest
+  (``torch.nn.init.orthogonal_``).
+- JAX (``column_axis=k``): cols = shape[k], rows = the product of the rest, and the result is
+  moved back so axis k holds the columns (``jax.nn.initializers.orthogonal``).
+
+``batch_dims=b`` treats the first b dimensions as a batch of independent matrices (each from
+its own part of the Gaussian stream), factored in parallel.
+
+Reproducibility: A is bit-reproducible everywhere; Q agrees across machines and thread counts
+to float rounding (LAPACK's blocked algorithms may sum in a different order), ~1e-6 in float32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import api
+
+__all__ = ["orthogonal", "delta_orthogonal"]
+
+
+def _qr_haar(a: np.ndarray) -> np.ndarray:
+    """Q of a tall matrix (m >= n) with the sign(diag R) fix, via LAPACK geqrf + orgqr."""
+    from scipy.linalg import lapack
+
+    geqrf, orgqr = lapack.get_lapack_funcs(("geqrf", "orgqr"), (a,))
+    qr, tau, _, info = geqrf(np.asfortranarray(a), overwrite_a=True)
+    if info != 0:
+        raise RuntimeError(f"LAPACK geqrf failed with info={info}")
+    signs = np.sign(np.diagonal(qr)).astype(a.dtype)
+    q, _, info = orgqr(qr, tau, overwrite_a=True)
+    if info != 0:
+        raise RuntimeError(f"LAPACK orgqr failed with info={info}")
+    q *= signs  # column j times sign(R[j, j])
+    return q
+
+
+def _haar_matrices(gaussian: np.ndarray) -> np.ndarray:
+    """Orthogonalize each (rows, cols) matrix of a (batch, rows, cols) stack."""
+    batch, rows, cols = gaussian.shape
+    tall = rows >= cols
+    out = np.empty_like(gaussian)
+
+    def one(b):
+        a = gaussian[b] if tall else gaussian[b].T
+        q = _qr_haar(a)
+        out[b] = q if tall else q.T
+
+    if batch == 1 or rows * cols >= 256 * 256:
+        for b in range(batch):  # big matrices: the BLAS threads do the parallel work
+            one(b)
+    else:
+        with ThreadPoolExecutor(max_workers=min(batch, os.cpu_count() or 1)) as pool:
+            list(pool.map(one, range(batch)))
+    return out
+
+
+def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, seed=0, name=None, dtype=None, device="cpu",
+               index=None, out=None):  # fmt: skip
+    """A (semi-)orthogonal matrix, Haar-distributed, times ``gain``.
+
+    Default flattening is torch's (dim 0 against the rest); ``column_axis`` gives JAX's. If the
+    matrix is tall its columns are orthonormal, if wide its rows are.
+
+    >>> import fastinit, numpy as np
+    >>> q = np.asarray(fastinit.orthogonal((64, 32), seed=0, name="w"), dtype=np.float64)
+    >>> bool(np.allclose(q.T @ q, np.eye(32), atol=1e-5))
+    True
+    """
+    shape = api.check_shape(shape)
+    gain = api.check_real(gain, "gain")
+    if isinstance(batch_dims, bool) or not isinstance(batch_dims, int) or batch_dims < 0:
+        raise ValueError(f"batch_dims={batch_dims!r} must be an int >= 0")
+    batch_shape, mshape = shape[:batch_dims], shape[batch_dims:]
+    if len(mshape) < 2:
+        raise ValueError(
+            "Only tensors with 2 or more dimensions are supported"
+            + (f" (after the {batch_dims} batch dimensions)" if batch_dims else "")
+        )
+    if column_axis is not None:
+        if isinstance(column_axis, bool) or not isinstance(column_axis, int):
+            raise TypeError(f"column_axis must be an int or None, got {column_axis!r}")
+        if not -len(mshape) <= column_axis < len(mshape):
+            raise ValueError(f"column_axis={column_axis} is out of range for a matrix shape {mshape}")
+        column_axis %= len(mshape)
+    dt = api.output_dtype(dtype, out)
+    compute = np.float64 if dt.compute == 64 else np.float32
+    coords = api.index_coordinates(shape, index)
+    if 0 in shape:
+        return api.deliver(np.zeros(api.result_shape(shape, index), compute), shape, dtype=dt, device=device,
+                           index=index, out=out)  # fmt: skip
+    if column_axis is None:
+        rows, cols = mshape[0], math.prod(mshape[1:])
+    else:
+        cols = mshape[column_axis]
+        rows = math.prod(mshape) // cols
+    # Only the batch elements the index touches are generated (each needs its whole matrix).
+    if batch_dims:
+        grids = np.meshgrid(*coords[:batch_dims], indexing="ij")
+        flat_batch = np.ravel_multi_index(tuple(g.ravel() for g in grids), batch_shape).tolist()
+    else:
+        flat_batch = [0]
+    nbatch = len(flat_batch)
+    gaussian = np.empty((nbatch, rows, cols), compute)
+    for k, b in enumerate(flat_batch):
+        api.normal((math.prod(batch_shape) * rows * cols,), seed=seed, name=name, dtype=compute,
+                   index=slice(b * rows * cols, (b + 1) * rows * cols), out=gaussian[k].reshape(-1))  # fmt: skip
+    q = _haar_matrices(gaussian)
+    q *= compute(gain)
+    if column_axis is None:
+        full = q.reshape((nbatch, *mshape))
+    else:
+        rest = tuple(d for i, d in enumerate(mshape) if i != column_axis)
+        full = np.moveaxis(q.reshape((nbatch, *rest, cols)), -1, 1 + column_axis)
+    # select the indexed elements: batch already restricted, then the matrix dimensions
+    full = full.reshape(tuple(len(c) for c in coords[:batch_dims]) + mshape)
+    sel = tuple(np.arange(len(c)) for c in coords[:batch_dims]) + tuple(coords[batch_dims:])
+    values = full[np.ix_(*sel)] if sel else full
+    values = values.reshape(api.result_shape(shape, index))
+    return api.deliver(np.ascontiguousarray(values), shape, dtype=dt, device=device, index=index, out=out)
+
+
+def delta_orthogonal(shape, gain=1.0, *, column_axis=-1, seed=0, name=None, dtype=None, device="cpu", index=None,
+                     out=None):  # fmt: skip
+    """Delta-orthogonal convolution kernel (Xiao et al. 2018, "Dynamical isometry and a mean
+    field theory of CNNs"), as ``jax.nn.initializers.delta_orthogonal``.
+
+    ``shape`` is (*spatial, in, out) with 1 to 3 spatial dimensions and in <= out: zero except
+    at the spatial centre ((k - 1) // 2 per dimension), which holds an orthogonal (in, out)
+    matrix times ``gain``.
+
+    >>> import fastinit, numpy as np
+    >>> w = np.asarray(fastinit.delta_orthogonal((3, 3, 16, 32), seed=0))
+    >>> float(np.abs(w[0, 0]).max()), w[1, 1].shape
+    (0.0, (16, 32))
+    """
+    shape = api.check_shape(shape)
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(f"Delta orthogonal initializer requires a 3D, 4D or 5D shape, got {shape}")
+    if shape[-1] < shape[-2]:
+        raise ValueError("`fan_in` must be less or equal than `fan_out`. ")
+    dt = api.output_dtype(dtype, out)
+    compute = np.float64 if dt.compute == 64 else np.float32
+    centre = tuple((k - 1) // 2 for k in shape[:-2])
+    matrix = np.asarray(orthogonal(shape[-2:], gain, column_axis=column_axis, seed=seed, name=name,
+                                   dtype=compute))  # fmt: skip
+    coords = api.index_coordinates(shape, index)
+    values = np.zeros(tuple(len(c) for c in coords), compute)
+    hit = [np.nonzero(c == k)[0] for c, k in zip(coords[:-2], centre, strict=True)]
+    if all(len(h) for h in hit):
+        values[np.ix_(*hit, np.arange(len(coords[-2])), np.arange(len(coords[-1])))] = matrix[
+            np.ix_(coords[-2], coords[-1])
+        ]
+    return api.deliver(values.reshape(api.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
+                       out=out)  # fmt: skip

@@ -1,0 +1,181 @@
+"""The scheme registry: initializers by name, with configs that round-trip through JSON.
+
+    init = fastinit.get_initializer("kaiming_uniform", a=math.sqrt(5))
+    w = init((256, 128), seed=0, name="fc.weight")
+    config = init.to_config()   # {"scheme": "kaiming_uniform", "a": 2.23606797749979}
+    fastinit.Initializer.from_config(config) == init   # True
+
+A checkpoint header records ``to_config()`` per tensor, so anyone can regenerate or verify it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+
+from .. import api
+from . import variance_scaling as vs
+from .custom import apply_custom
+from .deterministic import constant, dirac, eye, ones, zeros
+from .orthogonal import delta_orthogonal, orthogonal
+from .sparse import sparse
+
+__all__ = ["Initializer", "get_initializer", "list_initializers", "SCHEMES", "ALIASES"]
+
+SCHEMES = {
+    "uniform": api.uniform,
+    "normal": api.normal,
+    "truncated_normal": api.truncated_normal,
+    "variance_scaling": vs.variance_scaling,
+    "xavier_uniform": vs.xavier_uniform,
+    "xavier_normal": vs.xavier_normal,
+    "kaiming_uniform": vs.kaiming_uniform,
+    "kaiming_normal": vs.kaiming_normal,
+    "lecun_uniform": vs.lecun_uniform,
+    "lecun_normal": vs.lecun_normal,
+    "orthogonal": orthogonal,
+    "delta_orthogonal": delta_orthogonal,
+    "constant": constant,
+    "zeros": zeros,
+    "ones": ones,
+    "eye": eye,
+    "dirac": dirac,
+    "sparse": sparse,
+    "custom": apply_custom,
+}
+ALIASES = {
+    "glorot_uniform": "xavier_uniform",
+    "glorot_normal": "xavier_normal",
+    "he_uniform": "kaiming_uniform",
+    "he_normal": "kaiming_normal",
+}
+# the per-call keywords every scheme takes; an Initializer's params are everything else
+CALL_KEYWORDS = ("seed", "name", "dtype", "device", "index", "out")
+
+
+def _canonical(scheme) -> str:
+    if not isinstance(scheme, str):
+        raise TypeError(f"scheme must be a str, got {type(scheme).__name__}")
+    scheme = ALIASES.get(scheme, scheme)
+    if scheme not in SCHEMES:
+        known = ", ".join(sorted(set(SCHEMES) | set(ALIASES)))
+        raise ValueError(f"unknown scheme {scheme!r}; known schemes: {known}")
+    return scheme
+
+
+def _function_path(fn) -> str:
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    py_func = getattr(fn, "py_func", None)  # a numba dispatcher
+    if py_func is not None:
+        module, qualname = py_func.__module__, py_func.__qualname__
+    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ValueError(
+            f"the custom function {fn!r} cannot be recorded in a config: define it at module level "
+            "so it can be imported by 'module:qualname'"
+        )
+    return f"{module}:{qualname}"
+
+
+def _import_function(path: str):
+    module, _, qualname = path.partition(":")
+    if not module or not qualname:
+        raise ValueError(f"function={path!r} must be 'module:qualname'")
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if isinstance(obj, Initializer):  # a function decorated with @fastinit.custom
+        obj = obj.params["function"]
+    return obj
+
+
+class Initializer:
+    """A scheme with its parameters bound; call it with a shape and the per-call keywords.
+
+    >>> import fastinit
+    >>> init = fastinit.get_initializer("he_normal", nonlinearity="relu")
+    >>> init.to_config()
+    {'scheme': 'kaiming_normal', 'nonlinearity': 'relu'}
+    >>> init((64, 32), seed=0, name="w").shape
+    (64, 32)
+    """
+
+    __slots__ = ("scheme", "params")
+
+    def __init__(self, scheme: str, **params):
+        scheme = _canonical(scheme)
+        if scheme == "custom":
+            function = params.get("function")
+            if isinstance(function, str):
+                params["function"] = _import_function(function)
+            elif not callable(function):
+                raise TypeError("a custom initializer needs function= (a callable or 'module:qualname')")
+        else:
+            signature = inspect.signature(SCHEMES[scheme])
+            for key in params:
+                if key in CALL_KEYWORDS:
+                    raise TypeError(f"{key} is given when the initializer is called, not to {scheme}")
+            try:
+                signature.bind(None, **params)
+            except TypeError as error:
+                raise TypeError(f"{scheme}: {error}") from None
+        self.scheme = scheme
+        self.params = params
+
+    def __call__(self, shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+        common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
+        if self.scheme == "custom":
+            p = self.params
+            return apply_custom(p["function"], shape, draw=p["draw"], draw_params=p["draw_params"], **common)
+        return SCHEMES[self.scheme](shape, **self.params, **common)
+
+    def to_config(self) -> dict:
+        """A JSON-serializable dict: {"scheme": name, **params}."""
+        params = dict(self.params)
+        if self.scheme == "custom":
+            params["function"] = _function_path(params["function"])
+        config = {"scheme": self.scheme, **params}
+        json.dumps(config)  # raises TypeError for parameters JSON cannot hold
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> Initializer:
+        """Rebuild an initializer from ``to_config()``'s dict (or its JSON text)."""
+        if isinstance(config, str):
+            config = json.loads(config)
+        if not isinstance(config, dict) or "scheme" not in config:
+            raise ValueError(f"an initializer config is a dict with a 'scheme' key, got {config!r}")
+        params = {k: v for k, v in config.items() if k != "scheme"}
+        if "batch_axis" in params and isinstance(params["batch_axis"], list):
+            params["batch_axis"] = tuple(params["batch_axis"])
+        return cls(config["scheme"], **params)
+
+    def __eq__(self, other):
+        return isinstance(other, Initializer) and (self.scheme, self.params) == (other.scheme, other.params)
+
+    def __hash__(self):
+        return hash((self.scheme, json.dumps(self.to_config(), sort_keys=True)))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Initializer({self.scheme!r}{', ' if args else ''}{args})"
+
+
+def get_initializer(scheme: str, **params) -> Initializer:
+    """The initializer ``scheme`` (a name or alias from ``list_initializers()``) with ``params``.
+
+    >>> import fastinit
+    >>> fastinit.get_initializer("glorot_uniform", gain=2.0)
+    Initializer('xavier_uniform', gain=2.0)
+    """
+    return Initializer(scheme, **params)
+
+
+def list_initializers() -> list[str]:
+    """Every scheme name and alias the registry knows.
+
+    >>> "kaiming_uniform" in list_initializers() and "he_uniform" in list_initializers()
+    True
+    """
+    return sorted(set(SCHEMES) | set(ALIASES))

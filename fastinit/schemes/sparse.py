@@ -1,0 +1,59 @@
+"""Sparse initialization (Martens 2010, "Deep learning via Hessian-free optimization"), as
+``torch.nn.init.sparse_``: N(0, std**2) values with exactly ceil(sparsity * rows) zeros per
+column.
+
+Unlike torch (whose zero pattern comes from ``torch.randperm`` and ignores the generator), the
+pattern here comes from the tensor's own stream: substream 1 of (seed, name) gives every
+element a 53-bit uniform key, and in each column the rows with the smallest keys (ties broken
+by row) are zeroed. Values come from substream 0, so the non-zero values equal
+``fastinit.normal(shape, 0, std, seed=seed, name=name)`` at the same positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import api
+from ..distributions import UNIFORM
+
+__all__ = ["sparse"]
+
+_UNIT_INTERVAL = np.array([0.0, 1.0, 0.0, np.nextafter(1.0, 0.0), 0.0, 0.0, 0.0, 0.0])
+
+
+def sparse(shape, sparsity, std=0.01, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+    """2-D tensor, N(0, std**2), with ceil(sparsity * rows) zeros in every column.
+
+    >>> import fastinit, numpy as np
+    >>> w = np.asarray(fastinit.sparse((10, 4), 0.25, seed=0, name="w"))
+    >>> (w == 0).sum(axis=0).tolist()
+    [3, 3, 3, 3]
+    """
+    shape = api.check_shape(shape)
+    if len(shape) != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    sparsity = api.check_real(sparsity, "sparsity")
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity={sparsity} must be in [0, 1]")
+    std = api.check_real(std, "std")
+    if std < 0:
+        raise ValueError(f"std={std} must be >= 0")
+    dt = api.output_dtype(dtype, out)
+    compute = "float64" if dt.compute == 64 else "float32"
+    rows, cols = api.normalized_index(shape, index)
+    # Ranking needs whole columns: generate every row of the indexed columns, then select rows.
+    columns = (slice(None), cols)
+    values = np.asarray(api.normal(shape, 0.0, std, seed=seed, name=name, dtype=compute, index=columns))
+    num_zeros = math.ceil(sparsity * shape[0])
+    if num_zeros and values.size:
+        keys = np.asarray(api.sample(shape, UNIFORM, _UNIT_INTERVAL, seed=seed, name=name, dtype="float64",
+                                     index=columns, substream=1))  # fmt: skip
+        keys = keys.reshape(shape[0], -1)
+        zero_rows = np.argsort(keys, axis=0, kind="stable")[:num_zeros]
+        values = values.reshape(shape[0], -1).copy()
+        np.put_along_axis(values, zero_rows, 0, axis=0)
+    selected = values.reshape(shape[0], -1)[rows]
+    return api.deliver(selected.reshape(api.result_shape(shape, index)), shape, dtype=dt, device=device,
+                       index=index, out=out)  # fmt: skip

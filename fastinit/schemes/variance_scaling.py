@@ -1,0 +1,251 @@
+"""variance_scaling, the one general scheme, and the Xavier / Kaiming / LeCun presets over it.
+
+variance_scaling draws with std = sqrt(scale / n), n given by ``mode`` from the fans:
+
+    fan_in: fan_in    fan_out: fan_out    fan_avg: (fan_in + fan_out) / 2
+    fan_geo_avg: sqrt(fan_in * fan_out)
+
+and ``distribution``: "truncated_normal" (truncated at 2 std and divided by 0.87962566103423978,
+the std of a standard normal truncated to [-2, 2], so the result has std exactly sqrt(scale/n):
+JAX's correction), "normal" (alias "untruncated_normal"), or "uniform" on
+[-sqrt(3 scale / n), sqrt(3 scale / n)].
+
+The presets are variance_scaling with fixed (scale, mode, distribution):
+
+============================  =========================================  =======================
+preset                        as variance_scaling                        torch equivalent
+============================  =========================================  =======================
+xavier_uniform(gain)          (gain**2, "fan_avg", "uniform")            xavier_uniform_
+xavier_normal(gain)           (gain**2, "fan_avg", "normal")             xavier_normal_
+kaiming_uniform(a, mode, nl)  (calculate_gain(nl, a)**2, mode, "uniform")  kaiming_uniform_
+kaiming_normal(a, mode, nl)   (calculate_gain(nl, a)**2, mode, "normal")   kaiming_normal_
+lecun_uniform                 (1, "fan_in", "uniform")                   (JAX lecun_uniform)
+lecun_normal                  (1, "fan_in", "truncated_normal")          (JAX lecun_normal)
+============================  =========================================  =======================
+
+The torch presets compute their std with torch's own expression (``gain * sqrt(2 / (fan_in +
+fan_out))``, ``gain / sqrt(fan)``, bound ``sqrt(3) * std``), so bounds and stds equal torch's
+bit for bit rather than within an ulp of float64. Fans follow ``layout`` ("torch" by default:
+weights are (out, in, *kernel)); see fans.py.
+
+References: Glorot & Bengio (2010), "Understanding the difficulty of training deep feedforward
+neural networks"; He et al. (2015), "Delving deep into rectifiers"; LeCun et al. (1998),
+"Efficient BackProp".
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import api
+from .fans import calculate_gain, compute_fans
+
+__all__ = [
+    "variance_scaling",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "TRUNCATED_NORMAL_STD",
+]
+
+# std of a standard normal truncated to [-2, 2] (JAX and Keras use the same constant)
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
+
+
+def _draw(shape, distribution, std, bound, common):
+    """Sample zero-mean values with this std (normals) or bound (uniform)."""
+    if distribution == "truncated_normal":
+        return api.truncated_normal(shape, 0.0, std / TRUNCATED_NORMAL_STD, lower=-2.0, upper=2.0, **common)
+    if distribution in ("normal", "untruncated_normal"):
+        return api.normal(shape, 0.0, std, **common)
+    return api.uniform(shape, -bound, bound, **common)
+
+
+def _fans(shape, layout, in_axis, out_axis, batch_axis):
+    return compute_fans(api.check_shape(shape), layout=layout, in_axis=in_axis, out_axis=out_axis,
+                        batch_axis=batch_axis)  # fmt: skip
+
+
+def _empty(shape) -> bool:
+    return 0 in api.check_shape(shape)
+
+
+def variance_scaling(
+    shape,
+    scale=1.0,
+    mode="fan_in",
+    distribution="truncated_normal",
+    *,
+    layout="jax",
+    in_axis=None,
+    out_axis=None,
+    batch_axis=(),
+    seed=0,
+    name=None,
+    dtype=None,
+    device="cpu",
+    index=None,
+    out=None,
+):
+    """Zero-mean values with std sqrt(scale / n), n from ``mode`` (see module docstring).
+
+    ``layout`` picks the fan convention ("jax" by default here, as in
+    ``jax.nn.initializers.variance_scaling``: ``(..., in, out)`` with ``in_axis=-2``,
+    ``out_axis=-1``; "torch" and "keras" as in fans.py).
+
+    >>> import fastinit, numpy as np
+    >>> w = np.asarray(fastinit.variance_scaling((512, 256), 2.0, "fan_in", "normal", seed=0))
+    >>> round(float(w.std() * np.sqrt(512 / 2.0)), 2)
+    1.0
+    """
+    scale = api.check_real(scale, "scale")
+    if scale < 0:
+        raise ValueError(f"scale={scale} must be >= 0")
+    if mode not in MODES:
+        raise ValueError(
+            f"invalid mode for variance scaling initializer: {mode} (use one of {', '.join(MODES)})"
+        )
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(
+            f"invalid distribution for variance scaling initializer: {distribution} "
+            f"(use one of {', '.join(DISTRIBUTIONS)})"
+        )
+    common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
+    if _empty(shape):
+        return _draw(shape, distribution, 0.0, 0.0, common)
+    fan_in, fan_out = _fans(shape, layout, in_axis, out_axis, batch_axis)
+    denominator = {
+        "fan_in": fan_in,
+        "fan_out": fan_out,
+        "fan_avg": (fan_in + fan_out) / 2,
+        "fan_geo_avg": (fan_in * fan_out) ** 0.5,
+    }[mode]
+    variance = scale / denominator
+    return _draw(shape, distribution, math.sqrt(variance), math.sqrt(3 * variance), common)
+
+
+def _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis):
+    fan_in, fan_out = _fans(shape, layout, in_axis, out_axis, batch_axis)
+    return gain * math.sqrt(2.0 / float(fan_in + fan_out))
+
+
+def xavier_uniform(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(),
+                   seed=0, name=None, dtype=None, device="cpu", index=None, out=None):  # fmt: skip
+    """Glorot/Xavier uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
+
+    >>> import fastinit, numpy as np
+    >>> w = np.asarray(fastinit.xavier_uniform((128, 64), seed=0, name="fc.weight"))
+    >>> bool(np.abs(w).max() <= np.sqrt(6 / (128 + 64)))
+    True
+    """
+    gain = api.check_real(gain, "gain")
+    common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
+    if _empty(shape):
+        return _draw(shape, "uniform", 0.0, 0.0, common)
+    std = _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis)
+    return _draw(shape, "uniform", std, math.sqrt(3.0) * std, common)
+
+
+def xavier_normal(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(),
+                  seed=0, name=None, dtype=None, device="cpu", index=None, out=None):  # fmt: skip
+    """Glorot/Xavier normal: N(0, std**2), std = gain * sqrt(2 / (fan_in + fan_out)).
+
+    >>> import fastinit
+    >>> fastinit.xavier_normal((64, 32, 3, 3), seed=0, name="conv.weight").shape
+    (64, 32, 3, 3)
+    """
+    gain = api.check_real(gain, "gain")
+    common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
+    if _empty(shape):
+        return _draw(shape, "normal", 0.0, 0.0, common)
+    return _draw(
+        shape, "normal", _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis), 0.0, common
+    )
+
+
+def _kaiming_std(shape, a, mode, nonlinearity, layout, in_axis, out_axis, batch_axis):
+    mode = mode.lower() if isinstance(mode, str) else mode
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of {['fan_in', 'fan_out']}")
+    fan_in, fan_out = _fans(shape, layout, in_axis, out_axis, batch_axis)
+    fan = fan_in if mode == "fan_in" else fan_out
+    gain = calculate_gain(nonlinearity, a)
+    return gain / math.sqrt(fan)
+
+
+def kaiming_uniform(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, layout="torch", in_axis=None,
+                    out_axis=None, batch_axis=(), seed=0, name=None, dtype=None, device="cpu", index=None,
+                    out=None):  # fmt: skip
+    """Kaiming/He uniform: U(-b, b), b = sqrt(3) * calculate_gain(nonlinearity, a) / sqrt(fan).
+
+    Same defaults as torch (``a=0``, ``mode="fan_in"``, ``nonlinearity="leaky_relu"``); torch's
+    ``nn.Linear`` uses ``a=sqrt(5)``.
+
+    >>> import fastinit, math
+    >>> w = fastinit.kaiming_uniform((256, 128), a=math.sqrt(5), seed=0, name="fc.weight")
+    >>> w.shape
+    (256, 128)
+    """
+    common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
+    if _empty(shape):
+        return _draw(shape, "uniform", 0.0, 0.0, common)
+    std = _kaiming_std(shape, a, mode, nonlinearity, layout, in_axis, out_axis, batch_axis)
+    return _draw(shape, "uniform", std, math.sqrt(3.0) * std, common)
+
+
+def kaiming_normal(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, layout="torch", in_axis=None,
+                   out_axis=None, batch_axis=(), seed=0, name=None, dtype=None, device="cpu", index=None,
+                   out=None):  # fmt: skip
+    """Kaiming/He normal: N(0, std**2), std = calculate_gain(nonlinearity, a) / sqrt(fan).
+
+    >>> import fastinit, numpy as np
+    >>> w = np.asarray(fastinit.kaiming_normal((512, 512), nonlinearity="relu", seed=0))
+    >>> round(float(w.std() * np.sqrt(512 / 2)), 2)
+    1.0
+    """
+    common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
+    if _empty(shape):
+        return _draw(shape, "normal", 0.0, 0.0, common)
+    return _draw(shape, "normal", _kaiming_std(shape, a, mode, nonlinearity, layout, in_axis, out_axis,
+                                               batch_axis), 0.0, common)  # fmt: skip
+
+
+def lecun_uniform(shape, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(), seed=0, name=None,
+                  dtype=None, device="cpu", index=None, out=None):  # fmt: skip
+    """LeCun uniform: variance_scaling(1, "fan_in", "uniform"): U(-b, b), b = sqrt(3 / fan_in).
+
+    >>> import fastinit
+    >>> fastinit.lecun_uniform((10, 20), seed=0).shape
+    (10, 20)
+    """
+    return variance_scaling(shape, 1.0, "fan_in", "uniform", layout=layout, in_axis=in_axis, out_axis=out_axis,
+                            batch_axis=batch_axis, seed=seed, name=name, dtype=dtype, device=device, index=index,
+                            out=out)  # fmt: skip
+
+
+def lecun_normal(shape, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(), seed=0, name=None,
+                 dtype=None, device="cpu", index=None, out=None):  # fmt: skip
+    """LeCun normal: variance_scaling(1, "fan_in", "truncated_normal"): std sqrt(1 / fan_in).
+
+    >>> import fastinit
+    >>> fastinit.lecun_normal((10, 20), seed=0).shape
+    (10, 20)
+    """
+    return variance_scaling(shape, 1.0, "fan_in", "truncated_normal", layout=layout, in_axis=in_axis,
+                            out_axis=out_axis, batch_axis=batch_axis, seed=seed, name=name, dtype=dtype,
+                            device=device, index=index, out=out)  # fmt: skip
+
+
+glorot_uniform = xavier_uniform
+glorot_normal = xavier_normal
+he_uniform = kaiming_uniform
+he_normal = kaiming_normal
