@@ -121,5 +121,5 @@ def _ratio_table() -> list[str]:
         for ours_label, (t_ours, _, _) in ours.items():
             for label, (t, _, _) in rows.items():
                 if not label.startswith("fastinit") and "fill" not in label:
-                    out.append(f"  {ours_label} vs {label}: {t / t_ours:.1f} x faster")
+                    out.append(f"  {ours_label}: {t / t_ours:.2f} x the speed of {label}")
     return out

@@ -15,6 +15,7 @@ import operator
 import numpy as np
 
 from . import dlpack
+from ._memory import advise_huge_pages
 from .array import FastArray
 from .backends import cpu
 from .distributions import N_PARAMS, NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
@@ -276,6 +277,7 @@ def sample(
         if tuple(view.shape) != result_shape:
             raise ValueError(f"out has shape {tuple(view.shape)} but the result has shape {result_shape}")
         flat, base, strides = _flat_storage(view.array)
+        advise_huge_pages(flat.ctypes.data, flat.nbytes)  # out may be fresh, untouched memory
         cpu.fill(flat, _plan(shape, dims, strides, base), dist, params, key)
     return out
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from . import api
+from .dtypes import resolve_dtype
 from .schemes import (
     Initializer,
     calculate_gain,
@@ -86,8 +87,14 @@ def _fill(tensor, fn, *args, seed=0, name=None, **kwargs):
             f"tensor is on {tensor.device}: this build of fastinit has no CUDA backend yet; "
             "initialize on the CPU and move the tensor, or use a CPU model"
         )
+    try:
+        dtype = resolve_dtype(tensor.dtype, argname="tensor.dtype")
+    except TypeError:
+        raise TypeError(
+            f"tensor has dtype {tensor.dtype}; fastinit fills float32, float64, float16 and bfloat16 tensors"
+        ) from None
     with torch.no_grad():
-        fn(tuple(tensor.shape), *args, seed=seed, name=name, out=tensor.detach(), **kwargs)
+        fn(tuple(tensor.shape), *args, seed=seed, name=name, dtype=dtype, out=tensor.detach(), **kwargs)
     return tensor
 
 

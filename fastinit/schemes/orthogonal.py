@@ -39,11 +39,17 @@ def _qr_haar(a: np.ndarray) -> np.ndarray:
     from scipy.linalg import lapack
 
     geqrf, orgqr = lapack.get_lapack_funcs(("geqrf", "orgqr"), (a,))
-    qr, tau, _, info = geqrf(np.asfortranarray(a), overwrite_a=True)
+    n = a.shape[1]
+    af = np.asfortranarray(a)
+    # Workspace queries first (lwork=-1 leaves the matrix untouched): with the minimal
+    # workspace LAPACK falls back to its unblocked BLAS-2 algorithms, several times slower.
+    lwork = int(geqrf(af, lwork=-1, overwrite_a=True)[2][0].real)
+    qr, tau, _, info = geqrf(af, lwork=max(lwork, n), overwrite_a=True)
     if info != 0:
         raise RuntimeError(f"LAPACK geqrf failed with info={info}")
     signs = np.sign(np.diagonal(qr)).astype(a.dtype)
-    q, _, info = orgqr(qr, tau, overwrite_a=True)
+    lwork = int(orgqr(qr, tau, lwork=-1, overwrite_a=True)[1][0].real)
+    q, _, info = orgqr(qr, tau, lwork=max(lwork, n), overwrite_a=True)
     if info != 0:
         raise RuntimeError(f"LAPACK orgqr failed with info={info}")
     q *= signs  # column j times sign(R[j, j])

@@ -10,6 +10,7 @@ A checkpoint header records ``to_config()`` per tensor, so anyone can regenerate
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -52,6 +53,11 @@ ALIASES = {
 }
 # the per-call keywords every scheme takes; an Initializer's params are everything else
 CALL_KEYWORDS = ("seed", "name", "dtype", "device", "index", "out")
+
+
+@functools.cache
+def _signature(scheme: str) -> inspect.Signature:
+    return inspect.signature(SCHEMES[scheme])
 
 
 def _canonical(scheme) -> str:
@@ -112,7 +118,7 @@ class Initializer:
             elif not callable(function):
                 raise TypeError("a custom initializer needs function= (a callable or 'module:qualname')")
         else:
-            signature = inspect.signature(SCHEMES[scheme])
+            signature = _signature(scheme)
             for key in params:
                 if key in CALL_KEYWORDS:
                     raise TypeError(f"{key} is given when the initializer is called, not to {scheme}")
