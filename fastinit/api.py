@@ -340,14 +340,29 @@ def deliver(values: np.ndarray, shape, *, dtype=None, device="cpu", index=None, 
 def round_to_dtype(value: float, dtype) -> float:
     """value rounded once, to nearest (ties to even), to a value of dtype; returned as a float.
 
+    As IEEE rounding: beyond the largest finite value by half a step or more gives +-inf.
+
     >>> round_to_dtype(0.1, "bfloat16")
     0.10009765625
     """
     dt = resolve_dtype(dtype)
-    stored = cpu.convert(np.array([value], np.float64 if dt.compute == 64 else np.float32), dt.storage)
-    if dt.name == "bfloat16":
-        return float((stored.astype(np.uint32) << 16).view(np.float32)[0])
-    return float(stored[0])
+    if math.isnan(value) or math.isinf(value) or dt.name == "float64":
+        return value
+    biggest = _largest(dt)
+    if abs(value) > biggest:
+        # the halfway point above the largest value rounds to infinity (its significand is odd)
+        halfway = biggest + (biggest - _below(biggest, dt)) / 2
+        return math.copysign(math.inf if abs(value) >= halfway else biggest, value)
+    lo, hi = _round_into(value, dt, up=False), _round_into(value, dt, up=True)
+    if lo == hi:
+        return lo
+    if value - lo != hi - value:
+        return lo if value - lo < hi - value else hi
+    # a tie: the neighbour with an even last significand bit
+    bits = np.array([lo, hi], np.float32 if dt.name != "float16" else np.float16).view(
+        np.uint32 if dt.name != "float16" else np.uint16)  # fmt: skip
+    last = (bits >> 16) & 1 if dt.name == "bfloat16" else bits & 1
+    return lo if last[0] == 0 else hi
 
 
 def output_dtype(dtype, out) -> DType:

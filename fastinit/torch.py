@@ -366,19 +366,21 @@ def _describe(init) -> object:
 
 
 def _match_rules(qualname: str, local: str, owner, rules) -> Callable | None:
+    """The rule for a parameter: the first matching name pattern, else the first matching type."""
+    for key in rules:
+        if not isinstance(key, (str, type)):
+            raise TypeError(f"a rules key must be a name pattern (str) or a module type, got {key!r}")
     for key, value in rules.items():
-        if isinstance(key, str):
-            if fnmatch.fnmatchcase(qualname, key):
-                return _as_initializer(value)
-        elif isinstance(key, type) and isinstance(owner, key):
+        if isinstance(key, str) and fnmatch.fnmatchcase(qualname, key):
+            return _as_initializer(value)
+    for key, value in rules.items():
+        if isinstance(key, type) and isinstance(owner, key):
             if isinstance(value, Mapping) and "scheme" not in value:
                 for pattern, init in value.items():
                     if fnmatch.fnmatchcase(local, pattern):
                         return _as_initializer(init)
             elif local == "weight":
                 return _as_initializer(value)
-        elif not isinstance(key, (str, type)):
-            raise TypeError(f"a rules key must be a name pattern (str) or a module type, got {key!r}")
     return None
 
 
@@ -414,7 +416,7 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     >>> report = fastinit.torch.init_module(
     ...     model, seed=0, rules={"0.weight": fastinit.xavier_uniform, "2.weight": {"scheme": "constant", "value": 42}})
-    >>> float(model[2].weight[0, 0]), report.params["0.bias"]["scheme"]
+    >>> model[2].weight[0, 0].item(), report.params["0.bias"]["scheme"]
     (42.0, 'uniform')
     """
     if unknown not in ("raise", "skip"):

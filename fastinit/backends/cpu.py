@@ -479,10 +479,10 @@ def convert_32(out, src):
 
 def convert(values: np.ndarray, storage_dtype) -> np.ndarray:
     """Round a float32/float64 array once to the storage dtype (float16 / bfloat16 bits as uint16)."""
-    values = np.ascontiguousarray(values)
+    values = np.asarray(values)
     if storage_dtype in (np.float32, np.float64):
         return values.astype(storage_dtype)
-    flat = values.reshape(-1).astype(np.float32)
+    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)  # (ascontiguousarray makes 0-d 1-d)
     out = np.empty(flat.size, np.int16 if storage_dtype == np.float16 else np.uint16)
     convert_32(out, flat)
     return out.view(storage_dtype).reshape(values.shape)

@@ -7,6 +7,8 @@ by computing only the selected elements.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import api
@@ -26,7 +28,8 @@ def constant(shape, value, *, seed=0, name=None, dtype=None, device="cpu", index
     value = api.check_real(value, "value", allow_inf=True)
     dt = api.output_dtype(dtype, out)
     v = api.round_to_dtype(value, dt)
-    params = np.array([v, 0.0, v, v, 0.0, 0.0, 0.0, 0.0])
+    # u * (+-0) + v: the scale's sign keeps v = -0.0 negative (+0 + -0 would give +0)
+    params = np.array([v, math.copysign(0.0, v), v, v, 0.0, 0.0, 0.0, 0.0])
     return api.sample(
         shape, UNIFORM, params, seed=0, name=None, dtype=dt, device=device, index=index, out=out
     )

@@ -96,6 +96,24 @@ def _import_function(path: str):
     return obj
 
 
+def _check_custom_params(params: dict) -> None:
+    from .custom import DRAWS
+
+    unexpected = set(params) - {"function", "draw", "draw_params"}
+    if unexpected:
+        raise TypeError(f"custom: unexpected parameter(s) {', '.join(sorted(unexpected))} "
+                        "(a custom initializer takes function, draw, draw_params)")  # fmt: skip
+    function = params.get("function")
+    if not (callable(function) or isinstance(function, str)):
+        raise TypeError("a custom initializer needs function= (a callable or 'module:qualname')")
+    if params.get("draw") not in DRAWS:
+        raise ValueError(f"custom: draw={params.get('draw')!r} must be one of {', '.join(DRAWS)}")
+    draw_params = params.setdefault("draw_params", {})
+    if not isinstance(draw_params, dict):
+        raise TypeError(f"custom: draw_params must be a dict, got {type(draw_params).__name__}")
+    inspect.signature(DRAWS[params["draw"]]).bind(None, **draw_params)
+
+
 class Initializer:
     """A scheme with its parameters bound; call it with a shape and the per-call keywords.
 
@@ -112,11 +130,9 @@ class Initializer:
     def __init__(self, scheme: str, **params):
         scheme = _canonical(scheme)
         if scheme == "custom":
-            function = params.get("function")
-            if isinstance(function, str):
-                params["function"] = _import_function(function)
-            elif not callable(function):
-                raise TypeError("a custom initializer needs function= (a callable or 'module:qualname')")
+            _check_custom_params(params)
+            if isinstance(params["function"], str):
+                params["function"] = _import_function(params["function"])
         else:
             signature = _signature(scheme)
             for key in params:
@@ -152,9 +168,8 @@ class Initializer:
             config = json.loads(config)
         if not isinstance(config, dict) or "scheme" not in config:
             raise ValueError(f"an initializer config is a dict with a 'scheme' key, got {config!r}")
-        params = {k: v for k, v in config.items() if k != "scheme"}
-        if "batch_axis" in params and isinstance(params["batch_axis"], list):
-            params["batch_axis"] = tuple(params["batch_axis"])
+        # JSON has no tuples: sequences (in_axis, out_axis, batch_axis) come back as lists
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k != "scheme"}
         return cls(config["scheme"], **params)
 
     def __eq__(self, other):

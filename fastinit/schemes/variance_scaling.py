@@ -63,6 +63,8 @@ DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 
 def _draw(shape, distribution, std, bound, common):
     """Sample zero-mean values with this std (normals) or bound (uniform)."""
+    if _empty(shape):  # nothing to draw (and fans may be 0): an empty array of the right kind
+        return api.normal(shape, 0.0, 0.0, **common)
     if distribution == "truncated_normal":
         return api.truncated_normal(shape, 0.0, std / TRUNCATED_NORMAL_STD, lower=-2.0, upper=2.0, **common)
     if distribution in ("normal", "untruncated_normal"):
@@ -133,6 +135,13 @@ def variance_scaling(
     return _draw(shape, distribution, math.sqrt(variance), math.sqrt(3 * variance), common)
 
 
+def _check_gain(gain) -> float:
+    gain = api.check_real(gain, "gain")
+    if gain < 0:
+        raise ValueError(f"gain={gain} must be >= 0")
+    return gain
+
+
 def _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis):
     fan_in, fan_out = _fans(shape, layout, in_axis, out_axis, batch_axis)
     return gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -147,7 +156,7 @@ def xavier_uniform(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=No
     >>> bool(np.abs(w).max() <= np.sqrt(6 / (128 + 64)))
     True
     """
-    gain = api.check_real(gain, "gain")
+    gain = _check_gain(gain)
     common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
     if _empty(shape):
         return _draw(shape, "uniform", 0.0, 0.0, common)
@@ -163,7 +172,7 @@ def xavier_normal(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=Non
     >>> fastinit.xavier_normal((64, 32, 3, 3), seed=0, name="conv.weight").shape
     (64, 32, 3, 3)
     """
-    gain = api.check_real(gain, "gain")
+    gain = _check_gain(gain)
     common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
     if _empty(shape):
         return _draw(shape, "normal", 0.0, 0.0, common)
@@ -173,6 +182,8 @@ def xavier_normal(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=Non
 
 
 def _kaiming_std(shape, a, mode, nonlinearity, layout, in_axis, out_axis, batch_axis):
+    if isinstance(a, float) and not math.isfinite(a):  # would surface as a NaN bound
+        raise ValueError(f"a={a} must be finite")
     mode = mode.lower() if isinstance(mode, str) else mode
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"Mode {mode} not supported, please use one of {['fan_in', 'fan_out']}")
