@@ -108,3 +108,18 @@ def test_torch_orthogonal(record):
     record(
         ORTHO, "torch.nn.init.orthogonal_", lambda: nn.init.orthogonal_(torch.empty(N, N)), N * N, 4, rounds=3
     )
+
+
+def test_fastinit_orthogonal_torch_qr(record):
+    record(ORTHO, "fastinit.orthogonal(qr='torch')",
+           lambda: fastinit.orthogonal((N, N), qr="torch", seed=0, name="q"), N * N, 4, rounds=3)  # fmt: skip
+
+
+def test_fastinit_torch_orthogonal_(record):
+    record(ORTHO, "fastinit.torch.orthogonal_",
+           lambda: fastinit_torch.orthogonal_(torch.empty(N, N), seed=0, name="q"), N * N, 4, rounds=3)  # fmt: skip
+
+
+def test_bare_torch_qr(record, gaussian):
+    a = torch.from_numpy(gaussian)
+    record(ORTHO, "bare torch.linalg.qr (MKL)", lambda: torch.linalg.qr(a), N * N, 4, rounds=3)

@@ -168,6 +168,8 @@ def _flat_storage(array: np.ndarray):
         return array.reshape(-1), 0, (0,) * array.ndim
     if array.ndim == 0:  # array[()] would be a copy: view the one element as a 1-D array
         return array.reshape(1), 0, ()
+    if array.flags.c_contiguous:
+        return array.reshape(-1), 0, tuple(s // itemsize for s in array.strides)
     strides = [s // itemsize for s in array.strides]
     low = sum((n - 1) * s for n, s in zip(array.shape, strides, strict=False) if s < 0)
     high = sum((n - 1) * s for n, s in zip(array.shape, strides, strict=False) if s > 0)

@@ -484,6 +484,9 @@ def writable_view(obj, *, argname: str = "out") -> WritableView:
         )
     if isinstance(obj, np.ndarray):
         return _view_numpy(obj, argname)
+    fast = _view_torch_numpy(obj, argname)
+    if fast is not None:
+        return fast
     if hasattr(obj, "__dlpack__"):
         return _view_dlpack(obj, argname)
     try:
@@ -496,6 +499,28 @@ def writable_view(obj, *, argname: str = "out") -> WritableView:
     if buffer.readonly:
         raise ValueError(f"{argname} is a read-only buffer; fastinit must write into it")
     return _view_numpy(np.asarray(buffer), argname)
+
+
+_TORCH_NUMPY_DTYPES = ("torch.float32", "torch.float64", "torch.float16")
+
+
+def _view_torch_numpy(obj, argname: str) -> WritableView | None:
+    """A torch CPU tensor of a NumPy dtype through ``Tensor.numpy()``, which shares its memory
+    and costs a few microseconds, against ~80 for a DLPack capsule parsed with ctypes (it adds
+    up over the hundreds of tensors of a model). None for anything else: DLPack handles it."""
+    if not type(obj).__module__.startswith("torch") or not hasattr(obj, "numpy"):
+        return None
+    try:
+        plain = (
+            obj.device.type == "cpu"
+            and str(obj.dtype) in _TORCH_NUMPY_DTYPES
+            and not obj.requires_grad
+            and not obj.is_conj()
+            and not obj.is_neg()
+        )
+    except (AttributeError, RuntimeError):
+        return None
+    return _view_numpy(obj.numpy(), argname) if plain else None
 
 
 def _view_numpy(array: np.ndarray, argname: str) -> WritableView:

@@ -229,12 +229,15 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
 def orthogonal_(tensor, gain=1, generator=None, *, seed=None, name=None):
     """``torch.nn.init.orthogonal_``: a Haar-distributed (semi-)orthogonal matrix times gain.
 
+    The QR runs in torch (``fastinit.orthogonal(..., qr="torch")``), with the LAPACK torch
+    ships (MKL on x86), so Q matches ``fastinit.orthogonal(shape, qr="torch")``.
+
     >>> import torch, fastinit.torch
     >>> q = fastinit.torch.orthogonal_(torch.empty(4, 4), seed=0)
     >>> bool(torch.allclose(q @ q.T, torch.eye(4), atol=1e-5))
     True
     """
-    return _fill(tensor, orthogonal, gain, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, orthogonal, gain, qr="torch", seed=_seed(seed, generator), name=name)
 
 
 def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name=None):

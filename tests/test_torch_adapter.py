@@ -127,7 +127,7 @@ INPLACE = {
     ),
     "orthogonal_": (
         lambda t, **kw: ft.orthogonal_(t, 2.0, **kw),
-        lambda s, **kw: fastinit.orthogonal(s, 2.0, **kw),
+        lambda s, **kw: fastinit.orthogonal(s, 2.0, qr="torch", **kw),  # the adapter factors with torch
         [(6, 4, 3), (20, 12)],
         True,
     ),

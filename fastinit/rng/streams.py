@@ -18,6 +18,7 @@ samplers' transforms: any change to the values a (seed, name, shape, dtype) prod
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import numbers
 from typing import NamedTuple
@@ -58,6 +59,14 @@ def check_name(name, argname: str = "name"):
     return name
 
 
+@functools.lru_cache(maxsize=4096)
+def _digest(seed: int, name: str | None, substream: int) -> StreamKey:
+    message = seed.to_bytes(8, "little") + substream.to_bytes(4, "little")
+    message += b"\x00" if name is None else b"\x01" + name.encode("utf-8")
+    digest = hashlib.blake2b(message, digest_size=16, person=_PERSON).digest()
+    return StreamKey(*(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)))
+
+
 def derive_key(seed: int = 0, name: str | None = None, *, substream: int = 0) -> StreamKey:
     """The stream of (seed, name): Philox key and counter stream words.
 
@@ -74,7 +83,4 @@ def derive_key(seed: int = 0, name: str | None = None, *, substream: int = 0) ->
         or not 0 <= substream < 2**32
     ):
         raise ValueError(f"substream={substream!r} must be an int in [0, 2**32)")
-    message = seed.to_bytes(8, "little") + int(substream).to_bytes(4, "little")
-    message += b"\x00" if name is None else b"\x01" + name.encode("utf-8")
-    digest = hashlib.blake2b(message, digest_size=16, person=_PERSON).digest()
-    return StreamKey(*(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)))
+    return _digest(seed, name, int(substream))
