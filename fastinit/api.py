@@ -271,7 +271,7 @@ def sample(
         dst_strides = tuple(int(s) // dt.itemsize for s in result.raw.strides)
         cpu.fill(storage, _plan(shape, dims, dst_strides, 0), dist, params, key)
         return result
-    with dlpack.writable_view(out, argname="out") as view:
+    with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
         if dtype is not None and resolve_dtype(dtype) != view.dtype:
             raise TypeError(
                 f"out has dtype {view.dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"
@@ -328,7 +328,7 @@ def deliver(values: np.ndarray, shape, *, dtype=None, device="cpu", index=None, 
         result = FastArray.empty(expected, dt)
         result.raw[...] = cpu.convert(values, dt.storage).view(result.raw.dtype)
         return result
-    with dlpack.writable_view(out, argname="out") as view:
+    with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
         if dtype is not None and resolve_dtype(dtype) != view.dtype:
             raise TypeError(
                 f"out has dtype {view.dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"

@@ -454,7 +454,7 @@ _DEVICE_NAMES = {
 }
 
 
-def writable_view(obj, *, argname: str = "out") -> WritableView:
+def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
     """View ``obj`` as a writable NumPy array of its storage dtype, sharing its memory.
 
     Accepts a writeable NumPy array, any CPU DLPack producer (torch tensors, including
@@ -483,7 +483,8 @@ def writable_view(obj, *, argname: str = "out") -> WritableView:
             "jax.numpy.from_dlpack (no copy)"
         )
     if isinstance(obj, np.ndarray):
-        return _view_numpy(obj, argname)
+        bits_as = resolve_dtype(dtype) if dtype is not None and obj.dtype == np.uint16 else None
+        return _view_numpy(obj, argname, bits_as if bits_as is not None and bits_as.name == "bfloat16" else None)
     fast = _view_torch_numpy(obj, argname)
     if fast is not None:
         return fast
@@ -523,8 +524,9 @@ def _view_torch_numpy(obj, argname: str) -> WritableView | None:
     return _view_numpy(obj.numpy(), argname) if plain else None
 
 
-def _view_numpy(array: np.ndarray, argname: str) -> WritableView:
-    dtype = _numpy_dtype_row(array.dtype, argname)
+def _view_numpy(array: np.ndarray, argname: str, bits_of: DType | None = None) -> WritableView:
+    # bits_of: a uint16 array holding bfloat16 bits, accepted when dtype="bfloat16" is explicit
+    dtype = bits_of if bits_of is not None else _numpy_dtype_row(array.dtype, argname)
     if not array.flags.writeable:
         raise ValueError(f"{argname} is read-only; fastinit must write into it")
     itemsize = array.dtype.itemsize
