@@ -54,8 +54,9 @@ def record(benchmark):
     much steadier than one taken from two separate benchmarks on a shared machine.
     """
 
-    def run(group, label, fn, nvalues, itemsize, rounds=5, fill=None):
-        fn()  # warm up: compile / load kernels, fault pages in
+    def run(group, label, fn, nvalues, itemsize, rounds=5, fill=None, warmup=True):
+        if warmup:
+            fn()  # warm up: compile / load kernels, fault pages in
         benchmark.group = group
         benchmark.name = label
         benchmark.extra_info.update(label=label, nvalues=nvalues, itemsize=itemsize)

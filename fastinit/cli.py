@@ -90,6 +90,7 @@ def _checkpoint(args) -> int:
         threads=args.threads,
         resume=args.resume,
         fsync=args.fsync,
+        stream=args.stream,
         progress=progress,
     )
     progress.close()
@@ -146,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     ckpt.add_argument("--threads", type=int, help="sampling threads (default: all cores)")
     ckpt.add_argument("--resume", action="store_true", help="keep shards an earlier run completed")
     ckpt.add_argument("--fsync", action="store_true", help="flush each shard to disk before renaming it")
+    ckpt.add_argument("--stream", action="store_true",
+                      help="write chunks to disk at once, bypassing the page cache (huge checkpoints)")  # fmt: skip
     ckpt.add_argument("--override", action="append", metavar="PATTERN=RULE",
                       help="initializer for tensors matching PATTERN: a scheme name or a JSON config")  # fmt: skip
     ckpt.add_argument("--no-progress", dest="progress", action="store_false")

@@ -1,0 +1,122 @@
+"""Checkpoint writer figures (TinyLlama-1.1B shapes, bfloat16, ~2.2 GB per write).
+
+- fastinit's writer vs the same writer writing constant bytes (generation replaced by a
+  zero-filled buffer: the IO-only floor) and vs transformers building the model on the CPU and
+  ``save_pretrained``-ing it in bfloat16;
+- peak resident memory of the writer in a fresh process, for TinyLlama and for a model twice
+  its size (the writer's memory should not grow with the model);
+- a 7B-shaped run when FASTINIT_BENCH_7B=1 (13.5 GB on disk).
+
+Every write goes to a temporary directory under FASTINIT_BENCH_DIR (default: the system's
+temporary directory), removed afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+from fastinit import checkpoint as ck
+from fastinit.checkpoint import writer as writer_module
+
+GROUP = "checkpoint: TinyLlama-1.1B shapes, bfloat16 (2.2 GB)"
+BENCH_DIR = os.environ.get("FASTINIT_BENCH_DIR") or None
+
+
+@pytest.fixture
+def outdir():
+    path = tempfile.mkdtemp(prefix="fastinit-bench-", dir=BENCH_DIR)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _manifest(preset="tinyllama-1.1b"):
+    return ck.manifest_from_config(ck.preset_config(preset), dtype="bfloat16")
+
+
+def _write(manifest, out):
+    shutil.rmtree(out, ignore_errors=True)
+    ck.write_checkpoint(manifest, out, seed=0, max_shard_size="5GB")
+
+
+def test_fastinit_writer(record, outdir):
+    m = _manifest()
+    record(GROUP, "fastinit checkpoint (sample + write)", lambda: _write(m, outdir), m.numel, 2, rounds=2)
+
+
+def test_constant_bytes_writer(record, outdir, monkeypatch):
+    """The same writer with generation replaced by a buffer of zeros: the IO floor."""
+
+    def constant(spec, seed, r0, r1, buf):
+        rows = spec.shape[0] if r0 is None else r1 - r0
+        nbytes = spec.nbytes if r0 is None else rows * (spec.nbytes // spec.shape[0])
+        return buf[:nbytes]
+
+    monkeypatch.setattr(writer_module, "_generate", constant)
+    m = _manifest()
+    record(GROUP, "same writer, constant bytes (IO floor)", lambda: _write(m, outdir), m.numel, 2, rounds=2)
+
+
+def test_transformers_build_and_save(record, outdir):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        **{k: v for k, v in ck.preset_config("tinyllama-1.1b").items() if k != "dtype"}
+    )
+    m = _manifest()
+
+    def build_and_save():
+        shutil.rmtree(outdir, ignore_errors=True)
+        model = transformers.AutoModelForCausalLM.from_config(config)
+        model.to(torch.bfloat16).save_pretrained(outdir)
+
+    record(GROUP, "transformers: from_config + save_pretrained(bf16)", build_and_save, m.numel, 2, rounds=1,
+           warmup=False)  # fmt: skip
+
+
+_RSS_SCRIPT = """
+import json, sys
+from fastinit import checkpoint as ck
+config = ck.preset_config("tinyllama-1.1b")
+config["num_hidden_layers"] = int(sys.argv[2])
+m = ck.manifest_from_config(config, dtype="bfloat16")
+ck.write_checkpoint(m, sys.argv[1], seed=0)
+# VmHWM: this address space's peak (ru_maxrss would include the parent's, inherited at fork)
+hwm_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"params": m.numel, "bytes": m.nbytes, "max_rss_mib": hwm_kib / 1024}))
+"""
+
+
+@pytest.mark.parametrize("layers", [22, 44], ids=["tinyllama-22-layers", "twice-as-large-44-layers"])
+def test_peak_resident_memory(benchmark, outdir, layers):
+    """Peak RSS of a fresh process writing the checkpoint (recorded in extra_info)."""
+    result = {}
+
+    def run():
+        shutil.rmtree(outdir, ignore_errors=True)
+        out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, outdir, str(layers)], check=True,
+                             capture_output=True, text=True)  # fmt: skip
+        result.update(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    benchmark.group = "checkpoint: peak resident memory of the writer process"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(result)
+    print(f"\n{layers} layers: {result['params'] / 1e9:.2f} B params, {result['bytes'] / 1e9:.2f} GB, "
+          f"peak RSS {result['max_rss_mib']:.0f} MiB")  # fmt: skip
+    assert np.isfinite(result["max_rss_mib"])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("FASTINIT_BENCH_7B"), reason="set FASTINIT_BENCH_7B=1 (writes 13.5 GB)"
+)
+def test_llama_7b(record, outdir):
+    m = _manifest("llama-7b")
+    record("checkpoint: llama-7b shapes, bfloat16 (13.5 GB)", "fastinit checkpoint (sample + write)",
+           lambda: _write(m, outdir), m.numel, 2, rounds=1, warmup=False)  # fmt: skip

@@ -1,0 +1,168 @@
+"""Dask adapter: samplers and schemes as dask arrays, and checkpoints written by Dask workers.
+
+Imported on demand (``import fastinit.dask``), never by ``import fastinit``.
+
+Each chunk of ``fastinit.dask.normal(shape, ..., chunks=...)`` is generated alone from its
+global location (the ``index=`` of the functional API), with no communication, so any chunking,
+any scheduler and any cluster compute to the bytes of the single-machine tensor
+(``dask.array.random`` changes with the chunking). ``.to_zarr(...)`` stores those bytes.
+
+Orthogonal needs whole matrices: a chunking that splits one is refused (``batch_dims``
+dimensions may be chunked). bfloat16 arrays need ``ml_dtypes`` (Dask needs a NumPy dtype).
+
+``write_checkpoint(manifest, directory, client=...)`` distributes the checkpoint writer's shard
+files over the workers (one task per shard; the directory must be shared by them); every file
+is byte-identical to the single-process writer's.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from . import api, schemes
+from .checkpoint import Manifest, WriteResult, plan_shards
+from .checkpoint.writer import finalize, prepare_directory, shards_to_write, write_shard
+from .dtypes import resolve_dtype
+from .schemes.registry import Initializer
+
+__all__ = [
+    "array",
+    "uniform",
+    "normal",
+    "truncated_normal",
+    "variance_scaling",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "orthogonal",
+    "delta_orthogonal",
+    "constant",
+    "zeros",
+    "ones",
+    "eye",
+    "dirac",
+    "sparse",
+    "write_checkpoint",
+]
+
+
+def _block(fn, shape, args, params, seed, name, dtype, index):
+    """One chunk: the functional scheme at this global index, as a NumPy array."""
+    return fn(shape, *args, **params, seed=seed, name=name, dtype=dtype, index=index).numpy()
+
+
+def _check_whole_matrices(fn, shape, chunks, params):
+    if fn is not schemes.orthogonal:
+        return
+    batch_dims = params.get("batch_dims", 0)
+    for axis in range(batch_dims, len(shape)):
+        if len(chunks[axis]) > 1:
+            raise ValueError(
+                f"orthogonal needs whole matrices, but chunks={chunks} split dimension {axis} of shape {shape}; "
+                f"chunk only the first batch_dims={batch_dims} dimensions"
+            )
+
+
+def array(fn, shape, *args, chunks="auto", seed=0, name=None, dtype=None, **params) -> da.Array:
+    """A dask array of ``fn(shape, *args, **params, seed=seed, name=name, dtype=dtype)``.
+
+    ``fn`` is a fastinit sampler or scheme function, or an ``Initializer``. Every chunk equals
+    the same region of the single-machine tensor, byte for byte.
+
+    >>> import numpy as np, fastinit, fastinit.dask
+    >>> x = fastinit.dask.array(fastinit.normal, (100, 60), 0.0, 0.02, chunks=(30, 25), seed=1, name="w")
+    >>> bool(np.array_equal(x.compute(), np.asarray(fastinit.normal((100, 60), 0.0, 0.02, seed=1, name="w"))))
+    True
+    """
+    if isinstance(fn, Initializer):
+        init, fn = fn, lambda s, **kw: init(s, **kw)
+    shape = api.check_shape(shape)
+    dt = resolve_dtype("float32" if dtype is None else dtype)
+    np_dtype = dt.numpy_dtype()
+    chunks = da.core.normalize_chunks(chunks, shape, dtype=np_dtype)
+    _check_whole_matrices(fn, shape, chunks, params)
+    token = tokenize(getattr(fn, "__qualname__", repr(fn)), shape, args, sorted(params.items()), seed, name,
+                     dt.name, chunks)  # fmt: skip
+    label = f"fastinit-{getattr(fn, '__name__', 'init')}-{token}"
+    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int).tolist() for c in chunks]
+    graph = {}
+    for block in itertools.product(*(range(len(c)) for c in chunks)):
+        index = tuple(slice(starts[d][b], starts[d][b] + chunks[d][b]) for d, b in enumerate(block))
+        graph[(label, *block)] = (_block, fn, shape, args, params, seed, name, dt.name, index)
+    meta = np.empty((0,) * len(shape), np_dtype)
+    return da.Array(HighLevelGraph.from_collections(label, graph, dependencies=[]), label, chunks, meta=meta)
+
+
+def _chunked(fn):
+    """The dask version of a functional scheme: same arguments, plus ``chunks``."""
+
+    @functools.wraps(fn)
+    def wrapper(shape, *args, chunks="auto", seed=0, name=None, dtype=None, **params):
+        return array(fn, shape, *args, chunks=chunks, seed=seed, name=name, dtype=dtype, **params)
+
+    wrapper.__doc__ = (
+        f"``fastinit.{fn.__name__}`` as a dask array: the same arguments plus ``chunks``; each chunk "
+        "is generated alone and equals that region of the single-machine tensor.\n"
+    )
+    return wrapper
+
+
+uniform = _chunked(api.uniform)
+normal = _chunked(api.normal)
+truncated_normal = _chunked(api.truncated_normal)
+variance_scaling = _chunked(schemes.variance_scaling)
+xavier_uniform = glorot_uniform = _chunked(schemes.xavier_uniform)
+xavier_normal = glorot_normal = _chunked(schemes.xavier_normal)
+kaiming_uniform = he_uniform = _chunked(schemes.kaiming_uniform)
+kaiming_normal = he_normal = _chunked(schemes.kaiming_normal)
+lecun_uniform = _chunked(schemes.lecun_uniform)
+lecun_normal = _chunked(schemes.lecun_normal)
+orthogonal = _chunked(schemes.orthogonal)
+delta_orthogonal = _chunked(schemes.delta_orthogonal)
+constant = _chunked(schemes.constant)
+zeros = _chunked(schemes.zeros)
+ones = _chunked(schemes.ones)
+eye = _chunked(schemes.eye)
+dirac = _chunked(schemes.dirac)
+sparse = _chunked(schemes.sparse)
+
+
+def write_checkpoint(manifest: Manifest, directory, *, client=None, seed: int = 0, max_shard_size="5GB",
+                     resume: bool = False, fsync: bool = False, stream: bool = False,
+                     chunk_bytes: int = 64 << 20) -> WriteResult:  # fmt: skip
+    """The checkpoint writer with its shard files written by Dask workers, one task per shard.
+
+    ``client``: a ``dask.distributed.Client`` (default: Dask's current scheduler). The
+    directory must be reachable at the same path by every worker. Every file is byte-identical
+    to ``fastinit.checkpoint.write_checkpoint``'s.
+    """
+    from .rng.streams import check_seed
+
+    seed = check_seed(seed)
+    directory = prepare_directory(directory)
+    plans = plan_shards(manifest, max_shard_size, seed)
+    todo, kept = shards_to_write(directory, plans, resume=resume)
+    tasks = [
+        dask.delayed(write_shard, pure=False)(
+            directory, plan, seed, chunk_bytes=chunk_bytes, fsync=fsync, stream=stream
+        )
+        for plan in todo
+    ]
+    written = list(client.compute(tasks, sync=True) if client is not None else dask.compute(*tasks))
+    finalize(directory, manifest, plans, fsync=fsync)
+    return WriteResult(directory, [p.filename for p in plans], written=written, skipped=kept,
+                       total_bytes=manifest.nbytes)  # fmt: skip
