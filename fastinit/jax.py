@@ -13,6 +13,12 @@ threefry keys, legacy ``PRNGKey`` arrays or typed ``jax.random.key``) gives
 The same key gives the same array. Under ``jax.jit`` (a traced key) the values come through
 ``jax.pure_callback``.
 
+Sharded arrays: pass ``out_sharding=`` (a ``jax.sharding.Sharding``) to any initializer, or use
+``fastinit.jax.sharded(fastinit.normal, shape, ..., sharding=...)`` for any sampler or scheme:
+``jax.make_array_from_callback`` asks for each device's block, which is generated alone from
+its global position (``index=``), with no communication; the result equals the unsharded
+array for every mesh and partitioning.
+
 JAX semantics where they differ from torch's: he_* and glorot_normal / lecun_normal use
 variance_scaling's truncated normal; fans follow the JAX layout ``(..., in, out)``.
 """
@@ -51,6 +57,7 @@ __all__ = [
     "orthogonal",
     "delta_orthogonal",
     "key_to_seed",
+    "sharded",
 ]
 
 
@@ -73,12 +80,36 @@ def _dtype(dtype):
     return jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float_ if dtype is None else dtype))
 
 
-def _make(sample, default_dtype=None):
-    """An initializer ``init(key, shape, dtype)`` from ``sample(shape, seed=, dtype=)``."""
+def sharded(fn, shape, *args, sharding, seed=0, name=None, dtype=None, **params):
+    """A ``jax.Array`` of ``fn(shape, *args, **params, seed=, name=, dtype=)`` laid out by
+    ``sharding``, each device's block generated alone from its global index.
 
-    def init(key, shape, dtype=default_dtype):
+    >>> import jax, numpy as np, fastinit, fastinit.jax
+    >>> mesh = jax.sharding.Mesh(np.array(jax.devices()), ("x",))
+    >>> spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("x"))
+    >>> a = fastinit.jax.sharded(fastinit.normal, (8, 4), 0.0, 0.02, sharding=spec, seed=1, name="w")
+    >>> bool(np.array_equal(np.asarray(a), np.asarray(fastinit.normal((8, 4), 0.0, 0.02, seed=1, name="w"))))
+    True
+    """
+    shape = api.check_shape(shape)
+    dt = _dtype(dtype)
+
+    def block(index):
+        return fn(shape, *args, **params, seed=seed, name=name, dtype=dt.name, index=index).numpy()
+
+    return jax.make_array_from_callback(shape, sharding, block)
+
+
+def _make(sample, default_dtype=None):
+    """An initializer ``init(key, shape, dtype, out_sharding)`` from ``sample(shape, seed=, dtype=)``."""
+
+    def init(key, shape, dtype=default_dtype, out_sharding=None):
         dtype = _dtype(dtype)
         shape = api.check_shape(shape)
+        if out_sharding is not None:
+            if isinstance(key, jax.core.Tracer):
+                raise ValueError("out_sharding needs a concrete key: call the initializer outside jax.jit")
+            return sharded(sample, shape, sharding=out_sharding, seed=key_to_seed(key), dtype=dtype)
 
         def host(key_data):
             return sample(shape, seed=key_to_seed(key_data), dtype=dtype.name).numpy()
