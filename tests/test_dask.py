@@ -1,0 +1,102 @@
+"""fastinit.dask: any chunking, scheduler or cluster computes to the single-machine bytes."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+import fastinit
+import fastinit.checkpoint as ck
+
+dask = pytest.importorskip("dask")
+fd = pytest.importorskip("fastinit.dask")
+
+CASES = [
+    ("normal", fastinit.normal, (0.0, 0.02), {}),
+    ("uniform", fastinit.uniform, (-1.0, 1.0), {}),
+    ("truncated_normal", fastinit.truncated_normal, (0.0, 0.02, -0.04, 0.04), {}),
+    ("kaiming_uniform", fastinit.kaiming_uniform, (), {"nonlinearity": "relu"}),
+    ("xavier_normal", fastinit.xavier_normal, (), {}),
+    ("variance_scaling", fastinit.variance_scaling, (2.0, "fan_avg", "truncated_normal"), {}),
+    ("sparse", fastinit.sparse, (0.3,), {}),
+    ("dirac", fastinit.dirac, (), {}),
+]
+CHUNKINGS = [(30, 25), (1, 60), (100, 7), "auto", ((10, 90), (59, 1))]
+
+
+def _bits(x):
+    return np.asarray(x).view(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS, ids=str)
+@pytest.mark.parametrize("label,fn,args,params", CASES, ids=[c[0] for c in CASES])
+def test_any_chunking_computes_the_single_machine_bytes(label, fn, args, params, chunks):
+    shape = (100, 60) if label != "dirac" else (100, 60, 3)
+    if label == "dirac" and not isinstance(chunks, str):
+        chunks = chunks + ((3,),) if isinstance(chunks[0], tuple) else chunks + (3,)
+    x = getattr(fd, label)(shape, *args, chunks=chunks, seed=7, name=label, **params)
+    expected = fn(shape, *args, seed=7, name=label, **params)
+    assert x.shape == shape and x.dtype == np.float32
+    assert _bits(x.compute()) == expected.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_dtypes(dtype):
+    x = fd.normal((64, 33), 0.0, 1.0, chunks=(20, 11), seed=1, name="d", dtype=dtype)
+    assert x.compute().tobytes() == fastinit.normal((64, 33), 0.0, 1.0, seed=1, name="d", dtype=dtype).tobytes()
+
+
+def test_orthogonal_refuses_chunks_that_split_a_matrix():
+    with pytest.raises(ValueError, match="orthogonal needs whole matrices"):
+        fd.orthogonal((64, 32), chunks=(16, 32))
+    batched = fd.orthogonal((5, 16, 8), batch_dims=1, chunks=(2, 16, 8), seed=3, name="q")
+    assert batched.compute().tobytes() == fastinit.orthogonal((5, 16, 8), batch_dims=1, seed=3, name="q").tobytes()
+
+
+def test_different_names_differ_and_graph_is_deterministic():
+    a = fd.normal((10, 10), chunks=5, seed=0, name="a")
+    b = fd.normal((10, 10), chunks=5, seed=0, name="b")
+    assert a.name != b.name and a.name == fd.normal((10, 10), chunks=5, seed=0, name="a").name
+    assert not np.array_equal(a.compute(), b.compute())
+
+
+def test_to_zarr_stores_the_same_bytes(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    x = fd.normal((90, 70), 0.0, 0.02, chunks=(40, 30), seed=2, name="z")
+    x.to_zarr(str(tmp_path / "w.zarr"))
+    stored = zarr.open(str(tmp_path / "w.zarr"), mode="r")[...]
+    assert stored.tobytes() == fastinit.normal((90, 70), 0.0, 0.02, seed=2, name="z").tobytes()
+
+
+def _digests(directory):
+    return {
+        name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in sorted(os.listdir(directory))
+    }
+
+
+@pytest.mark.slow
+def test_local_cluster_with_worker_processes(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    config = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100, "dtype": "bfloat16"}  # fmt: skip
+    manifest = ck.manifest_from_config(config)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        x = fd.kaiming_normal((256, 128), chunks=(64, 64), seed=4, name="k")
+        assert client.compute(x).result().tobytes() == fastinit.kaiming_normal((256, 128), seed=4, name="k").tobytes()
+        fd.write_checkpoint(manifest, tmp_path / "cluster", client=client, seed=9, max_shard_size="30KB")
+    ck.write_checkpoint(manifest, tmp_path / "single", seed=9, max_shard_size="30KB")
+    cluster_files, single_files = _digests(tmp_path / "cluster"), _digests(tmp_path / "single")
+    assert len(single_files) > 3  # several shards, index, config
+    assert cluster_files == single_files
+
+
+def test_checkpoint_with_the_default_scheduler_matches(tmp_path):
+    manifest = ck.manifest_from_json([{"name": f"w{i}", "shape": [64, 48], "init": {"scheme": "xavier_uniform"}}
+                                      for i in range(5)])  # fmt: skip
+    fd.write_checkpoint(manifest, tmp_path / "a", seed=1, max_shard_size="20KB")
+    ck.write_checkpoint(manifest, tmp_path / "b", seed=1, max_shard_size="20KB")
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
