@@ -16,7 +16,7 @@ import numpy as np
 
 from . import dlpack
 from ._memory import advise_huge_pages
-from .array import FastArray
+from .array import FastArray, cuda_device_index
 from .backends import cpu
 from .distributions import N_PARAMS, NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
 from .distributions.special import NDTRI_CENTRAL_MIN_P
@@ -34,6 +34,8 @@ __all__ = [
     "index_coordinates",
     "round_to_dtype",
     "output_dtype",
+    "check_device",
+    "target_device",
 ]
 
 # Below this mass the interval lies beyond ~11 sigma and its probabilities no longer fit a
@@ -73,16 +75,61 @@ def check_real(value, argname: str, *, allow_inf: bool = False) -> float:
 
 
 def check_device(device) -> str:
+    """'cpu', or 'cuda:N' for 'cuda' (the current device) / 'cuda:N' when that GPU exists and
+    fastinit's CUDA backend can run (else a ValueError saying what is missing)."""
     if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu', got {type(device).__name__}")
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
     name = device.strip().lower()
     if name == "cpu":
         return "cpu"
     if name == "cuda" or name.startswith("cuda:"):
-        raise ValueError(
-            f"device={device!r}: this build of fastinit has no CUDA backend yet; use device='cpu'"
+        return f"cuda:{cuda_device_index(name)}"
+    raise ValueError(f"device={device!r} is not supported; use 'cpu' or 'cuda[:N]'")
+
+
+def target_device(device, out=None) -> str:
+    """Where the work runs: 'cpu', 'cuda:N', or 'cuda' (the device of ``out``).
+
+    With ``out=``, the values are written where ``out`` lives: a CUDA ``out`` (torch CUDA
+    tensor, CuPy / Numba array, any kDLCUDA DLPack or __cuda_array_interface__ object) is
+    written by the CUDA backend when ``device`` is left at its default or names out's GPU;
+    a host ``out`` with ``device='cuda'`` is an error (never a silent change of device).
+    """
+    name = check_device(device)
+    if out is None:
+        return name
+    if dlpack.device_of(out) is None:
+        if name != "cpu":
+            raise ValueError(
+                f"out is host memory but device={device!r} was asked for; pass a CUDA tensor as "
+                "out, or leave device at 'cpu'"
+            )
+        return "cpu"
+    return "cuda" if name == "cpu" else name
+
+
+def _check_out(view_dtype: DType, view_shape, dtype, expected) -> None:
+    if dtype is not None and resolve_dtype(dtype) != view_dtype:
+        raise TypeError(
+            f"out has dtype {view_dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"
         )
-    raise ValueError(f"device={device!r} is not supported; use 'cpu'")
+    if tuple(view_shape) != expected:
+        raise ValueError(f"out has shape {tuple(view_shape)} but the result has shape {expected}")
+
+
+def _c_strides(shape) -> tuple[int, ...]:
+    """C-order strides in elements of a dense array of ``shape``."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _cuda_backend():
+    from .backends import cuda  # imported on demand: it is the only module that imports numba.cuda
+
+    return cuda
 
 
 # ---- index -> plan -------------------------------------------------------------------------
@@ -259,11 +306,23 @@ def sample(
     vector as ``fastinit.distributions`` documents it (with lo/hi already in output dtype).
     """
     shape = check_shape(shape)
-    check_device(device)
+    target = target_device(device, out)
     key = derive_key(seed, name, substream=substream).as_array()
     dims = _index_dims(index, shape)
     result_shape = tuple(count for _, _, count, keep in dims if keep)
     params = np.asarray(params, dtype=np.float64)
+    if target != "cpu":
+        backend = _cuda_backend()
+        if out is None:
+            result = FastArray.empty(
+                result_shape, resolve_dtype("float32" if dtype is None else dtype), target
+            )
+            backend.fill_array(result, _plan(shape, dims, _c_strides(result_shape), 0), dist, params, key)
+            return result
+        with backend.writable_out(out, argname="out", device=target) as view:
+            _check_out(view.dtype, view.shape, dtype, result_shape)
+            backend.fill_out(view, _plan(shape, dims, view.strides, view.base), dist, params, key)
+        return out
     if out is None:
         dt = resolve_dtype("float32" if dtype is None else dtype)
         result = FastArray.empty(result_shape, dt)
@@ -318,11 +377,24 @@ def deliver(values: np.ndarray, shape, *, dtype=None, device="cpu", index=None, 
     float32 or float64) as a new array or written into ``out``, rounded once to dtype.
 
     The counterpart of ``sample`` for schemes computed on the host (orthogonal, eye, dirac, ...).
+    On CUDA, ``values`` may also be a dense device array (a torch / CuPy tensor on the target
+    GPU, float32 or float64), rounded to dtype on the device.
     """
-    check_device(device)
+    target = target_device(device, out)
     expected = result_shape(shape, index)
     if tuple(values.shape) != expected:
         raise AssertionError(f"values of shape {values.shape} delivered for {expected}")
+    if target != "cpu":
+        backend = _cuda_backend()
+        dims = [(0, 1, n, True) for n in expected]
+        if out is None:
+            result = FastArray.empty(expected, resolve_dtype("float32" if dtype is None else dtype), target)
+            backend.deliver(values, _plan(expected, dims, _c_strides(expected), 0), array=result)
+            return result
+        with backend.writable_out(out, argname="out", device=target) as view:
+            _check_out(view.dtype, view.shape, dtype, expected)
+            backend.deliver(values, _plan(expected, dims, view.strides, view.base), view=view)
+        return out
     if out is None:
         dt = resolve_dtype("float32" if dtype is None else dtype)
         result = FastArray.empty(expected, dt)
@@ -372,6 +444,8 @@ def output_dtype(dtype, out) -> DType:
     if dtype is not None:
         return resolve_dtype(dtype)
     if out is not None:
+        if dlpack.device_of(out) is not None:
+            return _cuda_backend().out_dtype(out)
         with dlpack.writable_view(out, argname="out") as view:
             return view.dtype
     return resolve_dtype("float32")
@@ -399,11 +473,14 @@ def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="
         low, high: the interval; low <= high (low == high gives the constant low).
         seed: int in [0, 2**64). name: str or None. Together they pick the stream.
         dtype: "float32" (default, or out's dtype), "float64", "float16", "bfloat16".
-        device: "cpu".
+        device: "cpu" (default), "cuda" (the current GPU) or "cuda:N": where the values are
+            computed and stored (the same bytes on every device). With ``out=``, the work runs
+            where ``out`` lives (see ``target_device``).
         index: a tuple of ints / slices (steps allowed) / Ellipsis: the result equals the full
             tensor indexed the same way, bit for bit, and only those elements are generated.
-        out: fill this writable CPU array in place (NumPy array, torch tensor, any DLPack or
-            buffer-protocol object) and return it.
+        out: fill this writable array in place and return it: NumPy arrays, torch tensors,
+            any DLPack or buffer-protocol object on the CPU; torch CUDA tensors, CuPy / Numba
+            arrays, any kDLCUDA DLPack or __cuda_array_interface__ object on a GPU.
 
     >>> import fastinit
     >>> x = fastinit.uniform((2, 3), -1.0, 1.0, seed=0, name="w")

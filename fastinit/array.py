@@ -5,22 +5,29 @@ its 16-bit pattern) and hands the buffer to torch / JAX / NumPy through DLPack w
 copy. It deliberately has no arithmetic: convert it (``torch.from_dlpack``,
 ``jax.numpy.from_dlpack``, ``np.asarray``) and compute there.
 
-Only host memory is implemented. The device lives in one attribute and the host-only
-paths (``raw``, ``numpy()``, ``__array__``) go through ``_host_storage()``, so a CUDA buffer
-can be added beside the NumPy one without changing the rest.
+On the CPU the buffer is a NumPy array. On a GPU (``device="cuda:N"``) it is a Numba CUDA
+device array, and the array is exported with ``__dlpack__`` (kDLCUDA, with the array API's
+stream semantics) and ``__cuda_array_interface__`` (version 3). The host-only paths
+(``raw``, ``numpy()``, ``__array__``) refuse a device array with an error that says how to
+copy it (``copy_to_host()``, ``to_host()``): fastinit never copies between devices
+implicitly. ``tobytes()`` and ``repr`` do copy (they make host bytes/text by definition).
+
+This module also holds the small CUDA runtime helpers every layer above needs: importing
+``numba.cuda`` on first use with a clear error when numba-cuda or a GPU is missing, and
+parsing ``"cuda"`` / ``"cuda:N"``. ``import fastinit`` never imports ``numba.cuda``.
 """
 
 from __future__ import annotations
+
+import functools
+import importlib.util
 
 import numpy as np
 
 from fastinit import dlpack
 from fastinit.dtypes import DType, resolve_dtype
 
-__all__ = ["FastArray"]
-
-# device string -> DLPack (device type, device id)
-_DLPACK_DEVICES = {"cpu": (dlpack.DLDeviceType.kDLCPU, 0)}
+__all__ = ["FastArray", "cuda_runtime", "cuda_device_index", "is_simulator"]
 
 _REPR_VALUES = 6  # how many leading values __repr__ shows
 
@@ -29,11 +36,105 @@ _REPR_VALUES = 6  # how many leading values __repr__ shows
 ALIGNMENT = 64
 
 
+# ---- CUDA runtime (numba.cuda, imported on first use) -------------------------------------------
+
+
+def cuda_runtime(device: str = "cuda", *, context: str | None = None):
+    """``numba.cuda``, imported on first use; ValueError saying what is missing otherwise.
+
+    Errors start with ``context`` (default: ``device='<device>'``).
+
+    Never a silent fallback: without numba-cuda, or without a usable GPU and driver, every
+    ``device="cuda"`` request raises. (``NUMBA_ENABLE_CUDASIM=1``, numba's CUDA simulator,
+    counts as a GPU: it runs the same kernels in Python, for tests.)
+    """
+    context = f"device={device!r}" if context is None else context
+    if importlib.util.find_spec("numba_cuda") is None:
+        raise ValueError(
+            f"{context}: fastinit's CUDA backend needs the numba-cuda package, which is "
+            "not installed: pip install 'fastinit[cuda]' (numba-cuda with its CUDA 13 wheels)"
+        )
+    from numba import cuda
+
+    if not _cuda_available(cuda):
+        raise ValueError(
+            f"{context}: no CUDA GPU is available: numba-cuda is installed but found no "
+            "usable NVIDIA driver and device (numba.cuda.detect() prints why)"
+        )
+    return cuda
+
+
+@functools.cache
+def _cuda_available(cuda) -> bool:
+    return bool(cuda.is_available())
+
+
+def is_simulator() -> bool:
+    """Whether numba.cuda (already imported) is numba's CUDA simulator."""
+    from numba import cuda
+
+    return "simulator" in type(cuda.gpus).__module__
+
+
+def cuda_device_index(device: str) -> int:
+    """The GPU ordinal of ``"cuda"`` (the current device) or ``"cuda:N"``; checks it exists.
+
+    ``device`` must already be lower-case and stripped (``api.check_device`` does that).
+    """
+    cuda = cuda_runtime(device)
+    if device == "cuda":
+        return int(getattr(cuda.get_current_device(), "id", 0))  # (the simulator's has no id: 0)
+    text = device[len("cuda:") :]
+    if not text.isdigit():
+        raise ValueError(f"device={device!r} must be 'cuda' or 'cuda:N' with N a device number")
+    index, count = int(text), len(cuda.gpus)
+    if index >= count:
+        raise ValueError(
+            f"device={device!r}: there is no CUDA device {index}; this machine has {count} "
+            f"({', '.join(f'cuda:{i}' for i in range(count))})"
+        )
+    return index
+
+
+def _device_pointer(storage) -> int:
+    """The device address of a Numba device array (in the simulator: its host buffer)."""
+    if storage.size == 0:
+        return 0
+    interface = getattr(type(storage), "__cuda_array_interface__", None)
+    if interface is not None:
+        return int(storage.__cuda_array_interface__["data"][0])
+    return int(storage._ary.ctypes.data)  # simulator: a FakeCUDAArray wraps a NumPy array
+
+
+def _stream_handle(stream) -> int:
+    """The __cuda_array_interface__ / DLPack integer of a Numba stream: 1 for the legacy default
+    stream (what handle 0 means to the driver API Numba uses), else the CUstream address."""
+    handle = int(stream) if hasattr(stream, "handle") else 0
+    return handle or 1
+
+
+def _consumer_stream(cuda, stream):
+    """A Numba stream for the array API's ``stream`` argument of ``__dlpack__`` on CUDA."""
+    if isinstance(stream, bool) or not isinstance(stream, int):
+        raise BufferError(f"stream={stream!r} must be None or an int (a CUDA stream pointer, 1, 2 or -1)")
+    if stream == 0:
+        raise BufferError("stream=0 is ambiguous for CUDA and disallowed by the array API; use 1 or 2")
+    if stream < -1:
+        raise BufferError(f"stream={stream} is not a CUDA stream")
+    if stream == 1:
+        return cuda.legacy_default_stream()
+    if stream == 2:
+        return cuda.per_thread_default_stream()
+    return cuda.external_stream(stream)
+
+
 class FastArray:
     """A tensor that owns its buffer; what every fastinit sampler returns.
 
     ``storage`` is a C-contiguous NumPy array whose dtype is ``dtype.storage`` (uint16
-    for bfloat16); its shape is the tensor's shape.
+    for bfloat16); its shape is the tensor's shape. On ``device="cuda:N"`` it is a
+    C-contiguous Numba CUDA device array (fastinit's samplers make those with
+    ``device="cuda"``).
 
     >>> import numpy as np
     >>> x = FastArray(np.arange(6, dtype=np.float32).reshape(2, 3), "float32")
@@ -55,24 +156,40 @@ class FastArray:
     array([ 1., -2.], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_device", "_dtype", "_storage")
+    __slots__ = ("__weakref__", "_device", "_dtype", "_ready", "_storage", "_stream")
 
-    def __init__(self, storage: np.ndarray, dtype: DType, device: str = "cpu"):
+    def __init__(self, storage, dtype: DType, device: str = "cpu"):
         dtype = resolve_dtype(dtype)
-        if device not in _DLPACK_DEVICES:
-            raise ValueError(f"device={device!r} is not supported by FastArray yet; only 'cpu' is")
-        if not isinstance(storage, np.ndarray):
-            raise TypeError(f"storage must be a NumPy array, got {type(storage).__name__}")
+        device = _check_device(device)
+        if device == "cpu":
+            if not isinstance(storage, np.ndarray):
+                raise TypeError(f"storage must be a NumPy array, got {type(storage).__name__}")
+            contiguous = storage.flags.c_contiguous
+        else:
+            if isinstance(storage, np.ndarray) or not hasattr(storage, "copy_to_host"):
+                raise ValueError(
+                    f"device={device!r}: a CUDA FastArray's storage must be a Numba CUDA device "
+                    f"array, got {type(storage).__name__}"
+                )
+            device = f"cuda:{cuda_device_index(device)}"
+            contiguous = storage.is_c_contiguous()
         if storage.dtype != dtype.storage:
             raise TypeError(
                 f"storage has dtype {storage.dtype}, but a {dtype.name} FastArray is "
                 f"stored as {dtype.storage}"
             )
-        if not storage.flags.c_contiguous:
+        if not contiguous:
             raise ValueError("storage must be C-contiguous")
         self._storage = storage
         self._dtype = dtype
         self._device = device
+        self._stream = None  # CUDA: the stream the values were written on
+        self._ready = None  # CUDA: an event recorded after the last write (None: nothing pending)
+
+    def _written_on(self, stream, event) -> None:
+        """Record that the values were (are being) written on ``stream``, done at ``event``
+        (the CUDA backend calls this after each launch)."""
+        self._stream, self._ready = stream, event
 
     @classmethod
     def empty(cls, shape, dtype, device: str = "cpu") -> FastArray:
@@ -86,8 +203,14 @@ class FastArray:
         shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
         if any(n < 0 for n in shape):
             raise ValueError(f"shape={shape} has a negative dimension")
-        if device not in _DLPACK_DEVICES:
-            raise ValueError(f"device={device!r} is not supported by FastArray yet; only 'cpu' is")
+        device = _check_device(device)
+        if device != "cpu":
+            # cudaMalloc's allocations are 256-byte aligned
+            index = cuda_device_index(device)
+            cuda = cuda_runtime(device)
+            with cuda.gpus[index]:
+                storage = cuda.device_array(shape, dtype.storage)
+            return cls(storage, dtype, f"cuda:{index}")
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
         start = -raw.ctypes.data % ALIGNMENT
@@ -130,7 +253,10 @@ class FastArray:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        flat = self._host_storage().reshape(-1)[: _REPR_VALUES + 1]
+        if self._device == "cpu":
+            flat = self._storage.reshape(-1)[: _REPR_VALUES + 1]
+        else:  # a few leading values, copied from the device
+            flat = self._copy_storage(self._storage.reshape(self.size)[: _REPR_VALUES + 1])
         if self._dtype.name == "bfloat16":  # bits -> float32 without ml_dtypes
             flat = (flat.astype(np.uint32) << 16).view(np.float32)
         values = [f"{float(v):.6g}" for v in flat[:_REPR_VALUES]]
@@ -144,8 +270,42 @@ class FastArray:
     # -- host access ------------------------------------------------------------------
 
     def _host_storage(self) -> np.ndarray:
-        # The one place a device buffer would refuse (or copy) host access.
+        # The one place a device buffer refuses host access (copies are explicit).
+        if self._device != "cpu":
+            raise TypeError(
+                f"this FastArray is on {self._device}; its memory is not host memory. Copy it "
+                "explicitly with .copy_to_host() (a NumPy array) or .to_host() (a CPU FastArray), "
+                "or hand it to torch / CuPy / JAX without a copy (torch.from_dlpack, ...)"
+            )
         return self._storage
+
+    def _copy_storage(self, storage) -> np.ndarray:
+        """A host copy of (part of) the device storage, after the pending writes."""
+        if storage.size == 0:
+            return np.empty(storage.shape, self._dtype.storage)
+        cuda = cuda_runtime(self._device)
+        stream = self._stream if self._stream is not None else cuda.default_stream()
+        with cuda.gpus[int(self._device[5:])]:
+            host = storage.copy_to_host(stream=stream)
+            stream.synchronize()
+        return host
+
+    def copy_to_host(self, *, raw: bool = False) -> np.ndarray:
+        """A NumPy copy of the values (of any array; on the CPU, a copy of the buffer).
+
+        The dtype is the user dtype (``ml_dtypes.bfloat16`` for bfloat16, which needs
+        ml_dtypes); ``raw=True`` gives the storage instead (bfloat16 bits as uint16).
+        """
+        host = self._storage.copy() if self._device == "cpu" else self._copy_storage(self._storage)
+        return host if raw else host.view(self._dtype.numpy_dtype())
+
+    def to_host(self) -> FastArray:
+        """A CPU FastArray holding a copy of the values (itself when already on the CPU)."""
+        if self._device == "cpu":
+            return self
+        out = FastArray.empty(self.shape, self._dtype)
+        out._storage[...] = self._copy_storage(self._storage)
+        return out
 
     @property
     def raw(self) -> np.ndarray:
@@ -157,8 +317,10 @@ class FastArray:
         return self._host_storage().view(self._dtype.numpy_dtype())
 
     def tobytes(self) -> bytes:
-        """The raw bytes of the storage, C order."""
-        return self._host_storage().tobytes()
+        """The raw bytes of the storage, C order (copied from the device for a CUDA array)."""
+        if self._device != "cpu":
+            return self._copy_storage(self._storage).tobytes()
+        return self._storage.tobytes()
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         # NumPy 2 protocol: copy=False must not copy, and must raise if it would have to.
@@ -175,7 +337,9 @@ class FastArray:
     # -- DLPack -----------------------------------------------------------------------
 
     def __dlpack_device__(self) -> tuple[dlpack.DLDeviceType, int]:
-        return _DLPACK_DEVICES[self._device]
+        if self._device == "cpu":
+            return (dlpack.DLDeviceType.kDLCPU, 0)
+        return (dlpack.DLDeviceType.kDLCUDA, int(self._device[5:]))
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """Export as a DLPack capsule (array API standard, 2023.12 signature).
@@ -183,10 +347,16 @@ class FastArray:
         A versioned capsule when the consumer's ``max_version`` is 1.x or newer, else a
         legacy one. ``copy=True`` exports a fresh copy (flagged IS_COPIED when
         versioned); ``copy=False`` and ``None`` never copy. ``dl_device`` may only name
-        this array's device, and ``stream`` must be None: host memory has no streams.
+        this array's device.
+
+        ``stream``: on the CPU it must be None (host memory has no streams). On CUDA it is
+        the consumer's stream, as the array API defines it: None or 1 the legacy default
+        stream, 2 the per-thread default stream, another int a ``cudaStream_t`` address, -1
+        "do not synchronize" (0 is refused). The consumer's stream is made to wait (an event,
+        no host synchronization) for the work that wrote the values.
         """
         device = self.__dlpack_device__()
-        if stream is not None:
+        if stream is not None and self._device == "cpu":
             raise BufferError(
                 f"stream={stream!r}: a {self._device} array has no streams; the array "
                 "API allows only stream=None here"
@@ -197,6 +367,18 @@ class FastArray:
                 f"{tuple(int(d) for d in dl_device)}"
             )
         versioned = max_version is not None and int(max_version[0]) >= 1
+        if self._device != "cpu":
+            storage, owner = self._export_cuda(stream, copy)
+            return dlpack.make_capsule(
+                owner,
+                _device_pointer(storage),
+                storage.shape,
+                _c_strides(storage.shape),
+                self._dtype,
+                device,
+                versioned=versioned,
+                copied=bool(copy) and versioned,
+            )
         storage, owner = self._storage, self  # the consumer keeps this FastArray alive
         if copy:
             storage = owner = storage.copy()
@@ -217,6 +399,60 @@ class FastArray:
             read_only=read_only,
             copied=bool(copy) and versioned,
         )
+
+    def _export_cuda(self, stream, copy):
+        """(storage, owner) to export: ordered before ``stream``'s later work (see __dlpack__)."""
+        cuda = cuda_runtime(self._device)
+        consumer = None if stream == -1 else _consumer_stream(cuda, 1 if stream is None else stream)
+        storage, owner = self._storage, self
+        with cuda.gpus[int(self._device[5:])]:
+            if copy:
+                producer = self._stream if self._stream is not None else cuda.default_stream()
+                storage = owner = cuda.device_array(self.shape, self._dtype.storage, stream=producer)
+                if self.size:
+                    storage.copy_to_device(self._storage, stream=producer)
+                ready = _event(cuda)
+                ready.record(producer)
+            else:
+                ready = self._ready
+            if consumer is not None and ready is not None:
+                ready.wait(consumer)
+        return storage, owner
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """CUDA Array Interface version 3 (CUDA arrays only; not bfloat16, which the interface
+        cannot name: use DLPack). ``stream`` is the stream the values were written on (1: the
+        legacy default stream); a consumer synchronizes with it before reading, as v3 says."""
+        if self._device == "cpu":
+            raise AttributeError("a CPU FastArray has no __cuda_array_interface__ (it has __array__)")
+        if self._dtype.name == "bfloat16":
+            raise AttributeError(
+                "a bfloat16 FastArray has no __cuda_array_interface__: the interface has no "
+                "typestr for bfloat16; export it with DLPack (torch.from_dlpack, cupy.from_dlpack, ...)"
+            )
+        return {
+            "shape": tuple(self.shape),
+            "strides": None,
+            "typestr": self._dtype.storage.str,
+            "data": (_device_pointer(self._storage), False),
+            "version": 3,
+            "stream": None if self._stream is None else _stream_handle(self._stream),
+        }
+
+
+def _event(cuda):
+    # (the simulator's events take no arguments)
+    return cuda.event() if is_simulator() else cuda.event(timing=False)
+
+
+def _check_device(device) -> str:
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', got {type(device).__name__}")
+    name = device.strip().lower()
+    if name == "cpu" or name == "cuda" or name.startswith("cuda:"):
+        return name
+    raise ValueError(f"device={device!r} is not supported by FastArray; use 'cpu' or 'cuda[:N]'")
 
 
 def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -11,7 +11,10 @@ the consumer calls the deleter, or when the capsule is dropped without being con
 
 Consumer: :func:`writable_view` turns ``out`` (NumPy array, torch tensor or any other DLPack
 producer, writable buffer) into a NumPy view of the same memory, or raises an error naming
-the argument.
+the argument. :func:`device_view` is its CUDA counterpart: it describes CUDA memory (torch
+CUDA tensors, kDLCUDA DLPack producers, ``__cuda_array_interface__`` objects such as CuPy and
+Numba arrays) by pointer, shape, strides, dtype, device and stream, for the CUDA backend;
+:func:`device_of` tells the two kinds of ``out`` apart.
 
 Why there is a little native code here: the deleter and the capsule destructor are called
 from C, sometimes while an exception is propagating (a consumer that rejects a capsule drops
@@ -47,7 +50,10 @@ __all__ = [
     "DLManagedTensorVersioned",
     "DLPackVersion",
     "DLTensor",
+    "DeviceView",
     "WritableView",
+    "device_of",
+    "device_view",
     "make_capsule",
     "writable_view",
 ]
@@ -484,7 +490,9 @@ def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
         )
     if isinstance(obj, np.ndarray):
         bits_as = resolve_dtype(dtype) if dtype is not None and obj.dtype == np.uint16 else None
-        return _view_numpy(obj, argname, bits_as if bits_as is not None and bits_as.name == "bfloat16" else None)
+        return _view_numpy(
+            obj, argname, bits_as if bits_as is not None and bits_as.name == "bfloat16" else None
+        )
     fast = _view_torch_numpy(obj, argname)
     if fast is not None:
         return fast
@@ -622,6 +630,27 @@ def _is_capsule(obj) -> bool:
 
 
 def _view_managed(managed, versioned: bool, imported, argname: str) -> WritableView:
+    dtype, shape, strides, pointer = _managed_layout(
+        managed, versioned, argname, writable=True, check_device=_check_host_device
+    )
+    storage = dtype.storage
+    if math.prod(shape) == 0:
+        imported.release()  # no memory to share
+        return WritableView(np.empty(shape, dtype=storage), dtype)
+    imported.__array_interface__ = {
+        "version": 3,
+        "shape": shape,
+        "typestr": storage.str,
+        "data": (pointer, False),
+        "strides": tuple(s * dtype.itemsize for s in strides),
+    }
+    return WritableView(np.asarray(imported), dtype)
+
+
+def _managed_layout(managed, versioned: bool, argname: str, *, writable: bool, check_device):
+    """(dtype, shape, strides in elements, address of element [0, ...]) of a consumed managed
+    tensor, after the checks every consumer makes; ``check_device((type, id), argname)``
+    accepts or refuses its device."""
     if versioned:
         version = (managed.version.major, managed.version.minor)
         if version[0] != DLPACK_VERSION[0]:
@@ -630,12 +659,12 @@ def _view_managed(managed, versioned: bool, imported, argname: str) -> WritableV
                 f"{argname} was exported with DLPack {version[0]}.{version[1]}; "
                 f"fastinit reads DLPack {DLPACK_VERSION[0]}.x"
             )
-        if managed.flags & DLPACK_FLAG_BITMASK_READ_ONLY:
+        if writable and managed.flags & DLPACK_FLAG_BITMASK_READ_ONLY:
             raise ValueError(f"{argname} is read-only; fastinit must write into it")
-        if managed.flags & DLPACK_FLAG_BITMASK_IS_COPIED:
+        if writable and managed.flags & DLPACK_FLAG_BITMASK_IS_COPIED:
             raise ValueError(f"{argname} was copied by its producer on export, so writes would not reach it")
     tensor = managed.dl_tensor
-    _check_host_device((tensor.device.device_type, tensor.device.device_id), argname)
+    check_device((tensor.device.device_type, tensor.device.device_id), argname)
     code, bits, lanes = tensor.dtype.code, tensor.dtype.bits, tensor.dtype.lanes
     dtype = dtype_from_dlpack(code, bits) if lanes == 1 else None
     if dtype is None:
@@ -649,21 +678,11 @@ def _view_managed(managed, versioned: bool, imported, argname: str) -> WritableV
         strides = tuple(tensor.strides[:ndim])
     else:  # NULL strides: C-contiguous (allowed before DLPack 1.0)
         strides = tuple(math.prod(shape[i + 1 :]) for i in range(ndim))
-    _check_no_overlap(shape, strides, argname)
-    storage = dtype.storage
+    if writable:
+        _check_no_overlap(shape, strides, argname)
     if math.prod(shape) and not tensor.data:
         raise ValueError(f"{argname} was exported with a NULL data pointer")
-    if math.prod(shape) == 0:
-        imported.release()  # no memory to share
-        return WritableView(np.empty(shape, dtype=storage), dtype)
-    imported.__array_interface__ = {
-        "version": 3,
-        "shape": shape,
-        "typestr": storage.str,
-        "data": ((tensor.data or 0) + tensor.byte_offset, False),
-        "strides": tuple(s * dtype.itemsize for s in strides),
-    }
-    return WritableView(np.asarray(imported), dtype)
+    return dtype, shape, strides, (tensor.data or 0) + tensor.byte_offset
 
 
 def _check_host_device(device: tuple[int, int], argname: str) -> None:
@@ -675,11 +694,198 @@ def _check_host_device(device: tuple[int, int], argname: str) -> None:
     except ValueError:
         name = f"DLPack device type {device_type}"
     hint = (
-        "; CUDA support comes with device='cuda'"
-        if device_type in (DLDeviceType.kDLCUDA, DLDeviceType.kDLCUDAManaged)
+        "; the CUDA backend writes CUDA memory (device='cuda', or pass out to the sampler)"
+        if device_type in _CUDA_DEVICE_TYPES
         else ""
     )
     raise ValueError(
         f"{argname} is on a {name} device ({device_type}, {int(device[1])}); "
         f"fastinit fills CPU memory here{hint}"
     )
+
+
+# ---------------------------------------------------------------------------------------
+# CUDA memory (for the CUDA backend)
+# ---------------------------------------------------------------------------------------
+
+# Device types whose memory a CUDA kernel may write: device memory and managed memory.
+_CUDA_DEVICE_TYPES = frozenset({DLDeviceType.kDLCUDA, DLDeviceType.kDLCUDAManaged})
+
+
+def device_of(obj) -> tuple[str, int | None] | None:
+    """``("cuda", ordinal)`` when ``obj`` is CUDA memory (ordinal None when only its pointer
+    can tell), else None: host memory, JAX arrays (refused as immutable by the host path) and
+    other devices (refused there by name). By type and attributes alone; imports nothing.
+
+    >>> import numpy as np
+    >>> device_of(np.zeros(3)) is None
+    True
+    """
+    module = type(obj).__module__ or ""
+    if isinstance(obj, np.ndarray) or module.startswith("jax"):
+        return None
+    if module.startswith("torch") and hasattr(obj, "is_cuda"):
+        return ("cuda", obj.device.index) if obj.is_cuda else None
+    if getattr(type(obj), "__cuda_ndarray__", False):  # Numba device arrays, also simulated
+        return ("cuda", None)
+    dl_device = getattr(obj, "__dlpack_device__", None)
+    if dl_device is not None:
+        try:
+            device_type, device_id = dl_device()
+        except (TypeError, ValueError, BufferError):
+            return None
+        return ("cuda", int(device_id)) if int(device_type) in _CUDA_DEVICE_TYPES else None
+    return ("cuda", None) if hasattr(obj, "__cuda_array_interface__") else None
+
+
+class DeviceView:
+    """CUDA memory described for a kernel: ``pointer`` (of element [0, ..., 0]), ``shape``,
+    ``strides`` (elements), ``dtype``, ``device_id`` (None: ask the driver about the pointer),
+    ``stream`` (the ``cudaStream_t`` to work on as an int; None: the legacy default stream)
+    and ``wait`` (True when the producer cannot be told about work on its memory: the writer
+    then waits for its kernel). ``release()`` (or leaving a ``with`` block) lets it go.
+    """
+
+    __slots__ = ("_keep", "device_id", "dtype", "pointer", "shape", "stream", "strides", "wait")
+
+    def __init__(self, pointer, shape, strides, dtype, device_id, stream, wait, keep):
+        self.pointer, self.shape, self.strides, self.dtype = pointer, shape, strides, dtype
+        self.device_id, self.stream, self.wait, self._keep = device_id, stream, wait, keep
+
+    def release(self) -> None:
+        keep, self._keep = self._keep, None
+        if isinstance(keep, _ImportedTensor):
+            keep.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceView(pointer={self.pointer:#x}, shape={self.shape}, strides={self.strides}, "
+            f"dtype={self.dtype.name}, device_id={self.device_id}, stream={self.stream})"
+        )
+
+
+def device_view(obj, *, argname: str = "out", writable: bool = True) -> DeviceView:
+    """Describe the CUDA memory of ``obj`` (see ``device_of``) without copying it.
+
+    Accepts torch CUDA tensors (any strides, bfloat16 included; the stream is torch's current
+    stream on the tensor's device), ``__cuda_array_interface__`` objects (CuPy, Numba; its
+    ``stream`` entry is the stream to work on) and DLPack producers on kDLCUDA /
+    kDLCUDAManaged (exported for the legacy default stream). Errors name ``argname``.
+
+    >>> from fastinit.dtypes import DTYPES
+    >>> class Fake:  # any object with a CUDA Array Interface
+    ...     __cuda_array_interface__ = {"shape": (2, 3), "typestr": "<f4", "data": (4096, False),
+    ...                                 "version": 3, "strides": None, "stream": 1}
+    >>> with device_view(Fake()) as view:
+    ...     view.pointer, view.shape, view.strides, view.dtype.name, view.stream
+    (4096, (2, 3), (3, 1), 'float32', 1)
+    """
+    module = type(obj).__module__ or ""
+    if module.startswith("torch") and hasattr(obj, "is_cuda"):
+        return _torch_device_view(obj, argname, writable)
+    try:
+        interface = obj.__cuda_array_interface__
+    except AttributeError:
+        interface = None
+    if interface is not None:
+        return _interface_view(obj, interface, argname, writable)
+    if hasattr(obj, "__dlpack__"):
+        return _dlpack_device_view(obj, argname, writable)
+    raise TypeError(
+        f"{argname} must be CUDA memory fastinit can write (a torch CUDA tensor, a CuPy or Numba "
+        f"array, or any DLPack / __cuda_array_interface__ object); got {type(obj).__name__}"
+    )
+
+
+def _torch_device_view(t, argname: str, writable: bool) -> DeviceView:
+    import torch
+
+    if writable and t.requires_grad:
+        raise TypeError(
+            f"{argname} requires grad; pass {argname}=tensor.detach() instead (it shares the "
+            "memory, so the tensor is filled in place), inside torch.no_grad() as torch.nn.init does"
+        )
+    if t.is_conj() or t.is_neg():
+        raise TypeError(f"{argname} has a lazy conj/neg bit; resolve it first (tensor.resolve_conj())")
+    try:
+        dtype = resolve_dtype(t.dtype, argname=argname)
+    except TypeError:
+        raise TypeError(
+            f"{argname} has dtype {t.dtype}, which fastinit does not write; supported dtypes: {_SUPPORTED}"
+        ) from None
+    shape, strides = tuple(t.shape), tuple(t.stride())
+    if writable:
+        _check_no_overlap(shape, strides, argname)
+    stream = torch.cuda.current_stream(t.device).cuda_stream
+    return DeviceView(t.data_ptr(), shape, strides, dtype, t.device.index, stream or None, False, t)
+
+
+def _interface_view(obj, interface: dict, argname: str, writable: bool) -> DeviceView:
+    if interface.get("mask") is not None:
+        raise ValueError(f"{argname} is a masked array (its __cuda_array_interface__ has a mask)")
+    pointer, read_only = interface["data"]
+    if writable and read_only:
+        raise ValueError(f"{argname} is read-only; fastinit must write into it")
+    np_dtype = np.dtype(interface["typestr"])
+    dtype = _numpy_dtype_row(np_dtype, argname)
+    shape = tuple(int(n) for n in interface["shape"])
+    byte_strides = interface.get("strides")
+    if byte_strides is None:
+        strides = tuple(math.prod(shape[i + 1 :]) for i in range(len(shape)))
+    else:
+        if any(int(s) % np_dtype.itemsize for s in byte_strides):
+            raise ValueError(
+                f"{argname} has byte strides {tuple(byte_strides)} that are not multiples of its "
+                f"itemsize {np_dtype.itemsize}"
+            )
+        strides = tuple(int(s) // np_dtype.itemsize for s in byte_strides)
+    if writable:
+        _check_no_overlap(shape, strides, argname)
+    stream = interface.get("stream") if interface.get("version", 0) >= 3 else None
+    device = getattr(obj, "device", None)  # CuPy arrays know their device
+    device_id = getattr(device, "id", None)
+    return DeviceView(int(pointer or 0), shape, strides, dtype, device_id, stream, stream is None, obj)
+
+
+def _dlpack_device_view(obj, argname: str, writable: bool) -> DeviceView:
+    try:
+        try:
+            capsule = obj.__dlpack__(stream=1, max_version=DLPACK_VERSION)
+        except TypeError:  # a producer older than DLPack 1.0 rejects max_version
+            capsule = obj.__dlpack__(stream=1)
+    except BufferError as error:
+        raise TypeError(f"{argname} cannot be exported through DLPack: {error}") from error
+    name = _capsule_get_name_obj(capsule) if _is_capsule(capsule) else None
+    if name not in (b"dltensor", b"dltensor_versioned"):
+        raise TypeError(
+            f"{argname}.__dlpack__() returned {type(capsule).__name__} named {name!r}, "
+            "not an unconsumed DLPack capsule"
+        )
+    versioned = name == b"dltensor_versioned"
+    address = _capsule_get_pointer_obj(capsule, name)
+    used = _NAME_USED_VERSIONED if versioned else _NAME_USED_LEGACY
+    _capsule_set_name(capsule, ctypes.addressof(used))
+    managed = (DLManagedTensorVersioned if versioned else DLManagedTensor).from_address(address)
+    imported = _ImportedTensor(address, managed.deleter)
+    try:
+        dtype, shape, strides, pointer = _managed_layout(
+            managed, versioned, argname, writable=writable, check_device=_check_cuda_device
+        )
+        device_id = int(managed.dl_tensor.device.device_id)
+        return DeviceView(pointer, shape, strides, dtype, device_id, None, True, imported)
+    except BaseException:
+        imported.release()
+        raise
+
+
+def _check_cuda_device(device: tuple[int, int], argname: str) -> None:
+    if int(device[0]) not in _CUDA_DEVICE_TYPES:
+        raise ValueError(
+            f"{argname} was exported for DLPack device {tuple(int(d) for d in device)}, not CUDA memory"
+        )

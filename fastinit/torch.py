@@ -13,7 +13,10 @@ tensor with exactly what the functional API returns, e.g.
 ``init_module(module, seed=0)`` fills every parameter of a model in place, each from the stream
 of its qualified name, with the distribution the layer's own ``reset_parameters`` gives (or a
 rule of yours). Works on models built on the ``meta`` device and materialized with
-``module.to_empty(device="cpu")``.
+``module.to_empty(device="cpu")`` or ``device="cuda"``.
+
+CUDA tensors are filled on their GPU by fastinit's CUDA backend (``pip install
+'fastinit[cuda]'``), on torch's current stream, with the same bytes as on the CPU.
 """
 
 from __future__ import annotations
@@ -82,11 +85,8 @@ def _fill(tensor, fn, *args, seed=0, name=None, **kwargs):
         raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
     if tensor.is_meta:
         return tensor  # nothing to fill, as torch.nn.init does for meta tensors
-    if tensor.device.type != "cpu":
-        raise ValueError(
-            f"tensor is on {tensor.device}: this build of fastinit has no CUDA backend yet; "
-            "initialize on the CPU and move the tensor, or use a CPU model"
-        )
+    if tensor.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"tensor is on {tensor.device}: fastinit fills CPU and CUDA tensors")
     try:
         dtype = resolve_dtype(tensor.dtype, argname="tensor.dtype")
     except TypeError:

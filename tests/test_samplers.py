@@ -589,9 +589,9 @@ BAD_CALLS = [
     (
         lambda: fastinit.uniform(3, device="cuda"),
         ValueError,
-        "device='cuda': this build of fastinit has no CUDA backend",
+        "device='cuda': (no CUDA GPU is available|fastinit's CUDA backend needs the numba-cuda package)",
     ),
-    (lambda: fastinit.normal(3, device="cuda:1"), ValueError, "no CUDA backend"),
+    (lambda: fastinit.normal(3, device="cuda:1"), ValueError, "device='cuda:1': (no CUDA GPU|.*numba-cuda)"),
     (lambda: fastinit.uniform(3, seed=-1), ValueError, r"seed=-1 is out of range"),
     (lambda: fastinit.uniform(3, seed=2**64), ValueError, "seed=.* is out of range"),
     (lambda: fastinit.normal(3, seed=0.5), TypeError, "seed must be an int"),

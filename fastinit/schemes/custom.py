@@ -36,9 +36,9 @@ def apply_custom(fn, shape, *, draw="uniform", draw_params=None, seed=0, name=No
         raise TypeError(f"the custom scheme's function must be callable, got {type(fn).__name__}")
     dt = api.output_dtype(dtype, out)
     compute = "float64" if dt.compute == 64 else "float32"
-    base = DRAWS[draw](
-        shape, **(draw_params or {}), seed=seed, name=name, dtype=compute, device=device, index=index
-    )
+    api.target_device(device, out)  # a bad device fails before any work
+    # the function is compiled for the CPU: draw and apply there, then deliver to the device
+    base = DRAWS[draw](shape, **(draw_params or {}), seed=seed, name=name, dtype=compute, index=index)
     values = base.raw
     if values.size:
         cpu.elementwise_kernel(fn)(values.reshape(-1))

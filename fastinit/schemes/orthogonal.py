@@ -24,6 +24,11 @@ Numba kernel that drew A compete with its still-spinning OpenMP threads; measure
 
 Reproducibility: A is bit-reproducible everywhere; Q agrees across machines and thread counts
 to float rounding (LAPACK's blocked algorithms may sum in a different order), ~1e-6 in float32.
+
+On a GPU (``device="cuda"``, or a CUDA ``out``) A is drawn on the device (the same bits as on
+the CPU) and factored there by cuSOLVER, through CuPy (``qr="cupy"``) or torch
+(``qr="torch"``); the sign fix, gain, layout and ``index=`` selection run on the device too.
+By default the framework of ``out`` is used, else CuPy when installed, else torch.
 """
 
 from __future__ import annotations
@@ -90,6 +95,137 @@ def _qr_haar_torch(a: np.ndarray) -> np.ndarray:
 
 
 QR_BACKENDS = {"scipy": _qr_haar, "torch": _qr_haar_torch}
+GPU_QR_BACKENDS = ("cupy", "torch")
+
+
+# ---- on a GPU -------------------------------------------------------------------------------
+
+
+def _gpu_qr_default(out) -> str:
+    """The framework of out when it is a torch / CuPy array, else CuPy if installed, else torch."""
+    import importlib.util
+
+    module = type(out).__module__ if out is not None else ""
+    if module.startswith("torch"):
+        return "torch"
+    if module.startswith("cupy"):
+        return "cupy"
+    for name in GPU_QR_BACKENDS:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    raise ImportError(
+        "orthogonal on a GPU factors the matrix with cuSOLVER through CuPy or torch, and neither "
+        "is installed: pip install cupy-cuda13x (or cupy-cuda12x), or torch with CUDA"
+    )
+
+
+class _TorchGPU:
+    def __init__(self, index: int):
+        import torch
+
+        self.xp, self.device = torch, torch.device("cuda", index)
+
+    def empty(self, shape, dtype):
+        return self.xp.empty(shape, dtype=getattr(self.xp, np.dtype(dtype).name), device=self.device)
+
+    def haar(self, a):
+        """Q with the sign(diag R) fix of each tall (rows >= cols) matrix of a batch."""
+        q, r = self.xp.linalg.qr(a)
+        return q.mul_(self.xp.sign(self.xp.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2))
+
+    def transpose(self, a):
+        return a.mT
+
+    def moveaxis(self, a, source, destination):
+        return self.xp.movedim(a, source, destination)
+
+    def select(self, a, selection):
+        # torch slices take no negative steps: pick each axis with an index tensor instead
+        axis = 0
+        for item in selection:
+            if isinstance(item, int):
+                a = a.select(axis, item)
+                continue
+            n = a.shape[axis]
+            start, stop, step = item.indices(n)
+            if (start, stop, step) != (0, n, 1):
+                picks = self.xp.arange(start, stop, step, device=self.device)
+                a = self.xp.index_select(a, axis, picks)
+            axis += 1
+        return a.contiguous()
+
+
+class _CupyGPU:
+    def __init__(self, index: int):
+        try:
+            import cupy
+        except ImportError:
+            raise ImportError(
+                "orthogonal(qr='cupy') needs CuPy: pip install cupy-cuda13x (or cupy-cuda12x)"
+            ) from None
+        self.xp, self.index = cupy, index
+
+    def empty(self, shape, dtype):
+        with self.xp.cuda.Device(self.index):
+            return self.xp.empty(shape, dtype=dtype)
+
+    def haar(self, a):
+        xp = self.xp
+        with xp.cuda.Device(self.index):
+            out = xp.empty_like(a)
+            for b in range(a.shape[0]):  # (batched QR needs a recent CuPy)
+                q, r = xp.linalg.qr(a[b])
+                out[b] = q * xp.sign(xp.diagonal(r))[None, :]
+            return out
+
+    def transpose(self, a):
+        return self.xp.swapaxes(a, -1, -2)
+
+    def moveaxis(self, a, source, destination):
+        return self.xp.moveaxis(a, source, destination)
+
+    def select(self, a, selection):
+        with self.xp.cuda.Device(self.index):
+            return self.xp.ascontiguousarray(a[selection])
+
+
+def _orthogonal_gpu(target, qr, shape, gain, batch_dims, column_axis, coords, rows, cols, flat_batch,
+                    dt, compute, seed, name, index, out):  # fmt: skip
+    from ..backends import cuda as backend
+
+    device_index = int(target[5:]) if target != "cuda" else backend.out_index(out)
+    gpu = {"torch": _TorchGPU, "cupy": _CupyGPU}[qr](device_index)
+    batch_shape, mshape = shape[:batch_dims], shape[batch_dims:]
+    nbatch = len(flat_batch)
+    gaussian = gpu.empty((nbatch, rows, cols), compute)
+    per_matrix = rows * cols
+    total = math.prod(batch_shape) * per_matrix
+    start = 0
+    while start < nbatch:  # one sampler call per run of consecutive batch elements
+        stop = start + 1
+        while stop < nbatch and flat_batch[stop] == flat_batch[stop - 1] + 1:
+            stop += 1
+        first = flat_batch[start]
+        api.normal((total,), seed=seed, name=name, dtype=compute, out=gaussian[start:stop].reshape(-1),
+                   index=slice(first * per_matrix, (first + stop - start) * per_matrix))  # fmt: skip
+        start = stop
+    tall = rows >= cols
+    q = gpu.haar(gaussian if tall else gpu.transpose(gaussian))
+    q = q if tall else gpu.transpose(q)
+    if gain != 1.0:
+        q = q * compute(gain)
+    if column_axis is None:
+        full = q.reshape((nbatch, *mshape))
+    else:
+        rest = tuple(d for i, d in enumerate(mshape) if i != column_axis)
+        full = gpu.moveaxis(q.reshape((nbatch, *rest, cols)), -1, 1 + column_axis)
+    full = full.reshape(tuple(len(c) for c in coords[:batch_dims]) + mshape)
+    wanted = api.normalized_index(shape, index)
+    selection = (
+        tuple(0 if isinstance(w, int) else slice(None) for w in wanted[:batch_dims]) + wanted[batch_dims:]
+    )
+    values = gpu.select(full, selection)
+    return api.deliver(values, shape, dtype=dt, device=f"cuda:{device_index}", index=index, out=out)
 
 
 def _haar_matrices(gaussian: np.ndarray, qr: str = "scipy") -> np.ndarray:
@@ -117,15 +253,16 @@ def _haar_matrices(gaussian: np.ndarray, qr: str = "scipy") -> np.ndarray:
     return out
 
 
-def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr="scipy", seed=0, name=None, dtype=None,
+def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr=None, seed=0, name=None, dtype=None,
                device="cpu", index=None, out=None):  # fmt: skip
     """A (semi-)orthogonal matrix, Haar-distributed, times ``gain``.
 
     Default flattening is torch's (dim 0 against the rest); ``column_axis`` gives JAX's. If the
     matrix is tall its columns are orthonormal, if wide its rows are. ``qr`` picks the LAPACK:
-    "scipy" (default) or "torch" (``torch.linalg.qr``: MKL in torch's x86 CPU builds, twice as
-    fast as SciPy's OpenBLAS here; ``fastinit.torch.orthogonal_`` uses it). The two agree to
-    float rounding, not bit for bit.
+    on the CPU "scipy" (default) or "torch" (``torch.linalg.qr``: MKL in torch's x86 CPU builds,
+    twice as fast as SciPy's OpenBLAS here; ``fastinit.torch.orthogonal_`` uses it); on a GPU
+    cuSOLVER through "cupy" or "torch" (default: out's framework, else CuPy if installed, else
+    torch). They agree to float rounding, not bit for bit.
 
     >>> import fastinit, numpy as np
     >>> q = np.asarray(fastinit.orthogonal((64, 32), seed=0, name="w"), dtype=np.float64)
@@ -142,8 +279,15 @@ def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr="scipy", s
             "Only tensors with 2 or more dimensions are supported"
             + (f" (after the {batch_dims} batch dimensions)" if batch_dims else "")
         )
-    if qr not in QR_BACKENDS:
-        raise ValueError(f"qr={qr!r} must be one of {', '.join(map(repr, QR_BACKENDS))}")
+    target = api.target_device(device, out)
+    if target == "cpu":
+        qr = "scipy" if qr is None else qr
+        if qr not in QR_BACKENDS:
+            raise ValueError(f"qr={qr!r} must be one of {', '.join(map(repr, QR_BACKENDS))} on the CPU")
+    else:
+        qr = _gpu_qr_default(out) if qr is None else qr
+        if qr not in GPU_QR_BACKENDS:
+            raise ValueError(f"qr={qr!r} must be one of {', '.join(map(repr, GPU_QR_BACKENDS))} on a GPU")
     if column_axis is not None:
         if isinstance(column_axis, bool) or not isinstance(column_axis, int):
             raise TypeError(f"column_axis must be an int or None, got {column_axis!r}")
@@ -167,6 +311,9 @@ def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr="scipy", s
         flat_batch = np.ravel_multi_index(tuple(g.ravel() for g in grids), batch_shape).tolist()
     else:
         flat_batch = [0]
+    if target != "cpu":
+        return _orthogonal_gpu(target, qr, shape, gain, batch_dims, column_axis, coords, rows, cols, flat_batch,
+                               dt, compute, seed, name, index, out)  # fmt: skip
     nbatch = len(flat_batch)
     gaussian = np.empty((nbatch, rows, cols), compute)
     per_matrix = rows * cols

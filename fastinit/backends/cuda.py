@@ -1,0 +1,658 @@
+"""CUDA fill kernels: the CPU kernels' per-element functions, one thread per Philox block.
+
+Imported only when ``device="cuda"`` is used; ``numba.cuda`` itself is imported by ``load()``
+(never by ``import fastinit``). This is the only place that applies ``numba.cuda.jit``.
+
+Layout (rng/layout.py): the work item for tile t, lane j computes the Philox block
+t * 16 + j and stores its values: float32 outputs (and bfloat16 / float16, computed in
+float32) at elements t*64 + k*16 + j for k = 0..3, float64 outputs at t*32 + k*16 + j for
+k = 0, 1. Per k, a warp stores two runs of 16 consecutive values: full 32-byte sectors. Each
+thread takes work items in a grid-stride loop, so any grid and block size cover the range and
+no value depends on which thread computed it (tests/test_cuda_sim.py runs several geometries
+and compares the bytes).
+
+What to fill is the CPU backend's ``FillPlan`` (an outer multi-index times a run of n
+elements, with source and destination steps):
+
+- both steps 1 (whole tensors, ``index=`` without steps, any ``out=`` whose rows are
+  contiguous): one work item per Philox block of each run; values of a block that fall
+  outside the run (the partial tiles at both ends) are not stored;
+- otherwise (``index=`` with steps, transposed or strided ``out=``): one work item per
+  element, which computes its block's words and only its own value.
+
+Values: ``_pair32`` / ``_pair64`` compute a pair of values of a block with the very functions
+the CPU kernels call (distributions/*, through backends/cpu.py's per-value helpers), so both
+targets run the same operations in the same order. Every intended multiply-add is an explicit
+``fma`` (llvm.fma -> ``fma.rn``), division and square root are IEEE (NVVM's defaults
+prec-div=1, prec-sqrt=1, ftz=0), and the kernels are compiled without LTO, so the PTX that
+tests/test_cuda_ptx.py inspects is what the driver assembles. That test compiles every kernel
+with NVVM's default contraction (fma=1) and with contraction off (fma=0) and finds the same
+instructions (NVVM fused nothing), and checks that the only multiply whose result feeds an
+add in the PTX (which ptxas could still fuse) multiplies by a power of two, an exact product
+whose fusion changes no bit. Hence the GPU computes the CPU's bytes, exactly, for every
+sampler (uniform, normal, truncated normal, 16-bit outputs included); see README.md, "CUDA".
+
+Streams: a kernel writing a new FastArray runs on Numba's default stream (the legacy default
+stream) and records an event that ``FastArray.__dlpack__`` makes the consumer's stream wait
+for. A kernel writing into ``out=`` runs on the stream the output belongs to: torch's and
+CuPy's current stream for their tensors, the ``stream`` of a ``__cuda_array_interface__``,
+else the legacy default stream (and then waits for the kernel, since a DLPack producer cannot
+be told about work done on its memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+from numba import float32, float64, uint64
+
+from .._jit import loop
+from ..array import FastArray, cuda_runtime, is_simulator
+from ..distributions import NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
+from ..distributions.normal import normal_pair_f32, normal_pair_f64
+from ..distributions.rounding import bfloat16_bits, float16_bits
+from ..distributions.uniform import uniform_f32, uniform_f64
+from ..dtypes import DType
+from ..rng.layout import TILE_LANES
+from ..rng.philox import ROUNDS, philox4x32_block
+from . import cpu
+
+__all__ = ["load", "fill", "fill_array", "deliver", "device_out", "STORE_SAME", "STORE_BF16", "STORE_F16"]
+
+# Integer literals are typed (uint64(...)): Numba types ``uint64 op int-literal`` as float64,
+# and the simulator runs this code as Python on NumPy scalars, where the same rule holds.
+_L = TILE_LANES
+_TILE32 = 4 * TILE_LANES
+_TILE64 = 2 * TILE_LANES
+_LO32 = uint64(0xFFFFFFFF)
+_U32 = uint64(32)
+
+# How a kernel stores a value: as is (the output's own dtype), or a float32 rounded to
+# bfloat16 / float16 bits (into a uint16 view of the output).
+STORE_SAME = 0
+STORE_BF16 = 1
+STORE_F16 = 2
+
+BLOCK_SIZE = 256  # threads per block
+BLOCKS_PER_SM = 16  # grid size cap, per multiprocessor: a grid-stride loop does the rest
+
+cuda = None  # numba.cuda, set by load(); the kernels refer to it by this global name
+
+
+# ---- per-value functions (device functions in the kernels; plain njit in the simulator) ------
+# Non-inlined njit functions: called from a kernel, numba-cuda compiles each once as a device
+# function (NVVM then inlines it), instead of inlining its whole call tree into every kernel at
+# the Numba IR level (measured: 11 s per kernel against 1.5 s).
+
+
+@loop
+def _pair32(wa, wb, dist, p, only):
+    """Values of the two words (wa, wb) of a block (slots 2h, 2h + 1), float32, as the CPU's
+    tiles compute them. only = 0 or 1: compute only that one (the other is 0)."""
+    if dist == NORMAL:
+        x0, x1 = normal_pair_f32(wa, wb, float32(p[0]), float32(p[1]))
+        lo, hi = float32(p[2]), float32(p[3])
+        return cpu._clamp(x0, lo, hi), cpu._clamp(x1, lo, hi)
+    q = cpu._f32_params(p)
+    a = b = float32(0.0)
+    for h in range(2):
+        if only < 0 or only == h:
+            w = wb if h == 1 else wa
+            if dist == UNIFORM:
+                x = uniform_f32(w, q[0], q[1], q[2], q[3])
+            elif dist == TRUNCNORM_CENTRAL:
+                x = cpu._truncnorm_central_f32_at(w, q)
+            elif dist == TRUNCNORM:
+                x = cpu._truncnorm_f32_at(w, q)
+            else:
+                x = cpu._tail_f32_at(w, p)
+            if h == 0:
+                a = x
+            else:
+                b = x
+    return a, b
+
+
+@loop
+def _pair64(w0, w1, w2, w3, dist, p, only):
+    """The two float64 values of a block (slots 0, 1), as the CPU's tiles compute them."""
+    if dist == NORMAL:
+        x0, x1 = normal_pair_f64(w0, w1, w2, w3, p[0], p[1])
+        return cpu._clamp(x0, p[2], p[3]), cpu._clamp(x1, p[2], p[3])
+    a = b = float64(0.0)
+    for h in range(2):
+        if only < 0 or only == h:
+            wa = w2 if h == 1 else w0
+            wb = w3 if h == 1 else w1
+            if dist == UNIFORM:
+                x = uniform_f64(wa, wb, p[0], p[1], p[2], p[3])
+            elif dist == TRUNCNORM_TAIL:
+                x = cpu._tail_f64_at(wa, wb, p)
+            else:
+                x = cpu._truncnorm_f64_at(wa, wb, p)
+            if h == 0:
+                a = x
+            else:
+                b = x
+    return a, b
+
+
+# ---- kernels (plain Python here; load() compiles them) -----------------------------------------
+# Arguments shared by the kernels, from a FillPlan: desc = (outer shape, source strides,
+# destination strides) as one int64 device array of 3 * ndim entries; n_outer = prod(outer);
+# sbase/dbase, n, sstep/dstep as in FillPlan. p: the 8 float64 parameters; key: the 4 uint64
+# stream words (key0, key1, counter2, counter3). Everything is int64 unless said otherwise.
+
+
+def _outer(o, desc, ndim, sbase, dbase):
+    """Source flat index and destination offset of the start of run o."""
+    s = sbase
+    d = dbase
+    for j in range(ndim - 1, -1, -1):
+        c = o % desc[j]
+        o //= desc[j]
+        s += c * desc[ndim + j]
+        d += c * desc[2 * ndim + j]
+    return s, d
+
+
+def _fill32(out, kind, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, key):
+    blocks = sstep == 1 and dstep == 1
+    # blocks touched by a run of n elements, wherever it starts in a tile
+    per_run = _L * ((n + 2 * _TILE32 - 2) // _TILE32) if blocks else n
+    for item in range(cuda.grid(1), n_outer * per_run, cuda.gridsize(1)):
+        o = item // per_run
+        r = item - o * per_run
+        s, d = _outer_offsets(o, desc, ndim, sbase, dbase)
+        if blocks:
+            tile = s // _TILE32 + r // _L
+            lane = r % _L
+            only = -1
+        else:
+            i = s + r * sstep
+            tile = i // _TILE32
+            lane = i % _L
+            only = (i % _TILE32) // _L  # the slot of element i, 0..3
+        block = uint64(tile * _L + lane)
+        w0, w1, w2, w3 = philox4x32_block(
+            block & _LO32, block >> _U32, key[2], key[3], key[0], key[1], ROUNDS
+        )
+        for half in range(2):
+            if only < 0 or only // 2 == half:
+                x0, x1 = _pair32(
+                    uint64(w2 if half else w0),
+                    uint64(w3 if half else w1),
+                    dist,
+                    p,
+                    -1 if only < 0 else only % 2,
+                )
+                for h in range(2):
+                    if blocks:
+                        e = tile * _TILE32 + (2 * half + h) * _L + lane - s
+                        ok = 0 <= e < n
+                    else:
+                        e = r
+                        ok = only % 2 == h
+                    if ok:
+                        x = x1 if h else x0
+                        if kind == STORE_SAME:
+                            out[d + e * dstep] = x
+                        elif kind == STORE_BF16:
+                            out[d + e * dstep] = bfloat16_bits(float32(x))
+                        else:
+                            out[d + e * dstep] = float16_bits(float32(x))
+
+
+def _fill64(out, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, key):
+    blocks = sstep == 1 and dstep == 1
+    per_run = _L * ((n + 2 * _TILE64 - 2) // _TILE64) if blocks else n
+    for item in range(cuda.grid(1), n_outer * per_run, cuda.gridsize(1)):
+        o = item // per_run
+        r = item - o * per_run
+        s, d = _outer_offsets(o, desc, ndim, sbase, dbase)
+        if blocks:
+            tile = s // _TILE64 + r // _L
+            lane = r % _L
+            only = -1
+        else:
+            i = s + r * sstep
+            tile = i // _TILE64
+            lane = i % _L
+            only = (i % _TILE64) // _L  # the slot of element i, 0 or 1
+        block = uint64(tile * _L + lane)
+        w0, w1, w2, w3 = philox4x32_block(
+            block & _LO32, block >> _U32, key[2], key[3], key[0], key[1], ROUNDS
+        )
+        x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, only)
+        for h in range(2):
+            if blocks:
+                e = tile * _TILE64 + h * _L + lane - s
+                ok = 0 <= e < n
+            else:
+                e = r
+                ok = only == h
+            if ok:
+                out[d + e * dstep] = x1 if h else x0
+
+
+def _scatter(out, kind, src, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep):
+    """out[destination] = src[source] along a plan (src: a dense array of the values), stored as
+    is or rounded to bfloat16 / float16 bits. For values computed outside the samplers."""
+    for item in range(cuda.grid(1), n_outer * n, cuda.gridsize(1)):
+        o = item // n
+        r = item - o * n
+        s, d = _outer_offsets(o, desc, ndim, sbase, dbase)
+        x = src[s + r * sstep]
+        if kind == STORE_SAME:
+            out[d + r * dstep] = x
+        elif kind == STORE_BF16:
+            out[d + r * dstep] = bfloat16_bits(float32(x))
+        else:
+            out[d + r * dstep] = float16_bits(float32(x))
+
+
+_outer_offsets = None  # the device function made from _outer by load()
+_KERNELS: dict = {}
+
+
+def load(context: str = "device='cuda'"):
+    """Import numba.cuda and compile-on-demand wrappers of the kernels (once); returns
+    numba.cuda. Raises ValueError when numba-cuda or a GPU is missing (array.cuda_runtime),
+    starting with ``context``."""
+    if _KERNELS:
+        return cuda
+    _bind(cuda_runtime(context=context))
+    # No LTO: NVVM writes the PTX the driver assembles (the PTX the tests inspect), and there
+    # is nothing to link. cache=True: compiled kernels are kept on disk, as the CPU's.
+    options = dict(cache=True) if is_simulator() else dict(cache=True, lto=False)
+    _KERNELS.update(
+        fill32=cuda.jit(**options)(_fill32),
+        fill64=cuda.jit(**options)(_fill64),
+        scatter=cuda.jit(**options)(_scatter),
+    )
+    return cuda
+
+
+def _bind(module) -> None:
+    """Point the kernels' globals at ``module`` (numba.cuda): also used to compile them to
+    PTX on a machine without a GPU (tests/test_cuda_ptx.py)."""
+    global cuda, _outer_offsets
+    cuda = module
+    _outer_offsets = module.jit(device=True)(_outer)
+
+
+def signatures() -> dict:
+    """The argument types each kernel is launched with, by kernel: what a GPU compiles."""
+    from numba import types
+
+    i64 = types.int64
+    plan = (types.int64[::1], i64, i64, i64, i64, i64, i64, i64)  # desc .. dstep
+    p, key = types.UniTuple(types.float64, 8), types.UniTuple(types.uint64, 4)
+    return {
+        "fill32": [(out, i64, *plan, i64, p, key) for out in (types.float32[::1], types.uint16[::1])],
+        "fill64": [(types.float64[::1], *plan, i64, p, key)],
+        "scatter": [
+            (out, i64, src, *plan)
+            for out, src in (
+                (types.float32[::1], types.float32[::1]),
+                (types.float64[::1], types.float64[::1]),
+                (types.uint16[::1], types.uint16[::1]),
+                (types.uint16[::1], types.float32[::1]),
+            )
+        ],
+    }
+
+
+PY_KERNELS = {"fill32": _fill32, "fill64": _fill64, "scatter": _scatter}
+
+
+def kernels() -> dict:
+    """The three kernels (fill32, fill64, scatter), for tests and benchmarks."""
+    load()
+    return dict(_KERNELS)
+
+
+# ---- launching ----------------------------------------------------------------------------------
+
+
+_SM_COUNT: dict[int, int] = {}
+_DUMMY_DESC: dict[int, object] = {}
+
+
+def _geometry(index: int, work: int, geometry):
+    if geometry is not None:
+        return geometry
+    count = _SM_COUNT.get(index)
+    if count is None:
+        device = cuda.get_current_device()
+        count = _SM_COUNT[index] = int(getattr(device, "MULTIPROCESSOR_COUNT", 1))
+    blocks = max(1, min(-(-work // BLOCK_SIZE), count * BLOCKS_PER_SM))
+    return blocks, BLOCK_SIZE
+
+
+def _plan_args(plan: cpu.FillPlan, index: int, stream):
+    ndim = len(plan.outer)
+    if ndim:
+        desc = np.array(plan.outer + plan.src_strides + plan.dst_strides, dtype=np.int64)
+        desc = cuda.to_device(desc, stream=stream)
+    else:
+        desc = _DUMMY_DESC.get(index)
+        if desc is None:
+            desc = _DUMMY_DESC[index] = cuda.to_device(np.zeros(1, np.int64))
+    n_outer = math.prod(plan.outer)
+    scalars = (plan.src_base, plan.dst_base, plan.n, plan.src_step, plan.dst_step)
+    return (desc, ndim, n_outer, *(int(v) for v in scalars)), n_outer
+
+
+def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: int, stream=None,
+         geometry=None) -> None:  # fmt: skip
+    """Fill the flat device storage ``out`` (1-D: float32 or float64, or uint16 for kind
+    STORE_BF16 / STORE_F16) following ``plan``, on ``stream`` (None: the default stream).
+
+    ``geometry=(blocks, threads)`` overrides the launch configuration (the values never
+    depend on it).
+    """
+    load()
+    if plan.size == 0:
+        return
+    p = tuple(float(v) for v in np.asarray(params, dtype=np.float64))
+    k = tuple(np.uint64(v) for v in np.asarray(key, dtype=np.uint64))
+    with cuda.gpus[index]:
+        stream = cuda.default_stream() if stream is None else stream
+        args, n_outer = _plan_args(plan, index, stream)
+        blocks = plan.src_step == 1 and plan.dst_step == 1
+        wide = out.dtype == np.float64
+        per_run = _L * ((plan.n + 2 * (_TILE64 if wide else _TILE32) - 2) // (_TILE64 if wide else _TILE32))
+        work = n_outer * (per_run if blocks else plan.n)
+        grid = _geometry(index, work, geometry)
+        if wide:
+            _KERNELS["fill64"][grid[0], grid[1], stream](out, *args, int(dist), p, k)
+        else:
+            _KERNELS["fill32"][grid[0], grid[1], stream](out, int(kind), *args, int(dist), p, k)
+
+
+def scatter(out, src, plan: cpu.FillPlan, *, kind: int, index: int, stream=None, geometry=None) -> None:
+    """``out[destinations] = src[sources]`` along ``plan`` (src: flat dense device values)."""
+    load()
+    if plan.size == 0:
+        return
+    with cuda.gpus[index]:
+        stream = cuda.default_stream() if stream is None else stream
+        args, n_outer = _plan_args(plan, index, stream)
+        grid = _geometry(index, n_outer * plan.n, geometry)
+        _KERNELS["scatter"][grid[0], grid[1], stream](out, int(kind), src, *args)
+
+
+def _kind(dtype: DType) -> int:
+    return {"bfloat16": STORE_BF16, "float16": STORE_F16}.get(dtype.name, STORE_SAME)
+
+
+def _kernel_storage(storage, dtype: DType):
+    """The 1-D view a kernel writes: 16-bit outputs as uint16 bits, others as they are."""
+    flat = storage.reshape(storage.size) if storage.ndim != 1 else storage
+    return flat.view(np.uint16) if dtype.bits == 16 else flat
+
+
+def _record(array: FastArray, stream) -> None:
+    event = _event()
+    event.record(stream)
+    array._written_on(stream, event)
+
+
+def fill_array(array: FastArray, plan: cpu.FillPlan, dist: int, params, key, *, geometry=None) -> None:
+    """Fill a new CUDA FastArray (dense, C order) following ``plan``."""
+    load()
+    index = int(array.device[5:])
+    with cuda.gpus[index]:
+        stream = cuda.default_stream()
+        if array.size:
+            storage = _kernel_storage(array._storage, array.dtype)
+            fill(storage, plan, dist, params, key, kind=_kind(array.dtype), index=index, stream=stream,
+                 geometry=geometry)  # fmt: skip
+        _record(array, stream)
+
+
+# ---- writing into out= ------------------------------------------------------------------------
+
+
+def device_out(out):
+    """Whether ``out`` is CUDA memory fastinit should write with this backend, by its type
+    alone (no numba import): torch CUDA tensors, CUDA DLPack producers (kDLCUDA and managed
+    memory), ``__cuda_array_interface__`` objects and Numba device arrays (also simulated)."""
+    from .. import dlpack
+
+    return dlpack.device_of(out) is not None
+
+
+class _OutView:
+    """``out`` as (flat 1-D Numba device array of its storage, offset of element [0, ..., 0] in
+    it, element strides), with the device, the stream to launch on and whether to wait."""
+
+    def __init__(self, flat, base, strides, shape, dtype, index, stream, wait, keep):
+        self.flat, self.base, self.strides, self.shape = flat, base, strides, shape
+        self.dtype, self.index, self.stream, self.wait, self._keep = dtype, index, stream, wait, keep
+
+    def finish(self) -> None:
+        """After the launch: wait for it where the producer cannot be told about it."""
+        if self.wait:
+            self.stream.synchronize()
+
+
+def _span(shape, strides):
+    """(low, high) element offsets of a layout relative to element [0, ..., 0]."""
+    if math.prod(shape) == 0:
+        return 0, -1
+    low = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0)
+    high = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s > 0)
+    return low, high
+
+
+@contextlib.contextmanager
+def writable_out(out, *, argname: str = "out", device: str | None = None):
+    """A context manager giving an ``_OutView`` of the CUDA output ``out``.
+
+    ``device``: the device the caller asked for ("cuda" / "cuda:N"), checked against out's.
+    """
+    from .. import dlpack
+
+    load(f"{argname} is CUDA memory")
+    if isinstance(out, FastArray):
+        yield _fastarray_view(out, device, argname)
+        return
+    if _is_simulated_array(out):
+        yield _simulated_view(out, argname, device)
+        return
+    with dlpack.device_view(out, argname=argname) as view:
+        index = view.device_id
+        if index is None:
+            index = _pointer_device(view.pointer)
+        _check_same_device(index, device, argname)
+        with cuda.gpus[index]:
+            if view.stream is None:
+                stream, wait = cuda.legacy_default_stream(), view.wait
+            else:
+                stream, wait = cuda.external_stream(view.stream), False
+            low, high = _span(view.shape, view.strides)
+            storage = np.dtype(np.uint16) if view.dtype.bits == 16 else view.dtype.storage
+            size = high - low + 1
+            flat = cuda.from_cuda_array_interface(
+                {
+                    "shape": (max(size, 0),),
+                    "strides": None,
+                    "typestr": storage.str,
+                    "data": (view.pointer + low * view.dtype.itemsize if size > 0 else 0, False),
+                    "version": 3,
+                    "stream": None,
+                },
+                owner=view,
+                sync=False,
+            )
+            yield _OutView(flat, -low, view.strides, view.shape, view.dtype, index, stream, wait, view)
+
+
+def _check_same_device(index: int, device: str | None, argname: str) -> None:
+    if device is not None and device != "cuda" and int(device[5:]) != index:
+        raise ValueError(f"{argname} is on cuda:{index} but device={device!r} was asked for")
+
+
+def _fastarray_view(out: FastArray, device, argname) -> _OutView:
+    if out.device == "cpu":
+        raise ValueError(f"{argname} is a CPU FastArray but device={device!r} was asked for")
+    index = int(out.device[5:])
+    _check_same_device(index, device, argname)
+    with cuda.gpus[index]:
+        stream = out._stream if out._stream is not None else cuda.default_stream()
+    flat = _kernel_storage(out._storage, out.dtype)
+    strides = tuple(int(s) for s in _c_strides(out.shape))
+    return _OutView(flat, 0, strides, tuple(out.shape), out.dtype, index, stream, False, out)
+
+
+def _c_strides(shape):
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _is_simulated_array(obj) -> bool:
+    return is_simulator() and type(obj).__name__ == "FakeCUDAArray"
+
+
+def _simulated_view(out, argname, device) -> _OutView:
+    """A simulated device array (a NumPy array inside): its memory as a flat array, as for
+    real device memory."""
+    from .. import dlpack
+
+    _check_same_device(0, device, argname)
+    host = dlpack.writable_view(out._ary, argname=argname)
+    array, strides = host.array, host.strides
+    low, high = _span(array.shape, strides)
+    storage = array.view(np.uint16) if host.dtype.bits == 16 else array
+    if high >= low:
+        corner = (
+            storage.reshape(-1)[:1]
+            if array.ndim == 0
+            else storage[
+                tuple(
+                    slice(n - 1, n) if st < 0 else slice(0, 1)
+                    for n, st in zip(array.shape, strides, strict=True)
+                )
+            ]
+        )
+        flat = np.lib.stride_tricks.as_strided(corner, shape=(high - low + 1,), strides=(storage.itemsize,))
+    else:
+        flat = np.empty(0, storage.dtype)
+    return _OutView(type(out)(flat), -low, strides, tuple(array.shape), host.dtype, 0, cuda.default_stream(),
+                    False, out)  # fmt: skip
+
+
+def out_dtype(out) -> DType:
+    """The fastinit dtype of a CUDA ``out`` (see ``device_out``)."""
+    from .. import dlpack
+
+    if isinstance(out, FastArray):
+        return out.dtype
+    if type(out).__name__ == "FakeCUDAArray":  # simulated
+        return dlpack.writable_view(out._ary).dtype
+    with dlpack.device_view(out, argname="out") as view:
+        return view.dtype
+
+
+def _pointer_device(pointer: int) -> int:
+    """The device ordinal owning a device pointer (CUDA driver: CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL);
+    the current device when it cannot be told (a NULL pointer: nothing is written)."""
+    if pointer:
+        try:
+            from cuda.bindings import driver as cudrv
+
+            attribute = cudrv.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
+            error, ordinal = cudrv.cuPointerGetAttribute(attribute, pointer)
+            if error == cudrv.CUresult.CUDA_SUCCESS:
+                return int(ordinal)
+        except (ImportError, AttributeError, TypeError):  # pragma: no cover - other bindings
+            pass
+    return int(getattr(cuda.get_current_device(), "id", 0))
+
+
+def fill_out(view: _OutView, plan: cpu.FillPlan, dist: int, params, key) -> None:
+    fill(view.flat, plan, dist, params, key, kind=_kind(view.dtype), index=view.index, stream=view.stream)
+    view.finish()
+
+
+# ---- delivering values computed elsewhere -------------------------------------------------------
+
+
+def _values_on_device(values, dtype: DType, stream):
+    """(flat dense device array, kind, producer stream or None) of ``values``: a NumPy array
+    (rounded on the host by the CPU's converter, then copied) or a dense float32 / float64 device
+    array (torch / CuPy / Numba, rounded on the device by the kernel)."""
+    from .. import dlpack
+
+    if isinstance(values, np.ndarray):
+        host = cpu.convert(values, dtype.storage)
+        host = np.ascontiguousarray(host.view(np.uint16) if dtype.bits == 16 else host).reshape(-1)
+        return cuda.to_device(host, stream=stream), STORE_SAME, None
+    with dlpack.device_view(values, argname="values", writable=False) as view:
+        size = math.prod(view.shape)
+        if view.strides != _c_strides(view.shape) or view.dtype.name not in ("float32", "float64"):
+            raise AssertionError(f"device values must be dense float32 / float64, got {view!r}")
+        if view.dtype.name == "float64" and dtype.compute != 64:
+            raise AssertionError("float64 device values delivered for a dtype computed in float32")
+        array = cuda.from_cuda_array_interface(
+            {"shape": (size,), "strides": None, "typestr": view.dtype.storage.str,
+             "data": (view.pointer if size else 0, False), "version": 3, "stream": None},
+            owner=values,
+            sync=False,
+        )  # fmt: skip
+        producer = cuda.legacy_default_stream() if view.stream is None else cuda.external_stream(view.stream)
+        return array, _kind(dtype) if dtype.bits == 16 else STORE_SAME, producer
+
+
+def _event():
+    return cuda.event() if is_simulator() else cuda.event(timing=False)
+
+
+def deliver(values, plan: cpu.FillPlan, *, array: FastArray | None = None, view: _OutView | None = None):
+    """Write ``values`` (the result's values, dense, in C order: NumPy or device) to a new CUDA
+    FastArray or an ``out=`` view, following ``plan`` (its sources index into values).
+
+    Device values are read on the stream that made them (a new array is written there too);
+    the streams are chained with events both ways, so neither side can reuse the memory early.
+    """
+    load()
+    if array is not None:
+        index, dtype = int(array.device[5:]), array.dtype
+        out = _kernel_storage(array._storage, dtype) if array.size else None
+    else:
+        index, dtype, out = view.index, view.dtype, view.flat
+    with cuda.gpus[index]:
+        stream = cuda.default_stream() if array is not None else view.stream
+        if plan.size:
+            src, kind, producer = _values_on_device(values, dtype, stream)
+            if producer is not None and array is not None:
+                stream = producer
+            elif producer is not None:
+                _chain(producer, stream)
+            scatter(out, src, plan, kind=kind, index=index, stream=stream)
+            if producer is not None and producer is not stream:
+                _chain(stream, producer)
+        if array is not None:
+            _record(array, stream)
+        else:
+            view.finish()
+
+
+def _chain(first, then) -> None:
+    """Make stream ``then`` wait for the work queued on stream ``first`` so far."""
+    event = _event()
+    event.record(first)
+    event.wait(then)
+
+
+def out_index(out) -> int:
+    """The GPU ordinal of a CUDA ``out``."""
+    with writable_out(out) as view:
+        return view.index
