@@ -105,7 +105,7 @@ def _verify(args) -> int:
     from ._progress import Progress
 
     files = ck.checkpoint_files(args.path)
-    total = sum(os.path.getsize(f) for f in files)
+    total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))  # (verify names the missing)
     progress = Progress(total, f"verifying {args.path}", enabled=None if args.progress else False)
     report = ck.verify_checkpoint(args.path, progress=progress)
     progress.close()

@@ -28,7 +28,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from . import api, schemes
 from .checkpoint import Manifest, WriteResult, plan_shards
-from .checkpoint.writer import finalize, prepare_directory, shards_to_write, write_shard
+from .checkpoint.writer import check_run_arguments, finalize, prepare_directory, shards_to_write, write_shard
 from .dtypes import resolve_dtype
 from .schemes.registry import Initializer
 
@@ -150,11 +150,9 @@ def write_checkpoint(manifest: Manifest, directory, *, client=None, seed: int = 
     directory must be reachable at the same path by every worker. Every file is byte-identical
     to ``fastinit.checkpoint.write_checkpoint``'s.
     """
-    from .rng.streams import check_seed
-
-    seed = check_seed(seed)
-    directory = prepare_directory(directory)
+    seed = check_run_arguments(seed, chunk_bytes)
     plans = plan_shards(manifest, max_shard_size, seed)
+    directory = prepare_directory(directory)
     todo, kept = shards_to_write(directory, plans, resume=resume)
     tasks = [
         dask.delayed(write_shard, pure=False)(

@@ -56,6 +56,22 @@ class TensorSpec:
     def numel(self) -> int:
         return math.prod(self.shape)
 
+    def check(self) -> None:
+        """Raise CheckpointError naming this tensor if it cannot be written: zero_rows out of
+        its rows, or an initializer that refuses its shape, dtype or parameters (found by a
+        call that selects no element, so nothing is generated)."""
+        rows = self.shape[0] if self.shape else 1
+        for row in self.zero_rows:
+            if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < rows:
+                raise CheckpointError(
+                    f"tensor {self.name!r}: zero_rows must be row numbers in [0, {rows}), got {row!r}"
+                )
+        index = (slice(0, 0),) if self.shape else None
+        try:
+            self.init(self.shape, dtype=self.dtype, name=self.name, index=index)
+        except (TypeError, ValueError, ImportError) as error:
+            raise CheckpointError(f"tensor {self.name!r}: {error}") from None
+
     @property
     def nbytes(self) -> int:
         return self.numel * self.dtype.itemsize
@@ -313,8 +329,17 @@ def manifest_from_json(spec, *, dtype=None) -> Manifest:
             initializer = Initializer.from_config(init)
         except (TypeError, ValueError, ImportError, AttributeError) as error:
             raise CheckpointError(f"manifest: tensor {name!r}: {error}") from None
-        zero_rows = tuple(item.get("zero_rows", ()))
-        specs.append(TensorSpec(name, tuple(shape), dt, initializer, zero_rows))
+        zero_rows = item.get("zero_rows", [])
+        if not isinstance(zero_rows, list):
+            raise CheckpointError(f"manifest: tensor {name!r}: zero_rows must be a list of row numbers")
+        spec = TensorSpec(name, tuple(shape), dt, initializer, tuple(zero_rows))
+        try:
+            spec.check()
+        except CheckpointError as error:
+            raise CheckpointError(f"manifest: {error}") from None
+        specs.append(spec)
+    if config is not None and not isinstance(config, dict):
+        raise CheckpointError(f"manifest: 'config' must be an object (a config.json), got {type(config).__name__}")
     return Manifest(specs, config, source="JSON manifest")
 
 

@@ -59,22 +59,40 @@ def checkpoint_files(path) -> list[str]:
 
 
 def _tensors_of(path: str):
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: missing (the index names it, but there is no such file)")
     try:
         metadata, entries, data_start = read_header(path)
-    except ValueError as error:
-        raise CheckpointError(str(error)) from None
-    if "fastinit.tensors" not in metadata or "fastinit.seed" not in metadata:
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        detail = error if isinstance(error, ValueError) else f"{path}: malformed safetensors header ({error!r})"
+        raise CheckpointError(str(detail)) from None
+    if not isinstance(metadata, dict) or "fastinit.tensors" not in metadata or "fastinit.seed" not in metadata:
         raise CheckpointError(f"{path}: no fastinit metadata: not written by fastinit, cannot regenerate")
-    records = json.loads(metadata["fastinit.tensors"])
-    seed = int(metadata["fastinit.seed"])
+    try:
+        records = json.loads(metadata["fastinit.tensors"])
+        seed = int(metadata["fastinit.seed"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable fastinit metadata ({error})") from None
+    size, end = os.path.getsize(path), data_start + max((e.end for e in entries), default=0)
+    if size != end:
+        raise CheckpointError(
+            f"{path}: the file has {size} bytes but its header describes {end} "
+            f"({'trailing bytes' if size > end else 'truncated'})"
+        )
     specs = []
     for entry in entries:
-        record = records.get(entry.name)
-        if record is None:
+        record = records.get(entry.name) if isinstance(records, dict) else None
+        if not isinstance(record, dict) or "init" not in record:
             raise CheckpointError(f"{path}: tensor {entry.name} has no recorded initializer")
-        init = Initializer.from_config(record["init"])
-        specs.append((TensorSpec(entry.name, entry.shape, entry.dtype, init, tuple(record.get("zero_rows", ()))),
-                      entry))  # fmt: skip
+        try:
+            init = Initializer.from_config(record["init"])
+        except (TypeError, ValueError, ImportError) as error:
+            raise CheckpointError(f"{path}: tensor {entry.name}: {error}") from None
+        spec = TensorSpec(entry.name, entry.shape, entry.dtype, init, tuple(record.get("zero_rows", ())))
+        if entry.end - entry.begin != spec.nbytes:
+            raise CheckpointError(f"{path}: tensor {entry.name} has {entry.end - entry.begin} bytes for "
+                                  f"shape {entry.shape} in {entry.dtype.name}")  # fmt: skip
+        specs.append((spec, entry))
     return seed, specs, data_start
 
 
@@ -95,8 +113,9 @@ def verify_checkpoint(path, *, chunk_bytes: int = 64 << 20, progress=None) -> Ve
                 equal = True
                 big = max(chunk_bytes, spec.nbytes) if spec.init.scheme in ("orthogonal", "delta_orthogonal",
                                                                             "sparse") else chunk_bytes  # fmt: skip
-                buf = np.empty(max(big, 1), np.uint8)
-                for r0, r1, b0, b1 in _row_chunks(spec, big):
+                chunks = list(_row_chunks(spec, big))
+                buf = np.empty(max([b1 - b0 for _, _, b0, b1 in chunks] + [1]), np.uint8)  # rows > chunk too
+                for r0, r1, b0, b1 in chunks:
                     expected = _generate(spec, seed, r0, r1, buf)
                     f.seek(data_start + entry.begin + b0)
                     if f.read(b1 - b0) != expected.tobytes():

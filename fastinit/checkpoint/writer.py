@@ -124,6 +124,8 @@ def file_metadata(tensors: list[TensorSpec], seed: int) -> dict[str, str]:
 def plan_shards(manifest: Manifest, max_shard_size, seed: int) -> list[ShardPlan]:
     """Split the manifest into shard files as Hugging Face does (see module docstring)."""
     limit = parse_size(max_shard_size)
+    for spec in manifest.tensors:  # (overrides may have changed the initializers)
+        spec.check()
     groups: list[list[TensorSpec]] = [[]]
     size = 0
     for spec in manifest.tensors:
@@ -291,7 +293,9 @@ def _remove_partials(directory: str) -> None:
 
 def _remove_stale(directory: str, keep: set[str]) -> None:
     """After a successful run: earlier fastinit shards (and their index) this layout replaced."""
-    for entry in os.listdir(directory):
+    # shards first, so that an index whose shards are all gone is recognised as stale below
+    entries = sorted(os.listdir(directory), key=lambda entry: entry == INDEX_NAME)
+    for entry in entries:
         path = os.path.join(directory, entry)
         if entry not in keep and _SHARD_NAME.match(entry):
             try:
@@ -308,6 +312,19 @@ def _remove_stale(directory: str, keep: set[str]) -> None:
                 continue
             if not any(os.path.exists(os.path.join(directory, name)) for name in files):
                 os.remove(path)
+
+
+def check_run_arguments(seed, chunk_bytes) -> int:
+    """The seed as an int; CheckpointError naming a bad seed or chunk_bytes."""
+    from ..rng.streams import check_seed
+
+    try:
+        seed = check_seed(seed)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(str(error)) from None
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+        raise CheckpointError(f"chunk_bytes={chunk_bytes!r} must be a positive number of bytes")
+    return seed
 
 
 def prepare_directory(directory) -> str:
@@ -420,14 +437,12 @@ def write_checkpoint(manifest: Manifest, directory, *, seed: int = 0, max_shard_
     >>> ckpt.write_checkpoint(m, out, seed=0).files
     ['model.safetensors']
     """
-    from ..rng.streams import check_seed
-
-    seed = check_seed(seed)
+    seed = check_run_arguments(seed, chunk_bytes)
     if not manifest.tensors:
         raise CheckpointError("the manifest has no tensors")
     started = time.perf_counter()
+    plans = plan_shards(manifest, max_shard_size, seed)  # (a bad manifest fails before any IO)
     directory = prepare_directory(directory)
-    plans = plan_shards(manifest, max_shard_size, seed)
     todo, kept = shards_to_write(directory, plans, resume=resume)
     result = WriteResult(directory, [p.filename for p in plans], skipped=kept, total_bytes=manifest.nbytes)
     if progress is not None:

@@ -297,7 +297,7 @@ def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr=None, seed
     dt = api.output_dtype(dtype, out)
     compute = np.float64 if dt.compute == 64 else np.float32
     coords = api.index_coordinates(shape, index)
-    if 0 in shape:
+    if 0 in shape or 0 in api.result_shape(shape, index):  # nothing to factor / rank
         return api.deliver(np.zeros(api.result_shape(shape, index), compute), shape, dtype=dt, device=device,
                            index=index, out=out)  # fmt: skip
     if column_axis is None:

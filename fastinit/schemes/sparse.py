@@ -42,7 +42,7 @@ def sparse(shape, sparsity, std=0.01, *, seed=0, name=None, dtype=None, device="
         raise ValueError(f"std={std} must be >= 0")
     dt = api.output_dtype(dtype, out)
     compute = "float64" if dt.compute == 64 else "float32"
-    if 0 in shape:
+    if 0 in shape or 0 in api.result_shape(shape, index):  # nothing to factor / rank
         return api.normal(shape, 0.0, 0.0, dtype=dt, device=device, index=index, out=out)
     rows, cols = api.normalized_index(shape, index)
     # Ranking needs whole columns: generate every row of the indexed columns, then select rows.
