@@ -69,6 +69,13 @@ def _parse_override(text: str) -> tuple[str, object]:
     return pattern, rule
 
 
+def _parse_part(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    if not (sep and k.strip().isdigit() and n.strip().isdigit()) or not 1 <= int(k) <= int(n):
+        raise _UsageError(f"--part {text!r}: use K/N with 1 <= K <= N, e.g. --part 3/8")
+    return int(k), int(n)
+
+
 def _checkpoint(args) -> int:
     from . import checkpoint as ck
     from ._progress import Progress
@@ -81,7 +88,10 @@ def _checkpoint(args) -> int:
         manifest = ck.manifest_from_config(ck.preset_config(args.preset), dtype=args.dtype)
     if args.override:
         manifest = ck.with_overrides(manifest, dict(_parse_override(o) for o in args.override))
-    progress = Progress(manifest.nbytes, f"writing {args.out}", enabled=None if args.progress else False)
+    part = _parse_part(args.part) if args.part else None
+    total = sum(p.size - len(p.header) for p in ck.writer.part_of(ck.plan_shards(manifest, args.max_shard_size,
+                                                                                  args.seed), part))  # fmt: skip
+    progress = Progress(total, f"writing {args.out}", enabled=None if args.progress else False)
     result = ck.write_checkpoint(
         manifest,
         args.out,
@@ -92,6 +102,7 @@ def _checkpoint(args) -> int:
         fsync=args.fsync,
         stream=args.stream,
         progress=progress,
+        part=part,
     )
     progress.close()
     kept = f", {len(result.skipped)} already complete" if result.skipped else ""
@@ -151,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write chunks to disk at once, bypassing the page cache (huge checkpoints)")  # fmt: skip
     ckpt.add_argument("--override", action="append", metavar="PATTERN=RULE",
                       help="initializer for tensors matching PATTERN: a scheme name or a JSON config")  # fmt: skip
+    ckpt.add_argument("--part", metavar="K/N",
+                      help="write only shard files K, K+N, K+2N, ... (run parts 1/N .. N/N on N machines)")  # fmt: skip
     ckpt.add_argument("--no-progress", dest="progress", action="store_false")
     ckpt.set_defaults(run=_checkpoint)
 

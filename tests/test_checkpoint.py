@@ -1347,3 +1347,47 @@ def test_verify_directory_errors(tmp_path):
     with pytest.raises(ck.CheckpointError, match="not a valid index") as e:
         ck.verify_checkpoint(tmp_path)
     one_line(e.value)
+
+
+# ---- parts: n machines, each writing every n-th shard -------------------------------------------
+
+
+def _file_digests(directory) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(directory).iterdir())}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_parts_together_equal_the_single_run(tmp_path, n):
+    """Each part writes its own shard files (and the same index and config); the union of the
+    parts' files is the single run's, file for file, even written into separate directories."""
+    m = small_manifest(n=7, config={"model_type": "custom"})
+    ck.write_checkpoint(m, tmp_path / "single", seed=4, max_shard_size="5KB")
+    single = _file_digests(tmp_path / "single")
+    assert len([f for f in single if f.endswith(".safetensors")]) == 7
+    union: dict[str, str] = {}
+    for k in range(1, n + 1):
+        result = ck.write_checkpoint(m, tmp_path / f"part{k}", seed=4, max_shard_size="5KB", part=(k, n))
+        files = _file_digests(tmp_path / f"part{k}")
+        shards = sorted(f for f in files if f.endswith(".safetensors"))
+        all_shards = sorted(f for f in single if f.endswith(".safetensors"))  # = file order
+        assert shards == sorted(result.files) == all_shards[k - 1 :: n]
+        for name, digest in files.items():
+            assert union.setdefault(name, digest) == digest, f"parts disagree on {name}"
+    assert union == single
+
+
+def test_parts_in_one_directory_make_a_verified_checkpoint(tmp_path):
+    m = small_manifest(n=5)
+    for k in (2, 1):  # any order
+        ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="5KB", part=(k, 2))
+    assert ck.verify_checkpoint(tmp_path).passed
+    assert all_tensors(tmp_path) == {t.name: expected_bytes(t, 1) for t in m.tensors}
+
+
+@pytest.mark.parametrize("part, fragment", [((0, 2), "1 <= k <= n"), ((3, 2), "1 <= k <= n"), ((1, 9), "only 4"),
+                                            ("1/2", "part="), ((True, 2), "part=")])  # fmt: skip
+def test_bad_part_is_refused_before_writing(tmp_path, part, fragment):
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.write_checkpoint(small_manifest(n=4), tmp_path / "out", max_shard_size="5KB", part=part)
+    assert fragment in one_line(e.value)
+    assert not (tmp_path / "out").exists()

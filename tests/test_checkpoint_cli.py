@@ -472,3 +472,18 @@ def test_no_progress_flag_draws_no_bar(tmp_path, capsys, monkeypatch):
     assert code == 0 and "\r" not in stderr and SUMMARY.match(stderr.strip())
     code, _, stderr = main(["checkpoint", "--config", config, "--out", tmp_path / "b"], capsys)
     assert code == 0 and "\r" in stderr and SUMMARY.match(stderr.strip().split("\r")[-1])
+
+
+def test_parts_on_the_command_line(tmp_path, capsys):
+    config = write_json(tmp_path / "c.json", LLAMA)
+    common = ["checkpoint", "--config", config, "--max-shard-size", "20KB", "--no-progress"]
+    code, _, _ = main([*common, "--out", tmp_path / "whole"], capsys)
+    assert code == 0
+    for k in (1, 2, 3):
+        code, out, _ = main([*common, "--out", tmp_path / "parts", "--part", f"{k}/3"], capsys)
+        assert code == 0, out
+    whole = {p.name: p.read_bytes() for p in (tmp_path / "whole").iterdir()}
+    parts = {p.name: p.read_bytes() for p in (tmp_path / "parts").iterdir()}
+    assert len(whole) > 4 and parts == whole
+    code, _, err = main([*common, "--out", tmp_path / "x", "--part", "4/3"], capsys)
+    assert code == 2 and "--part '4/3'" in err and "Traceback" not in err

@@ -327,6 +327,25 @@ def check_run_arguments(seed, chunk_bytes) -> int:
     return seed
 
 
+def part_of(plans: list[ShardPlan], part) -> list[ShardPlan]:
+    """The shard plans of ``part=(k, n)``: every n-th shard starting at the k-th (1-based)."""
+    if part is None:
+        return plans
+    try:
+        k, n = (int(v) for v in part)
+        valid = 1 <= k <= n and all(not isinstance(v, bool) for v in part)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise CheckpointError(f"part={part!r} must be (k, n) with 1 <= k <= n")
+    if n > len(plans):
+        raise CheckpointError(
+            f"part={k}/{n}: the checkpoint has only {len(plans)} shard file(s); use at most "
+            f"{len(plans)} parts or a smaller max_shard_size"
+        )
+    return plans[k - 1 :: n]
+
+
 def prepare_directory(directory) -> str:
     """Create the output directory if needed, check it is writable, remove partial files of an
     interrupted earlier run."""
@@ -423,13 +442,17 @@ class _numba_threads:
 
 def write_checkpoint(manifest: Manifest, directory, *, seed: int = 0, max_shard_size="5GB", threads=None,
                      resume: bool = False, fsync: bool = False, stream: bool = False, progress=None,
-                     chunk_bytes: int = 64 << 20) -> WriteResult:  # fmt: skip
+                     chunk_bytes: int = 64 << 20, part=None) -> WriteResult:  # fmt: skip
     """Write ``manifest``'s tensors, initialized from ``seed``, as a Hugging Face checkpoint.
 
     ``progress(nbytes)`` is called as chunks reach the file. ``stream=True`` sends each chunk
     to the disk as soon as it is written and drops it from the page cache (for checkpoints much
     larger than the RAM, or to leave other programs' cache alone); by default the kernel
     decides, as for any other write. Returns a ``WriteResult``.
+
+    ``part=(k, n)`` (1 <= k <= n) writes only shard files k, k + n, k + 2n, ... (and the index
+    and config.json, the same for every part): n machines, each running its part with no
+    communication, together write the checkpoint one machine would, file for file.
 
     >>> import tempfile, fastinit.checkpoint as ckpt
     >>> m = ckpt.manifest_from_json([{"name": "w", "shape": [64, 32], "init": {"scheme": "normal"}}])
@@ -442,11 +465,13 @@ def write_checkpoint(manifest: Manifest, directory, *, seed: int = 0, max_shard_
         raise CheckpointError("the manifest has no tensors")
     started = time.perf_counter()
     plans = plan_shards(manifest, max_shard_size, seed)  # (a bad manifest fails before any IO)
+    mine = part_of(plans, part)
     directory = prepare_directory(directory)
-    todo, kept = shards_to_write(directory, plans, resume=resume)
-    result = WriteResult(directory, [p.filename for p in plans], skipped=kept, total_bytes=manifest.nbytes)
+    todo, kept = shards_to_write(directory, mine, resume=resume)
+    result = WriteResult(directory, [p.filename for p in mine], skipped=kept,
+                         total_bytes=sum(p.size - len(p.header) for p in mine))  # fmt: skip
     if progress is not None:
-        for plan in plans:
+        for plan in mine:
             if plan.filename in kept:
                 progress(plan.size - len(plan.header))
     with _numba_threads(threads):
