@@ -23,14 +23,23 @@ elements, with source and destination steps):
 Values: ``_pair32`` / ``_pair64`` compute a pair of values of a block with the very functions
 the CPU kernels call (distributions/*, through backends/cpu.py's per-value helpers), so both
 targets run the same operations in the same order. Every intended multiply-add is an explicit
-``fma`` (llvm.fma -> ``fma.rn``), division and square root are IEEE (NVVM's defaults
-prec-div=1, prec-sqrt=1, ftz=0), and the kernels are compiled without LTO, so the PTX that
-tests/test_cuda_ptx.py inspects is what the driver assembles. That test compiles every kernel
-with NVVM's default contraction (fma=1) and with contraction off (fma=0) and finds the same
-instructions (NVVM fused nothing), and checks that the only multiply whose result feeds an
-add in the PTX (which ptxas could still fuse) multiplies by a power of two, an exact product
-whose fusion changes no bit. Hence the GPU computes the CPU's bytes, exactly, for every
-sampler (uniform, normal, truncated normal, 16-bit outputs included); see README.md, "CUDA".
+``fma`` (llvm.fma -> ``fma.rn``), division and square root are IEEE (``div.rn``, ``sqrt.rn``:
+NVVM's defaults prec-div=1, prec-sqrt=1, ftz=0, since the kernels are compiled without
+fastmath), and the kernels are compiled without LTO, so the PTX that tests/test_cuda_ptx.py
+inspects is what the driver assembles. Contraction can happen at two places, and that test
+checks both for every kernel signature (``signatures()``):
+
+- NVVM (``-fma=1`` by default): compiling with ``-fma=0`` gives the same instructions (only
+  the rounding suffix of plain ``mul``/``add`` changes), so NVVM fused nothing;
+- ptxas, which may fuse a ``mul`` and an ``add``/``sub`` that carry no rounding suffix: the
+  only such pair in the PTX is ``-2.0 * logq`` feeding a subtraction (the far-tail truncated
+  normal, distributions/special.py ``log_norm_sf_inverse``), a product by a power of two, which
+  is exact, so fusing it changes no bit.
+
+Hence the GPU computes the CPU's bytes, exactly, for every sampler (uniform, normal, truncated
+normal, 16-bit outputs included); see README.md, "CUDA". Measured on a real GPU: not yet (see
+benchmarks/gpu_figures.py); under numba's CUDA simulator the kernels' index arithmetic and
+layout are checked byte for byte against the CPU backend (tests/cuda_sim/).
 
 Streams: a kernel writing a new FastArray runs on Numba's default stream (the legacy default
 stream) and records an event that ``FastArray.__dlpack__`` makes the consumer's stream wait
@@ -59,7 +68,18 @@ from ..rng.layout import TILE_LANES
 from ..rng.philox import ROUNDS, philox4x32_block
 from . import cpu
 
-__all__ = ["load", "fill", "fill_array", "deliver", "device_out", "STORE_SAME", "STORE_BF16", "STORE_F16"]
+__all__ = [
+    "load",
+    "fill",
+    "fill_array",
+    "deliver",
+    "device_out",
+    "fixed_geometry",
+    "signatures",
+    "STORE_SAME",
+    "STORE_BF16",
+    "STORE_F16",
+]
 
 # Integer literals are typed (uint64(...)): Numba types ``uint64 op int-literal`` as float64,
 # and the simulator runs this code as Python on NumPy scalars, where the same rule holds.
@@ -319,11 +339,31 @@ def kernels() -> dict:
 
 _SM_COUNT: dict[int, int] = {}
 _DUMMY_DESC: dict[int, object] = {}
+_FIXED_GEOMETRY: list = []  # set by fixed_geometry()
+
+
+@contextlib.contextmanager
+def fixed_geometry(blocks: int, threads: int):
+    """Launch every kernel of this backend with ``blocks`` x ``threads`` inside the block.
+
+    For tests and benchmarks: the values never depend on the launch geometry (each work item
+    is one Philox block, taken in a grid-stride loop), which tests/cuda_sim checks with it.
+    """
+    for argname, value in (("blocks", blocks), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{argname}={value!r} must be an int >= 1")
+    _FIXED_GEOMETRY.append((blocks, threads))
+    try:
+        yield
+    finally:
+        _FIXED_GEOMETRY.pop()
 
 
 def _geometry(index: int, work: int, geometry):
     if geometry is not None:
         return geometry
+    if _FIXED_GEOMETRY:
+        return _FIXED_GEOMETRY[-1]
     count = _SM_COUNT.get(index)
     if count is None:
         device = cuda.get_current_device()
@@ -476,20 +516,40 @@ def writable_out(out, *, argname: str = "out", device: str | None = None):
                 stream, wait = cuda.external_stream(view.stream), False
             low, high = _span(view.shape, view.strides)
             storage = np.dtype(np.uint16) if view.dtype.bits == 16 else view.dtype.storage
-            size = high - low + 1
-            flat = cuda.from_cuda_array_interface(
-                {
-                    "shape": (max(size, 0),),
-                    "strides": None,
-                    "typestr": storage.str,
-                    "data": (view.pointer + low * view.dtype.itemsize if size > 0 else 0, False),
-                    "version": 3,
-                    "stream": None,
-                },
-                owner=view,
-                sync=False,
-            )
+            size = max(high - low + 1, 0)
+            flat = _device_array_at(view.pointer + low * view.dtype.itemsize, size, storage, view)
             yield _OutView(flat, -low, view.strides, view.shape, view.dtype, index, stream, wait, view)
+
+
+def _device_array_at(pointer: int, size: int, storage, owner):
+    """A flat Numba device array of ``size`` elements of ``storage`` at device address
+    ``pointer``, kept alive with ``owner``; no copy, no synchronization.
+
+    Under numba's CUDA simulator "device memory" is host memory, and the simulator has no
+    ``from_cuda_array_interface``: the array is then a simulated device array over the same
+    host bytes, so the out= paths of DLPack and __cuda_array_interface__ producers run there
+    too (tests/cuda_sim).
+    """
+    if is_simulator():
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+        class _Memory:
+            def __init__(self):
+                self.owner = owner
+                self.__array_interface__ = {
+                    "shape": (size,),
+                    "typestr": storage.str,
+                    "data": (pointer if size else 0, False),
+                    "version": 3,
+                }
+
+        return FakeCUDAArray(np.asarray(_Memory()) if size else np.empty(0, storage))
+    return cuda.from_cuda_array_interface(
+        {"shape": (size,), "strides": None, "typestr": storage.str, "data": (pointer if size else 0, False),
+         "version": 3, "stream": None},
+        owner=owner,
+        sync=False,
+    )  # fmt: skip
 
 
 def _check_same_device(index: int, device: str | None, argname: str) -> None:
@@ -564,7 +624,7 @@ def out_dtype(out) -> DType:
 def _pointer_device(pointer: int) -> int:
     """The device ordinal owning a device pointer (CUDA driver: CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL);
     the current device when it cannot be told (a NULL pointer: nothing is written)."""
-    if pointer:
+    if pointer and not is_simulator():  # (the simulator has one device and no driver)
         try:
             from cuda.bindings import driver as cudrv
 
@@ -595,18 +655,19 @@ def _values_on_device(values, dtype: DType, stream):
         host = cpu.convert(values, dtype.storage)
         host = np.ascontiguousarray(host.view(np.uint16) if dtype.bits == 16 else host).reshape(-1)
         return cuda.to_device(host, stream=stream), STORE_SAME, None
+    if _is_simulated_array(values):  # a simulated device array holds its values in a NumPy array
+        host = values._ary
+        if host.dtype not in (np.float32, np.float64) or not host.flags.c_contiguous:
+            raise AssertionError(f"device values must be dense float32 / float64, got {host.dtype}")
+        kind = _kind(dtype) if dtype.bits == 16 else STORE_SAME
+        return type(values)(host.reshape(-1)), kind, None
     with dlpack.device_view(values, argname="values", writable=False) as view:
         size = math.prod(view.shape)
         if view.strides != _c_strides(view.shape) or view.dtype.name not in ("float32", "float64"):
             raise AssertionError(f"device values must be dense float32 / float64, got {view!r}")
         if view.dtype.name == "float64" and dtype.compute != 64:
             raise AssertionError("float64 device values delivered for a dtype computed in float32")
-        array = cuda.from_cuda_array_interface(
-            {"shape": (size,), "strides": None, "typestr": view.dtype.storage.str,
-             "data": (view.pointer if size else 0, False), "version": 3, "stream": None},
-            owner=values,
-            sync=False,
-        )  # fmt: skip
+        array = _device_array_at(view.pointer, size, view.dtype.storage, values)
         producer = cuda.legacy_default_stream() if view.stream is None else cuda.external_stream(view.stream)
         return array, _kind(dtype) if dtype.bits == 16 else STORE_SAME, producer
 

@@ -95,14 +95,23 @@ def _qr_haar_torch(a: np.ndarray) -> np.ndarray:
 
 
 QR_BACKENDS = {"scipy": _qr_haar, "torch": _qr_haar_torch}
-GPU_QR_BACKENDS = ("cupy", "torch")
 
 
 # ---- on a GPU -------------------------------------------------------------------------------
 
 
+_CUDA_QR_HINT = "pip install cupy-cuda13x (or cupy-cuda12x), or a CUDA build of torch"
+
+
+def _torch_has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _gpu_qr_default(out) -> str:
-    """The framework of out when it is a torch / CuPy array, else CuPy if installed, else torch."""
+    """The framework of out when it is a torch / CuPy array, else CuPy if installed, else torch
+    if it is installed with CUDA; an ImportError naming what to install otherwise."""
     import importlib.util
 
     module = type(out).__module__ if out is not None else ""
@@ -110,19 +119,37 @@ def _gpu_qr_default(out) -> str:
         return "torch"
     if module.startswith("cupy"):
         return "cupy"
-    for name in GPU_QR_BACKENDS:
-        if importlib.util.find_spec(name) is not None:
-            return name
-    raise ImportError(
-        "orthogonal on a GPU factors the matrix with cuSOLVER through CuPy or torch, and neither "
-        "is installed: pip install cupy-cuda13x (or cupy-cuda12x), or torch with CUDA"
-    )
+    if importlib.util.find_spec("cupy") is not None:
+        return "cupy"
+    if importlib.util.find_spec("torch") is None:
+        raise ImportError(
+            "orthogonal on a GPU factors the matrix with cuSOLVER through CuPy or torch, and neither "
+            f"is installed: {_CUDA_QR_HINT}"
+        )
+    if not _torch_has_cuda():
+        import torch
+
+        raise ImportError(
+            "orthogonal on a GPU factors the matrix with cuSOLVER through CuPy or torch: CuPy is not "
+            f"installed and torch {torch.__version__} cannot use CUDA here (a CPU-only build, or no "
+            f"GPU for it); {_CUDA_QR_HINT}"
+        )
+    return "torch"
 
 
 class _TorchGPU:
     def __init__(self, index: int):
-        import torch
-
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(
+                f"orthogonal(qr='torch') on a GPU needs torch with CUDA: {_CUDA_QR_HINT}"
+            ) from None
+        if not torch.cuda.is_available():
+            raise ImportError(
+                f"orthogonal(qr='torch') on a GPU needs torch with CUDA, and torch {torch.__version__} cannot "
+                f"use CUDA here (a CPU-only build, or no GPU for it); {_CUDA_QR_HINT}"
+            )
         self.xp, self.device = torch, torch.device("cuda", index)
 
     def empty(self, shape, dtype):
@@ -189,12 +216,17 @@ class _CupyGPU:
             return self.xp.ascontiguousarray(a[selection])
 
 
+# qr= name -> the class doing the device work (array allocation, batched QR with the sign fix,
+# layout moves, index selection); tests substitute a NumPy-backed one under the CUDA simulator
+GPU_QR = {"torch": _TorchGPU, "cupy": _CupyGPU}
+
+
 def _orthogonal_gpu(target, qr, shape, gain, batch_dims, column_axis, coords, rows, cols, flat_batch,
                     dt, compute, seed, name, index, out):  # fmt: skip
     from ..backends import cuda as backend
 
     device_index = int(target[5:]) if target != "cuda" else backend.out_index(out)
-    gpu = {"torch": _TorchGPU, "cupy": _CupyGPU}[qr](device_index)
+    gpu = GPU_QR[qr](device_index)
     batch_shape, mshape = shape[:batch_dims], shape[batch_dims:]
     nbatch = len(flat_batch)
     gaussian = gpu.empty((nbatch, rows, cols), compute)
@@ -286,8 +318,8 @@ def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr=None, seed
             raise ValueError(f"qr={qr!r} must be one of {', '.join(map(repr, QR_BACKENDS))} on the CPU")
     else:
         qr = _gpu_qr_default(out) if qr is None else qr
-        if qr not in GPU_QR_BACKENDS:
-            raise ValueError(f"qr={qr!r} must be one of {', '.join(map(repr, GPU_QR_BACKENDS))} on a GPU")
+        if qr not in GPU_QR:
+            raise ValueError(f"qr={qr!r} must be one of {', '.join(map(repr, GPU_QR))} on a GPU")
     if column_axis is not None:
         if isinstance(column_axis, bool) or not isinstance(column_axis, int):
             raise TypeError(f"column_axis must be an int or None, got {column_axis!r}")

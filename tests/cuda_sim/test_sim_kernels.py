@@ -1,0 +1,330 @@
+"""The CUDA kernels under the simulator give the CPU backend's bytes: every distribution code,
+dtype, index form, launch geometry and out= layout (see conftest.py for what the simulator
+does and does not check)."""
+
+import math
+
+import numpy as np
+import pytest
+
+import fastinit
+from fastinit import distributions
+from fastinit.backends import cuda as backend
+
+DTYPES = ["float32", "float64", "float16", "bfloat16"]
+
+# (id, sampler call without shape/keywords, the distribution code it must reach)
+SAMPLERS = [
+    ("uniform", lambda s, **k: fastinit.uniform(s, -1.5, 2.0, **k), distributions.UNIFORM),
+    ("normal", lambda s, **k: fastinit.normal(s, 0.25, 0.02, **k), distributions.NORMAL),
+    (
+        "truncnorm_central",
+        lambda s, **k: fastinit.truncated_normal(s, 0.0, 1.0, -2.0, 2.0, **k),
+        distributions.TRUNCNORM_CENTRAL,
+    ),
+    (
+        "truncnorm_tails",  # Phi(-4) < 0.0018: the quantile's tail region is reachable
+        lambda s, **k: fastinit.truncated_normal(s, 0.0, 1.0, -4.0, 1.0, **k),
+        distributions.TRUNCNORM,
+    ),
+    (
+        "truncnorm_one_sided",
+        lambda s, **k: fastinit.truncated_normal(s, 1.0, 2.0, -math.inf, 0.5, **k),
+        distributions.TRUNCNORM,
+    ),
+    (
+        "truncnorm_tiny_std",  # absolute bounds 1000 std away: exactly N(0, 0.002**2)
+        lambda s, **k: fastinit.truncated_normal(s, 0.0, 0.002, -2.0, 2.0, **k),
+        distributions.TRUNCNORM,
+    ),
+    (
+        "truncnorm_far_right",  # beyond ~11 sigma: the float64 log-space tail form
+        lambda s, **k: fastinit.truncated_normal(s, 0.0, 1.0, 12.0, 14.0, **k),
+        distributions.TRUNCNORM_TAIL,
+    ),
+    (
+        "truncnorm_far_left",
+        lambda s, **k: fastinit.truncated_normal(s, 3.0, 0.5, -math.inf, -3.0, **k),
+        distributions.TRUNCNORM_TAIL,
+    ),
+]
+SAMPLER_IDS = [row[0] for row in SAMPLERS]
+SAMPLER = {row[0]: row[1] for row in SAMPLERS}
+KEY = dict(seed=7, name="layers.0.w")
+
+
+def both(sampler, shape, **kwargs):
+    """(CUDA result, CPU result) of the same call."""
+    call = SAMPLER[sampler] if isinstance(sampler, str) else sampler
+    return call(shape, device="cuda", **KEY, **kwargs), call(shape, **KEY, **kwargs)
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    """The (dist, kind, plan steps) of every fill launched, in order."""
+    calls = []
+    fill = backend.fill
+
+    def recording(out, plan, dist, params, key, **kwargs):
+        calls.append((int(dist), kwargs["kind"], plan.src_step, plan.dst_step))
+        return fill(out, plan, dist, params, key, **kwargs)
+
+    monkeypatch.setattr(backend, "fill", recording)
+    return calls
+
+
+def test_the_table_reaches_every_distribution_code(launched):
+    codes = {
+        v for k, v in vars(distributions).items() if k.isupper() and isinstance(v, int) and k != "N_PARAMS"
+    }
+    for _, call, expected in SAMPLERS:
+        launched.clear()
+        call((3,), device="cuda", **KEY)
+        assert [c[0] for c in launched] == [expected]
+    assert {row[2] for row in SAMPLERS} == codes
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sampler", SAMPLER_IDS)
+def test_whole_tensor_matches_cpu(sampler, dtype, host_bytes):
+    # 3 x 70: runs that start and end inside tiles of 64 (32 for float64)
+    gpu, cpu = both(sampler, (3, 70), dtype=dtype)
+    assert gpu.device == "cuda:0" and gpu.dtype == cpu.dtype and gpu.shape == cpu.shape
+    assert host_bytes(gpu) == cpu.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (0,), (4, 0, 3), (131,), (2, 3, 17)])
+def test_shapes(shape, host_bytes):
+    gpu, cpu = both("normal", shape)
+    assert gpu.shape == cpu.shape and host_bytes(gpu) == cpu.tobytes()
+
+
+INDEXES = [
+    (slice(None, None, -1), slice(None, None, 3)),  # negative and positive steps
+    (slice(4, 1, -2), slice(5, 60, 7)),
+    (2, slice(None)),  # an int drops a dimension
+    (Ellipsis, 33),
+    (slice(1, 4), slice(9, 69)),  # contiguous runs starting mid-tile
+    (-1, -1),  # one element
+    (slice(2, 2), slice(None)),  # empty
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("index", INDEXES, ids=lambda i: repr(i).replace(" ", ""))
+@pytest.mark.parametrize("sampler", ["uniform", "normal", "truncnorm_tails", "truncnorm_far_left"])
+def test_index_matches_cpu(sampler, index, dtype, host_bytes):
+    gpu, cpu = both(sampler, (6, 70), index=index, dtype=dtype)
+    assert gpu.shape == cpu.shape and host_bytes(gpu) == cpu.tobytes()
+
+
+def test_stepped_index_launches_one_item_per_element(launched):
+    # the two kernel modes (a work item per Philox block / per element) are both covered above
+    fastinit.normal((6, 70), index=(slice(None), slice(None, None, 2)), device="cuda")
+    fastinit.normal((6, 70), index=(slice(None), slice(1, 9)), device="cuda")
+    assert [c[2:] for c in launched] == [(2, 1), (1, 1)]
+
+
+HUGE = [
+    # (shape, index): only the selected elements are generated; Philox blocks above 2**32
+    ((2**40,), (slice(2**38 + 5, 2**38 + 5 + 150),)),
+    ((2**40,), (slice(2**40 - 1, 2**36, -(2**33 + 3)),)),
+    ((2**21, 2**21), (slice(2**20 + 1, 2**20 + 4), slice(7, 90))),
+    ((2**21, 2**21), (slice(None, None, 2**19 + 1), -1)),
+    ((3, 2**22, 2**22), (2, slice(2**22 - 3, None), slice(2**21, 2**21 + 40, 3))),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", range(len(HUGE)))
+def test_offsets_beyond_2_32(case, dtype, host_bytes):
+    shape, index = HUGE[case]
+    for sampler in ("uniform", "normal", "truncnorm_tails"):
+        gpu, cpu = both(sampler, shape, index=index, dtype=dtype)
+        assert 0 < cpu.size <= 300
+        assert host_bytes(gpu) == cpu.tobytes(), sampler
+
+
+GEOMETRIES = [(1, 1), (1, 32), (3, 7), (2, 64), (40, 1)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_launch_geometry_does_not_change_the_bytes(dtype, host_bytes):
+    calls = [
+        ("normal", (3, 70), None),
+        ("truncnorm_tails", (6, 70), (slice(None, None, -1), slice(3, None, 5))),
+        ("uniform", (2**40,), (slice(2**38 + 11, 2**38 + 100),)),
+    ]
+    for sampler, shape, index in calls:
+        expected = SAMPLER[sampler](shape, index=index, dtype=dtype, **KEY).tobytes()
+        for blocks, threads in GEOMETRIES:
+            with backend.fixed_geometry(blocks, threads):
+                got = SAMPLER[sampler](shape, index=index, dtype=dtype, device="cuda", **KEY)
+            assert host_bytes(got) == expected, (sampler, blocks, threads)
+
+
+def test_geometry_argument_of_fill_array(host_bytes):
+    from fastinit import api
+
+    shape = (5, 37)
+    plan = api._plan(shape, api._index_dims(None, shape), api._c_strides(shape), 0)
+    params = np.array([0.0, 1.0, -np.inf, np.inf, 0, 0, 0, 0])
+    key = fastinit.derive_key(1, "w").as_array()
+    expected = fastinit.normal(shape, seed=1, name="w").tobytes()
+    for geometry in GEOMETRIES:
+        x = fastinit.FastArray.empty(shape, "float32", device="cuda")
+        backend.fill_array(x, plan, distributions.NORMAL, params, key, geometry=geometry)
+        assert host_bytes(x) == expected, geometry
+
+
+def test_fixed_geometry_checks_its_arguments():
+    with pytest.raises(ValueError, match="threads=0 must be an int >= 1"):
+        with backend.fixed_geometry(1, 0):
+            pass
+
+
+# ---- out= -----------------------------------------------------------------------------------
+
+
+def _device(cuda, host):
+    return cuda.to_device(np.ascontiguousarray(host))
+
+
+OUT_LAYOUTS = [
+    # (id, device buffer shape, view of it the sampler writes, that view's shape)
+    ("c_contiguous", (6, 70), lambda a: a, (6, 70)),
+    ("transposed", (70, 6), lambda a: a.T, (6, 70)),
+    ("strided", (13, 150), lambda a: a[1::2, ::2][:, 3:73], (6, 70)),
+    ("negative_strides", (6, 70), lambda a: a[::-1, ::-1], (6, 70)),
+    ("column", (70, 3), lambda a: a[:, 1], (70,)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", OUT_LAYOUTS, ids=[o[0] for o in OUT_LAYOUTS])
+def test_out_simulated_device_arrays(cuda, layout, dtype):
+    _, base_shape, view, shape = layout
+    storage = fastinit.resolve_dtype(dtype).numpy_dtype()
+    sentinel = np.full(base_shape, 7, storage)
+    base = _device(cuda, sentinel)
+    out = view(base)
+    result = fastinit.truncated_normal(shape, 0.0, 1.0, -4.0, 1.0, out=out, **KEY)
+    assert result is out
+    expected = fastinit.truncated_normal(shape, 0.0, 1.0, -4.0, 1.0, dtype=dtype, **KEY).numpy()
+    host = base.copy_to_host()
+    written = view(host)
+    assert np.ascontiguousarray(written).tobytes() == np.ascontiguousarray(expected).tobytes()
+    untouched = np.ones(base_shape, bool)
+    view(untouched)[...] = False
+    assert np.all(host[untouched] == sentinel[untouched]), "wrote outside out"
+
+
+def test_out_with_index_and_negative_strides(cuda):
+    base = cuda.device_array((20, 18), np.float32)
+    fastinit.normal((40, 30), out=base[::-1, :], index=(slice(None, None, 2), slice(3, 21)), **KEY)
+    expected = fastinit.normal((40, 30), **KEY).numpy()[::2, 3:21]
+    assert np.array_equal(base.copy_to_host()[::-1], expected)
+
+
+def test_out_cuda_fastarray(host_bytes):
+    out = fastinit.FastArray.empty((6, 70), "float64", device="cuda")
+    assert fastinit.normal((6, 70), out=out, **KEY) is out
+    assert host_bytes(out) == fastinit.normal((6, 70), dtype="float64", **KEY).tobytes()
+
+
+class CudaArrayInterface:
+    """A CUDA Array Interface producer over simulated device memory (as CuPy's arrays are)."""
+
+    def __init__(self, host, *, read_only=False, strides="numpy", stream=None):
+        self.host = host  # keeps the memory alive
+        self.__cuda_array_interface__ = {
+            "shape": host.shape,
+            "typestr": host.dtype.str,
+            "data": (host.ctypes.data, read_only),
+            "strides": host.strides if strides == "numpy" else strides,
+            "version": 3,
+            "stream": stream,
+        }
+
+
+class DLPackOnly:
+    """A kDLCUDA DLPack producer without __cuda_array_interface__ (delegates to a FastArray)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+def _simulated_memory(cuda, shape, dtype):
+    """Host memory the simulator treats as device memory (what a CAI object points to)."""
+    return cuda.device_array(shape, dtype)._ary
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_out_cuda_array_interface(cuda, dtype):
+    memory = _simulated_memory(cuda, (70, 6), dtype)
+    out = CudaArrayInterface(memory.T)  # Fortran-ordered: byte strides in the interface
+    fastinit.uniform((6, 70), **KEY, out=out)
+    assert memory.T.tobytes() == fastinit.uniform((6, 70), dtype=dtype, **KEY).tobytes()
+    dense = _simulated_memory(cuda, (6, 70), dtype)
+    fastinit.uniform((6, 70), **KEY, out=CudaArrayInterface(dense, strides=None))
+    assert dense.tobytes() == fastinit.uniform((6, 70), dtype=dtype, **KEY).tobytes()
+
+
+def test_out_cuda_array_interface_errors(cuda):
+    memory = _simulated_memory(cuda, (4,), np.float32)
+    with pytest.raises(ValueError, match="out is read-only"):
+        fastinit.uniform(4, out=CudaArrayInterface(memory, read_only=True))
+    overlapping = CudaArrayInterface(memory, strides=(0,))
+    with pytest.raises(ValueError, match="out"):
+        fastinit.uniform(4, out=overlapping)
+    ints = CudaArrayInterface(_simulated_memory(cuda, (4,), np.int32))
+    with pytest.raises(TypeError, match="out"):
+        fastinit.uniform(4, out=ints)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_out_dlpack_only_producer(dtype, host_bytes):
+    target = fastinit.FastArray.empty((6, 70), dtype, device="cuda")
+    fastinit.normal((6, 70), 0.0, 0.02, out=DLPackOnly(target), **KEY)
+    assert host_bytes(target) == fastinit.normal((6, 70), 0.0, 0.02, dtype=dtype, **KEY).tobytes()
+
+
+def test_out_dtype_is_taken_from_out(cuda):
+    out = cuda.device_array(5, np.float16)
+    fastinit.uniform(5, 0.0, 1.0, out=out, **KEY)  # float16 bounds, from out's dtype
+    assert out.copy_to_host().tobytes() == fastinit.uniform(5, 0.0, 1.0, dtype="float16", **KEY).tobytes()
+
+
+def test_out_errors(cuda):
+    out = cuda.device_array((3, 4), np.float32)
+    with pytest.raises(TypeError, match="out has dtype float32 but dtype=float64 was asked for"):
+        fastinit.uniform((3, 4), dtype="float64", out=out)
+    with pytest.raises(ValueError, match=r"out has shape \(3, 4\) but the result has shape \(4, 3\)"):
+        fastinit.uniform((4, 3), out=out)
+    with pytest.raises(ValueError, match="out is host memory but device='cuda' was asked for"):
+        fastinit.uniform(3, device="cuda", out=np.zeros(3, np.float32))
+    host = fastinit.FastArray.empty(3, "float32")
+    with pytest.raises(ValueError, match="out is host memory"):
+        fastinit.normal(3, device="cuda:0", out=host)
+
+
+def test_out_device_must_match(cuda):
+    # device="cuda:0" and out on cuda:0 agree; the simulator has one device, so a mismatch is
+    # checked on the helper that raises it
+    out = cuda.device_array(3, np.float32)
+    fastinit.uniform(3, device="cuda:0", out=out, **KEY)
+    with pytest.raises(ValueError, match="out is on cuda:0 but device='cuda:1' was asked for"):
+        backend._check_same_device(0, "cuda:1", "out")
+
+
+def test_cpu_out_and_cpu_device_never_touch_the_gpu(launched):
+    out = np.zeros(5, np.float32)
+    fastinit.normal(5, out=out, **KEY)
+    fastinit.normal(5, **KEY)
+    assert launched == [] and out.tobytes() == fastinit.normal(5, **KEY).tobytes()
