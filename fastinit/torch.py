@@ -17,12 +17,21 @@ rule of yours). Works on models built on the ``meta`` device and materialized wi
 
 CUDA tensors are filled on their GPU by fastinit's CUDA backend (``pip install
 'fastinit[cuda]'``), on torch's current stream, with the same bytes as on the CPU.
+
+DTensors (``torch.distributed.tensor``: FSDP2's ``fully_shard``, tensor parallelism's
+``parallelize_module``, ``distribute_tensor``) are filled shard by shard: each rank writes into
+its ``to_local()`` exactly the slice of the global tensor it holds (``index=`` of the functional
+API, with the global shape for fans), with no communication, so ``full_tensor()`` equals what
+one process fills into the unsharded tensor, byte for byte. ``torch.distributed`` is imported
+only once a DTensor exists.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -80,7 +89,10 @@ def _seed(seed, generator) -> int:
 
 
 def _fill(tensor, fn, *args, seed=0, name=None, **kwargs):
-    """Fill ``tensor`` in place with ``fn(tensor.shape, *args, ...)``; return the tensor."""
+    """Fill ``tensor`` in place with ``fn(tensor.shape, *args, ...)``; return the tensor.
+
+    A DTensor gets, on each rank, the slice of ``fn(global shape)`` its local shard holds.
+    """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
     if tensor.is_meta:
@@ -94,8 +106,167 @@ def _fill(tensor, fn, *args, seed=0, name=None, **kwargs):
             f"tensor has dtype {tensor.dtype}; fastinit fills float32, float64, float16 and bfloat16 tensors"
         ) from None
     with torch.no_grad():
-        fn(tuple(tensor.shape), *args, seed=seed, name=name, dtype=dtype, out=tensor.detach(), **kwargs)
+        if _is_dtensor(tensor):
+            _fill_shard(tensor, fn, args, kwargs, seed=seed, name=name, dtype=dtype)
+        else:
+            fn(tuple(tensor.shape), *args, seed=seed, name=name, dtype=dtype, out=tensor.detach(), **kwargs)
     return tensor
+
+
+# ---- DTensors ----------------------------------------------------------------------------------
+#
+# torch.distributed.tensor is never imported here: a DTensor can only exist once its module is
+# loaded, so looking it up in sys.modules keeps `import fastinit.torch` and every plain-tensor
+# fill free of the distributed stack.
+
+
+def _is_dtensor(tensor) -> bool:
+    dtensor = getattr(sys.modules.get("torch.distributed.tensor"), "DTensor", None)
+    return dtensor is not None and isinstance(tensor, dtensor)
+
+
+def _shard_indices(tensor, argname: str = "tensor") -> list | None:
+    """The global indices, per dimension, of the elements this rank's ``to_local()`` holds.
+
+    Each entry is a ``range`` (Shard and Replicate placements give contiguous runs) or a list
+    (``_StridedShard`` can interleave). None when this rank is not part of the DTensor's mesh
+    (its local tensor is empty). The offsets come from torch's own placement code
+    (``Shard.local_shard_size_and_offset``, ``_StridedShard``'s offsets), applied in the order
+    torch shards the tensor, so uneven shards follow torch's ``torch.chunk`` rule; the result
+    is checked against the local tensor's shape.
+    """
+    from torch.distributed.tensor import Partial, Replicate, Shard
+    from torch.distributed.tensor.placement_types import _StridedShard
+
+    mesh, placements, shape = tensor.device_mesh, tuple(tensor.placements), tuple(tensor.shape)
+    for mesh_dim, p in enumerate(placements):
+        if isinstance(p, Partial):
+            raise ValueError(
+                f"{argname} is a DTensor with a Partial placement on mesh dimension {mesh_dim} "
+                f"({placements}): its local tensors are summands of the value, not slices of it, so "
+                "there is no slice to fill. Redistribute it to Shard/Replicate placements first"
+            )
+        if not isinstance(p, (Shard, _StridedShard, Replicate)):
+            raise ValueError(
+                f"{argname} is a DTensor with placement {p!r} on mesh dimension {mesh_dim}: "
+                "fastinit fills Shard, _StridedShard and Replicate placements"
+            )
+    coordinate = mesh.get_coordinate()
+    if coordinate is None:
+        return None
+    # Which mesh dimensions split each tensor dimension, in the order the splits apply: left to
+    # right over the placements (as distribute_tensor and _StridedShard define it), unless the
+    # spec carries an explicit, different shard order (torch's redistribute can make those).
+    order = {
+        d: [m for m, p in enumerate(placements) if getattr(p, "dim", None) == d] for d in range(len(shape))
+    }
+    spec = getattr(tensor, "_spec", None)
+    shard_order = getattr(spec, "shard_order", None)
+    if shard_order is not None and not getattr(spec, "use_strided_shard_as_shard_order", False):
+        if any(isinstance(p, _StridedShard) for p in placements):
+            raise ValueError(
+                f"{argname} is a DTensor whose spec gives both _StridedShard placements and an "
+                f"explicit shard order ({placements}, {shard_order}): fastinit cannot tell which "
+                "elements this rank holds. Redistribute it to Shard/Replicate placements first"
+            )
+        for entry in shard_order:
+            order[entry.tensor_dim] = list(entry.mesh_dims)
+    indices: list = []
+    for d, size in enumerate(shape):
+        held = range(size)
+        for m in order[d]:
+            p, chunks, rank = placements[m], mesh.size(m), coordinate[m]
+            if isinstance(p, _StridedShard):
+                held = [held[i] for i in _strided_offsets(p, len(held), chunks, rank)]
+            else:
+                length, start = _shard_size_and_offset(Shard, len(held), chunks, rank)
+                held = held[start : start + length]
+        indices.append(held)
+    local_shape = tuple(tensor.to_local().shape)
+    if tuple(len(i) for i in indices) != local_shape:
+        raise RuntimeError(
+            f"{argname}: the local shard has shape {local_shape}, but torch's placement rules give "
+            f"{tuple(len(i) for i in indices)} for global shape {shape}, placements {placements} "
+            f"at mesh coordinate {coordinate}; this torch version lays out DTensors in a way "
+            "fastinit does not know"
+        )
+    return indices
+
+
+def _shard_size_and_offset(shard, size: int, chunks: int, rank: int) -> tuple[int, int]:
+    if not hasattr(shard, "local_shard_size_and_offset"):
+        raise RuntimeError(
+            f"filling DTensors needs torch's Shard.local_shard_size_and_offset (torch {torch.__version__} "
+            "has none); fastinit is tested with torch 2.13"
+        )
+    return shard.local_shard_size_and_offset(size, chunks, rank)
+
+
+def _strided_offsets(placement, size: int, chunks: int, rank: int) -> list[int]:
+    from torch.distributed.tensor.placement_types import _StridedShardOffsetMode
+
+    _, offsets = placement.local_shard_size_and_offset(size, chunks, rank, _StridedShardOffsetMode.ALL)
+    return list(offsets) if isinstance(offsets, (list, tuple)) else []
+
+
+def _runs(held) -> list[tuple[slice, slice]]:
+    """Maximal runs of consecutive global indices: (global slice, local slice) pairs."""
+    if isinstance(held, range):  # step 1 by construction
+        return [(slice(held.start, held.stop), slice(0, len(held)))]
+    runs, start = [], 0
+    for k in range(1, len(held) + 1):
+        if k == len(held) or held[k] != held[k - 1] + 1:
+            runs.append((slice(held[start], held[k - 1] + 1), slice(start, k)))
+            start = k
+    return runs
+
+
+def _accepts_index(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): let the call decide
+        return True
+    return any(p.name == "index" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _fill_shard(tensor, fn, args, kwargs, *, seed, name, dtype):
+    """Write this rank's slice of ``fn(tensor.shape, ...)`` into ``tensor.to_local()``.
+
+    Orthogonal (and sparse) need whole matrices (columns): their ``index=`` computes what the
+    slice needs, so every rank holding part of a matrix factors the whole matrix.
+    """
+    indices = _shard_indices(tensor)
+    local = tensor.to_local()
+    if indices is None or local.numel() == 0 or local.is_meta:
+        return
+    if not _accepts_index(fn):
+        raise TypeError(
+            f"{fn!r} takes no index= argument: filling a DTensor generates each rank's slice "
+            "with index=, so the initializer must accept it (as every fastinit scheme does)"
+        )
+    shape = tuple(tensor.shape)
+    out = local.detach()
+    if all(isinstance(h, range) and len(h) == n for h, n in zip(indices, shape, strict=True)):  # a replica
+        fn(shape, *args, seed=seed, name=name, dtype=dtype, out=out, **kwargs)
+        return
+    blocks = [()]
+    for held in indices:
+        blocks = [b + (r,) for b in blocks for r in _runs(held)]
+    for block in blocks:
+        index = tuple(g for g, _ in block)
+        view = out[tuple(loc for _, loc in block)]
+        fn(shape, *args, seed=seed, name=name, dtype=dtype, index=index, out=view, **kwargs)
+
+
+def _local_row(tensor, row: int):
+    """The local view of global row ``row`` of a tensor or DTensor; None if this rank has none."""
+    if not _is_dtensor(tensor):
+        return tensor[row]
+    indices = _shard_indices(tensor)
+    local = tensor.to_local()
+    if indices is None or local.is_meta or row not in indices[0]:
+        return None
+    return local[indices[0].index(row)]
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=None, name=None):
@@ -390,13 +561,58 @@ def _match_rules(qualname: str, local: str, owner, rules) -> Callable | None:
 _BUFFER_DEFAULTS = {"running_mean": 0.0, "running_var": 1.0, "num_batches_tracked": 0}
 
 
+# Wrappers that hold the real model under one attribute; their name component is dropped, so a
+# parameter keeps its stream (and its rules, and its report entry) when the model is compiled,
+# checkpoint-wrapped, or wrapped by DDP / FSDP1. Matched by class name so that nothing is
+# imported: (class name, attribute).
+_WRAPPERS = (
+    ("OptimizedModule", "_orig_mod"),  # torch.compile
+    ("ActivationWrapper", "_checkpoint_wrapped_module"),  # checkpoint_wrapper, offload_wrapper
+    ("FullyShardedDataParallel", "_fsdp_wrapped_module"),  # FSDP1
+    ("DistributedDataParallel", "module"),
+)
+
+
+def _canonical_names(modules) -> Callable[[str], str]:
+    """qualified name -> the name without wrapper components (see ``_WRAPPERS``)."""
+    hidden = set()
+    for qual, sub in modules:
+        classes = {c.__name__ for c in type(sub).__mro__}
+        for cls, attr in _WRAPPERS:
+            if cls in classes and isinstance(getattr(sub, attr, None), nn.Module):
+                hidden.add(f"{qual}.{attr}" if qual else attr)
+    if not hidden:
+        return lambda q: q
+
+    def canonical(q: str) -> str:
+        path, kept = "", []
+        for part in q.split("."):
+            path = f"{path}.{part}" if path else part
+            if path not in hidden:
+                kept.append(part)
+        return ".".join(kept)
+
+    return canonical
+
+
 def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = None, prefix: str = "",
                 unknown: str = "raise") -> InitReport:  # fmt: skip
     """Fill every parameter of ``module`` in place; return an ``InitReport``.
 
     Each parameter ``p`` with qualified name ``q`` (as in ``module.named_parameters()``) is drawn
     from the stream ``(seed, prefix + q)``, so the same parameter gets the same values in any
-    model that contains it under the same name, whatever else the model holds.
+    model that contains it under the same name, whatever else the model holds. Wrapper
+    components are left out of ``q`` (``_orig_mod`` of ``torch.compile``,
+    ``_checkpoint_wrapped_module`` of activation checkpointing, ``module`` of
+    DistributedDataParallel, ``_fsdp_wrapped_module`` of FSDP1), so a wrapped model gets the
+    values, rules and report names of the bare one. FSDP2's ``fully_shard`` and tensor
+    parallelism's ``parallelize_module`` keep the names as they are.
+
+    DTensor parameters (FSDP2, tensor parallelism) are filled shard by shard without
+    communication: ``full_tensor()`` of each equals what ``init_module`` gives the unsharded
+    model. The torchtitan flow: build on ``meta``, ``parallelize_module`` / ``fully_shard``,
+    ``to_empty(device=...)``, then ``init_module``. FSDP1's flattened parameters are refused
+    (initialize before wrapping, or inside ``FSDP.summon_full_params(model, writeback=True)``).
 
     Defaults follow each standard layer's own ``reset_parameters``: Linear / Conv* /
     ConvTranspose* (Kaiming uniform with a = sqrt(5), bias U(+-1/sqrt(fan_in))), Bilinear,
@@ -425,9 +641,18 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
     if unknown not in ("raise", "skip"):
         raise ValueError(f"unknown={unknown!r} must be 'raise' or 'skip'")
     rules = dict(rules or {})
-    params = dict(module.named_parameters())
-    owners: dict[int, tuple[str, nn.Module, str]] = {}
     modules = list(module.named_modules())
+    canonical = _canonical_names(modules)
+    params = {canonical(q): p for q, p in module.named_parameters()}
+    flat = [q for q, p in params.items() if type(p).__name__ == "FlatParameter"]
+    if flat:
+        raise ValueError(
+            f"init_module: {', '.join(flat)} {'is an FSDP1 flat parameter' if len(flat) == 1 else 'are FSDP1 flat parameters'}"
+            " (the model is wrapped in FullyShardedDataParallel): initialize the model before wrapping it, "
+            "inside FSDP.summon_full_params(model, writeback=True), or shard it with FSDP2's fully_shard"
+        )
+    modules = [(canonical(q), sub) for q, sub in modules]
+    owners: dict[int, tuple[str, nn.Module, str]] = {}
     for qual, sub in modules:
         for local, p in sub.named_parameters(recurse=False):
             owners.setdefault(id(p), (qual, sub, local))
@@ -462,24 +687,33 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
             )
         _fill(p, plan[q], seed=seed, name=prefix + q)
         report.params[q] = _describe(plan[q])
-    _after_fill(module, params, plan, report)
+    _after_fill(modules, plan, report)
     return report
 
 
-def _after_fill(module, params, plan, report):
-    """What reset_parameters does after drawing: padding rows, running statistics."""
+def _after_fill(modules, plan, report):
+    """What reset_parameters does after drawing: padding rows, running statistics.
+
+    On a DTensor only the rank holding the padding row zeroes it, and buffers are filled
+    through their local tensors: no collectives.
+    """
     with torch.no_grad():
-        for qual, sub in module.named_modules():
+        for qual, sub in modules:
             prefix = f"{qual}." if qual else ""
             padding_idx = getattr(sub, "padding_idx", None)
             if isinstance(sub, (nn.Embedding, nn.EmbeddingBag)) and padding_idx is not None:
                 name = f"{prefix}weight"
                 if name in plan and plan[name] is _STD_NORMAL:
-                    sub.weight[padding_idx].zero_()
+                    row = _local_row(sub.weight, padding_idx)
+                    if row is not None:
+                        row.zero_()
                     report.notes[name] = f"row {padding_idx} (padding_idx) zeroed"
             for local, buf in sub.named_buffers(recurse=False):
                 name = f"{prefix}{local}"
                 if isinstance(sub, nn.modules.batchnorm._NormBase) and local in _BUFFER_DEFAULTS:
+                    if _is_dtensor(buf):
+                        _shard_indices(buf, argname=f"buffer {name}")  # refuses Partial
+                        buf = buf.to_local()
                     if not buf.is_meta:
                         buf.fill_(_BUFFER_DEFAULTS[local])
                     report.buffers[name] = _BUFFER_DEFAULTS[local]
