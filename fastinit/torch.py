@@ -611,8 +611,10 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
     DTensor parameters (FSDP2, tensor parallelism) are filled shard by shard without
     communication: ``full_tensor()`` of each equals what ``init_module`` gives the unsharded
     model. The torchtitan flow: build on ``meta``, ``parallelize_module`` / ``fully_shard``,
-    ``to_empty(device=...)``, then ``init_module``. FSDP1's flattened parameters are refused
-    (initialize before wrapping, or inside ``FSDP.summon_full_params(model, writeback=True)``).
+    ``to_empty(device=...)``, then ``init_module``. A rule given as your own function must take
+    ``index=`` and honour it (fastinit's schemes do); one without it is refused. FSDP1's
+    flattened parameters are refused (initialize before wrapping, or inside
+    ``FSDP.summon_full_params(model, writeback=True)``).
 
     Defaults follow each standard layer's own ``reset_parameters``: Linear / Conv* /
     ConvTranspose* (Kaiming uniform with a = sqrt(5), bias U(+-1/sqrt(fan_in))), Bilinear,

@@ -157,6 +157,14 @@ PLACEMENTS = [
     ("S0xS0", (2, 2), "Shard(0), Shard(0)", (11, 6)),
     ("SS0xS0", (2, 2), "_StridedShard(0, split_factor=2), Shard(0)", (12, 6)),  # FSDP2 + TP's
     ("SS0xR", (2, 2), "_StridedShard(0, split_factor=2), Replicate()", (12, 6)),  # rows 0-2 + 6-8
+    ("S1xS0", (2, 2), "Shard(1), Shard(0)", (7, 9)),
+    ("SS0xS0-uneven", (2, 2), "_StridedShard(0, split_factor=2), Shard(0)", (11, 6)),
+    (
+        "SS0xR-uneven",
+        (2, 2),
+        "_StridedShard(0, split_factor=2), Replicate()",
+        (11, 6),
+    ),  # 0-2 + 6-8 / 3-5 + 9-10
     ("S0xS1-4d", (2, 2), "Shard(0), Shard(1)", (6, 5, 3, 3)),
 ]
 # dtypes other than float32 on a few placements
@@ -478,6 +486,40 @@ def fsdp2_and_tensor_parallel_2d(ctx):
 
 
 @case(2)
+def distribute_module_with_dtensor_buffers(ctx):
+    """distribute_module makes every parameter and buffer a DTensor (the Linear sharded here,
+    the rest replicated): init_module resets BatchNorm's running statistics through the local
+    tensors, and the state dict gathers to the unsharded model's."""
+    import torch
+    from torch.distributed.tensor import DTensor, Shard, distribute_module, distribute_tensor
+
+    import fastinit.torch as ft
+
+    def make():
+        return torch.nn.Sequential(torch.nn.Linear(4, 7), torch.nn.BatchNorm1d(7))
+
+    def shard_linear(name, module, mesh):
+        if isinstance(module, torch.nn.Linear):
+            for key, p in list(module.named_parameters()):
+                module.register_parameter(key, torch.nn.Parameter(distribute_tensor(p, mesh, [Shard(0)])))
+
+    ref_model = make()
+    ft.init_module(ref_model, seed=SEED)
+    model = make()
+    distribute_module(model, _mesh((2,)), shard_linear)
+    with ctx.guard("buffers are DTensors"):
+        assert all(isinstance(b, DTensor) for b in model.buffers())
+    with torch.no_grad():  # what a few training steps leave in the statistics
+        model[1].running_mean.to_local().fill_(3.0)
+        model[1].running_var.to_local().fill_(5.0)
+        model[1].num_batches_tracked.to_local().fill_(9)
+    with ctx.guard("init_module"):
+        report = ft.init_module(model, seed=SEED)
+        assert sorted(report.buffers) == ["1.num_batches_tracked", "1.running_mean", "1.running_var"]
+    check_state(ctx, model, ref_model, "distribute_module")
+
+
+@case(2)
 def initializer_without_index_is_refused(ctx):
     import torch
     from torch.distributed.fsdp import fully_shard
@@ -540,8 +582,8 @@ def readme_torchrun_example() -> str:
 @case(2)
 def readme_example(ctx):
     """The README's torchrun script, as written (RANK and WORLD_SIZE are set as torchrun does)."""
-    code = readme_torchrun_example()
-    with ctx.guard("README example"):
+    with ctx.guard("README example"):  # a README without the example fails on every rank alike
+        code = readme_torchrun_example()
         exec(compile(code, "README.md torchrun example", "exec"), {"__name__": "__readme__"})
 
 
@@ -682,6 +724,7 @@ def test_four_ranks(worlds, cid):
         "tensor_parallel_1d",
         "initializer_without_index_is_refused",
         "wrapper_names_are_dropped",
+        "distribute_module_with_dtensor_buffers",
         "readme_example",
     ],
 )
