@@ -1,0 +1,189 @@
+"""The CUDA kernels compiled to PTX, without a GPU: the GPU rounds exactly as the CPU does.
+
+fastinit's float code writes every multiply-add it wants fused as an explicit ``fma``
+(llvm.fma), so CPU and GPU round identically, provided the CUDA toolchain fuses nothing else.
+Two compilers could:
+
+- NVVM, which contracts ``a * b + c`` by default (``-fma=1``): every kernel signature is
+  compiled with the default and with ``-fma=0``; the instructions must be the same (``-fma=0``
+  only spells plain ``mul``/``add`` with an explicit ``.rn``), so NVVM fused nothing and every
+  ``fma.rn`` comes from an explicit fma in the source;
+- ptxas, which may fuse a ``mul`` with an ``add``/``sub`` when neither carries a rounding
+  modifier: every such pair in the PTX must multiply by a power of two (an exact product, so
+  fused or not the result is the same).
+
+A control kernel written with a plain ``a * b + c`` shows both checks catch a contraction.
+Skipped, with the reason, where NVVM (the nvidia-nvvm wheel) is not installed.
+"""
+
+import re
+import struct
+import types
+
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
+
+CC = (9, 0)  # H100; the PTX of other targets differs in instruction choice, not in rounding
+
+
+@pytest.fixture(scope="module")
+def compile_ptx():
+    """compile_ptx(pyfunc, signature, **nvvm_options) -> PTX text, with no GPU or driver."""
+    from numba import cuda
+    from numba.cuda import codegen
+    from numba.cuda import dispatcher as cuda_dispatcher
+    from numba.cuda.core import config
+
+    from fastinit.backends import cuda as backend
+
+    try:
+        from numba.cuda.cudadrv.nvvm import NVVM
+
+        NVVM()
+    except Exception as error:  # the toolkit's libnvvm is missing or unusable
+        pytest.skip(f"NVVM is not available, so kernels cannot be compiled to PTX here: {error}")
+    extra: dict = {}
+    compile_ir = codegen.nvvm.compile_ir
+
+    def compile_ir_with_options(ir, **options):
+        return compile_ir(ir, **{**options, **extra})
+
+    with pytest.MonkeyPatch.context() as mp:
+        # Device functions ask the current device for its compute capability, and the
+        # architecture list comes from NVRTC: give both without a GPU (and without NVRTC).
+        mp.setattr(
+            cuda_dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=CC)
+        )
+        mp.setattr(config, "FORCE_CUDA_CC", CC)
+        mp.setattr(codegen.nvvm, "compile_ir", compile_ir_with_options)
+        mp.setattr(backend, "cuda", backend.cuda)
+        mp.setattr(backend, "_outer_offsets", backend._outer_offsets)
+        backend._bind(cuda)
+
+        def compile_ptx(pyfunc, signature, **nvvm_options):
+            extra.clear()
+            extra.update(nvvm_options)
+            ptx, _ = cuda.compile_ptx(pyfunc, signature, cc=CC)
+            return ptx
+
+        yield compile_ptx
+
+
+def kernel_signatures():
+    from fastinit.backends import cuda as backend
+
+    return [(name, i, sig) for name, sigs in backend.signatures().items() for i, sig in enumerate(sigs)]
+
+
+INSTRUCTION = re.compile(r"^\s*(?:@!?%\w+\s+)?([a-z][\w.]*)(?:\s+([^;]*))?;", re.M)
+PLAIN_ARITH = re.compile(r"(mul|add|sub)(?:\.rn)?\.(f32|f64)")
+
+
+def instructions(ptx):
+    """(opcode, operands) of every instruction, with the .rn of plain mul/add/sub dropped
+    (and the kernel's mangled name, which numbers each compilation, replaced)."""
+    out = []
+    for m in INSTRUCTION.finditer(re.sub(r"_ZN\w+", "KERNEL", ptx)):
+        op, operands = m.group(1), m.group(2) or ""
+        plain = PLAIN_ARITH.fullmatch(op)
+        if plain:
+            op = f"{plain.group(1)}.{plain.group(2)}"
+        out.append((op, tuple(a.strip() for a in operands.split(",")) if operands else ()))
+    return out
+
+
+def fusable_pairs(ptx):
+    """(mul, add/sub) instruction pairs ptxas may fuse: an unrounded mul.f32/f64 whose result
+    reaches an unrounded add/sub.f32/f64, directly or through mov/neg."""
+    uses: dict[str, list] = {}
+    muls = []
+    for op, args in instructions_raw(ptx):
+        for a in args[1:]:
+            for reg in re.findall(r"%\w+", a):
+                uses.setdefault(reg, []).append((op, args))
+        if re.fullmatch(r"mul\.f(32|64)", op):
+            muls.append((op, args))
+    pairs = []
+    for mul in muls:
+        frontier, seen = [mul[1][0]], set()
+        while frontier:
+            reg = frontier.pop()
+            if reg in seen:
+                continue
+            seen.add(reg)
+            for op, args in uses.get(reg, []):
+                if re.fullmatch(r"(mov|neg)\.f(32|64)", op):
+                    frontier.append(args[0])
+                elif re.fullmatch(r"(add|sub)\.f(32|64)", op):
+                    pairs.append((mul, (op, args)))
+    return pairs
+
+
+def instructions_raw(ptx):
+    return [
+        (m.group(1), tuple(a.strip() for a in (m.group(2) or "").split(",")) if m.group(2) else ())
+        for m in INSTRUCTION.finditer(ptx)
+    ]
+
+
+def power_of_two_immediate(operand: str) -> bool:
+    """A PTX float immediate (0fXXXXXXXX / 0dXXXXXXXXXXXXXXXX) that is +-2**k, normal."""
+    if operand.startswith("0f") and len(operand) == 10:
+        bits = int(operand[2:], 16)
+        return bits & 0x7FFFFF == 0 and 0 < (bits >> 23) & 0xFF < 0xFF
+    if operand.startswith("0d") and len(operand) == 18:
+        bits = int(operand[2:], 16)
+        return bits & ((1 << 52) - 1) == 0 and 0 < (bits >> 52) & 0x7FF < 0x7FF
+    return False
+
+
+def test_power_of_two_immediates():
+    as_f32 = lambda x: f"0f{struct.unpack('<I', struct.pack('<f', x))[0]:08X}"  # noqa: E731
+    as_f64 = lambda x: f"0d{struct.unpack('<Q', struct.pack('<d', x))[0]:016X}"  # noqa: E731
+    assert all(power_of_two_immediate(f(x)) for f in (as_f32, as_f64) for x in (-2.0, 0.5, 2.0**-20))
+    assert not any(
+        power_of_two_immediate(f(x)) for f in (as_f32, as_f64) for x in (3.0, 0.1, 0.0, float("inf"))
+    )
+    assert not power_of_two_immediate("%fd3")
+
+
+@pytest.mark.parametrize(
+    "name, i, signature", kernel_signatures(), ids=[f"{n}-{i}" for n, i, _ in kernel_signatures()]
+)
+def test_kernel_ptx_has_no_contraction(compile_ptx, name, i, signature):
+    from fastinit.backends import cuda as backend
+
+    default = compile_ptx(backend.PY_KERNELS[name], signature)
+    no_contraction = compile_ptx(backend.PY_KERNELS[name], signature, fma=False)
+    assert ".entry" in default and "call" not in default  # one kernel, everything inlined
+    assert instructions(default) == instructions(no_contraction), "NVVM contracted a multiply-add"
+    opcodes = [op for op, _ in instructions(default)]
+    assert not [op for op in opcodes if re.search(r"\.(ftz|approx|full)\b", op)], (
+        "non-IEEE float instructions"
+    )
+    assert all(op in ("div.rn.f32", "div.rn.f64") for op in opcodes if re.fullmatch(r"div\.\S*f(32|64)", op))
+    assert all(op.startswith("sqrt.rn.") for op in opcodes if op.startswith("sqrt."))
+    if name != "scatter":
+        assert opcodes.count("fma.rn.f32") + opcodes.count("fma.rn.f64") > 10  # the explicit fmas
+    for mul, add in fusable_pairs(default):
+        assert any(power_of_two_immediate(a) for a in mul[1][1:]), (
+            f"ptxas may fuse {mul} into {add}, and the product is not exact"
+        )
+
+
+def _plain_multiply_add(out, a, b, c):
+    out[0] = a[0] * b[0] + c[0]
+
+
+def test_the_checks_catch_a_contraction(compile_ptx):
+    from numba import types as nt
+
+    signature = (nt.float32[::1],) * 4
+    default = compile_ptx(_plain_multiply_add, signature)
+    no_contraction = compile_ptx(_plain_multiply_add, signature, fma=False)
+    assert instructions(default) != instructions(no_contraction)
+    assert "fma.rn.f32" in default and "fma.rn.f32" not in no_contraction
+    # with -fma=0 NVVM leaves the pair unfused but marks both .rn; unmarked, ptxas could fuse it
+    unmarked = no_contraction.replace("mul.rn.f32", "mul.f32").replace("add.rn.f32", "add.f32")
+    assert fusable_pairs(unmarked) and not fusable_pairs(no_contraction)
