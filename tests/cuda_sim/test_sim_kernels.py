@@ -328,3 +328,42 @@ def test_cpu_out_and_cpu_device_never_touch_the_gpu(launched):
     fastinit.normal(5, out=out, **KEY)
     fastinit.normal(5, **KEY)
     assert launched == [] and out.tobytes() == fastinit.normal(5, **KEY).tobytes()
+
+
+def test_launched_argument_types_are_the_compiled_signatures(monkeypatch, cuda):
+    """backend.signatures() (what tests/test_cuda_ptx.py compiles to PTX) lists every argument
+    type combination the backend launches with."""
+    import numba
+
+    from fastinit import api
+
+    backend.load()
+    seen = set()
+
+    class Recording:
+        def __init__(self, name, kernel):
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, config):
+            launch = self.kernel[config]
+
+            def run(*args):
+                seen.add((self.name, tuple(numba.typeof(a) for a in args)))
+                return launch(*args)
+
+            return run
+
+    for name, kernel in list(backend._KERNELS.items()):
+        monkeypatch.setitem(backend._KERNELS, name, Recording(name, kernel))
+    for dtype in DTYPES:
+        fastinit.normal((3, 5), dtype=dtype, device="cuda")
+        fastinit.normal((3, 5), dtype=dtype, device="cuda", index=(slice(None), slice(None, None, 2)))
+        fastinit.eye((3, 5), dtype=dtype, device="cuda")  # host values, copied and scattered
+        out = cuda.device_array((5, 3), fastinit.resolve_dtype(dtype).numpy_dtype()).T
+        fastinit.uniform((3, 5), out=out)
+    compute = {"float32": np.float32, "float64": np.float64}
+    for dtype in DTYPES:  # device values (orthogonal's Q), rounded on the device
+        values = cuda.to_device(np.ones((3, 5), compute.get(dtype, np.float32)))
+        api.deliver(values, (3, 5), dtype=dtype, device="cuda")
+    declared = {(name, tuple(sig)) for name, sigs in backend.signatures().items() for sig in sigs}
+    assert seen == declared, (seen - declared, declared - seen)
