@@ -4,6 +4,12 @@ fastinit demo                        sample a tensor and hand it to torch withou
 fastinit checkpoint ... --out DIR    write an initialized checkpoint (safetensors, sharded)
 fastinit verify DIR                  regenerate and compare every tensor of a checkpoint
 fastinit presets                     list the named model shapes for --preset
+fastinit bench [--quick] ...         time the samplers against a plain fill and numpy/torch/jax
+fastinit inspect PATH                statistics of a checkpoint's tensors against their recorded schemes
+fastinit inspect --propagate         activation / gradient scale through depth, per scheme
+
+Exit status: 0 on success; 1 when ``verify`` finds a tensor that differs or ``inspect`` flags a
+tensor (NaN/Inf, all-constant, deviating from its scheme); 2 for a bad command line, path or file.
 """
 
 from __future__ import annotations
@@ -136,6 +142,152 @@ def _presets(args) -> int:
     return 0
 
 
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _check_output(path: str, option: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise _UsageError(f"{option} {path}: the directory {parent} does not exist")
+
+
+def _need_matplotlib(option: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise _UsageError(f"{option} needs matplotlib: pip install 'fastinit[plot]'")
+
+
+def _bench(args) -> int:
+    from . import benchmark as bm
+
+    settings = bm.QUICK if args.quick else bm.FULL
+    try:
+        size = settings["size"] if args.size is None else bm.parse_count(args.size)
+    except ValueError as error:
+        raise _UsageError(f"--size: {error}") from None
+    dtypes = _split(args.dtypes) or list(settings["dtypes"])
+    samplers = _split(args.samplers) or list(bm.SAMPLERS)
+    try:
+        cases = bm.cases(samplers, dtypes)
+    except ValueError as error:
+        raise _UsageError(f"--samplers/--dtypes: {error}") from None
+    rounds = settings["rounds"] if args.rounds is None else args.rounds
+    if rounds < 1:
+        raise _UsageError(f"--rounds {rounds}: must be >= 1")
+    peers = _split(args.peers)
+    if peers == ["none"]:
+        peers = []
+    for option, path in (("--plot", args.plot), ("--json", args.json)):
+        if path:
+            _check_output(path, option)
+    if args.plot:
+        _need_matplotlib("--plot")
+    try:
+        bm.backend(args.device)
+    except ValueError as error:
+        raise _UsageError(f"--device {args.device}: {error}") from None
+    if peers is not None:
+        for p in peers:
+            if p not in bm.PEERS:
+                raise _UsageError(f"--peers: unknown peer {p!r} (peers: {', '.join(bm.PEERS)}, or none)")
+    report = (lambda line: print(line, file=sys.stderr, flush=True)) if sys.stderr.isatty() else None
+    try:
+        result = bm.run(cases, size=size, rounds=rounds, device=args.device, peers=peers, progress=report)
+    except ImportError as error:
+        raise _UsageError(f"--peers: {error}") from None
+    except MemoryError:
+        raise _UsageError(f"--size {size}: not enough memory for the buffers; use a smaller --size") from None
+    print(result.table())
+    if args.json:
+        bm.write_json(result, args.json)
+        print(f"raw numbers: {args.json}")
+    if args.plot:
+        bm.plot(result, args.plot)
+        print(f"bar chart: {args.plot}")
+    return 0
+
+
+def _inspect(args) -> int:
+    if args.propagate:
+        return _propagate(args)
+    if args.path is None:
+        raise _UsageError("inspect needs a PATH (a .safetensors file, a checkpoint directory or a JSON manifest), "
+                          "or --propagate")  # fmt: skip
+    from . import inspection
+    from ._progress import Progress
+
+    if not 0 < args.alpha < 1:
+        raise _UsageError(f"--alpha {args.alpha}: must be in (0, 1)")
+    if args.max_samples < 1:
+        raise _UsageError(f"--max-samples {args.max_samples}: must be >= 1")
+    if args.plot:
+        _need_matplotlib("--plot")
+        if os.path.exists(args.plot) and not os.path.isdir(args.plot):
+            raise _UsageError(f"--plot {args.plot}: exists and is not a directory")
+    if args.json:
+        _check_output(args.json, "--json")
+    progress = None
+    if os.path.isdir(args.path) and sys.stderr.isatty():
+        from .checkpoint import checkpoint_files
+
+        try:
+            total = sum(os.path.getsize(f) for f in checkpoint_files(args.path))
+        except OSError:
+            total = 0
+        progress = Progress(total, f"reading {args.path}")
+    report = inspection.inspect_path(args.path, select=args.select, alpha=args.alpha, max_samples=args.max_samples,
+                                     progress=progress)  # fmt: skip
+    if progress is not None:
+        progress.close()
+    if not report.tensors:
+        raise _UsageError(f"{args.path}: no tensor matches --select {' '.join(args.select or [])}")
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report.to_json(), f, indent=1)
+        print(f"raw numbers: {args.json}")
+    if args.plot:
+        written = inspection.plot_histograms(report, args.plot)
+        print(f"{len(written)} histogram(s) in {args.plot}")
+    return 1 if report.flagged else 0
+
+
+def _propagate(args) -> int:
+    from . import diagnostics
+
+    if args.path is not None:
+        raise _UsageError("--propagate takes no PATH")
+    nonlinearities = _split(args.nonlinearity) or ["relu", "tanh"]
+    schemes = _split(args.schemes) or list(diagnostics.DEFAULT_SCHEMES)
+    for nl in nonlinearities:
+        if nl not in diagnostics.NONLINEARITIES:
+            raise _UsageError(f"--nonlinearity {nl!r}: use one of {', '.join(diagnostics.NONLINEARITIES)}")
+    for s in schemes:
+        if s not in diagnostics.SCHEMES:
+            raise _UsageError(f"--schemes {s!r}: use one of {', '.join(diagnostics.SCHEMES)}")
+    for option, value in (("--depth", args.depth), ("--width", args.width), ("--batch", args.batch)):
+        if value < 1:
+            raise _UsageError(f"{option} {value}: must be >= 1")
+    if args.plot:
+        _need_matplotlib("--plot")
+        _check_output(args.plot, "--plot")
+    if args.json:
+        _check_output(args.json, "--json")
+    results = diagnostics.propagate_all(schemes, nonlinearities, depth=args.depth, width=args.width, batch=args.batch,
+                                        seed=args.seed)  # fmt: skip
+    print(diagnostics.propagation_table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.to_json() for r in results], f, indent=1)
+        print(f"raw numbers: {args.json}")
+    if args.plot:
+        diagnostics.plot_propagation(results, args.plot)
+        print(f"figure: {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastinit", description="Fast, reproducible weight initialization.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +326,57 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = sub.add_parser("presets", help="list the named model shapes")
     presets.set_defaults(run=_presets)
+
+    bench = sub.add_parser("bench", help="time the samplers against a plain fill and the installed peers",
+                           description="Time fastinit's samplers into a buffer, interleaved with a plain fill of "
+                           "the same buffer (the ceiling) and numpy / torch / jax (cupy on a GPU) at the same "
+                           "distribution and dtype; print one table of medians.")  # fmt: skip
+    bench.add_argument(
+        "--quick", action="store_true", help="2**22 values, float32 and bfloat16, 5 rounds (< 1 min)"
+    )
+    bench.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    bench.add_argument(
+        "--size", help="values per call: e.g. 67108864, 2**26, 64M (default 2**26; --quick 2**22)"
+    )
+    bench.add_argument("--rounds", type=int, help="interleaved rounds (default 7; --quick 5)")
+    bench.add_argument("--dtypes", help="comma list of float32, bfloat16, float16, float64")
+    bench.add_argument("--samplers", help="comma list of uniform, normal, truncated_normal")
+    bench.add_argument(
+        "--peers", help="comma list of numpy, torch, jax, cupy, or none (default: the installed)"
+    )
+    bench.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
+    bench.add_argument("--json", metavar="FILE", help="write the raw timings as JSON")
+    bench.set_defaults(run=_bench)
+
+    insp = sub.add_parser("inspect", help="statistics of a checkpoint's tensors against their recorded schemes",
+                          description="Per tensor: mean, std, min, max, the std its recorded scheme predicts and a "
+                          "KS p-value against the scheme's distribution; flags NaN/Inf, all-constant tensors and "
+                          "deviations from the scheme. Exit status 1 when a tensor is flagged, 2 for a bad path. "
+                          "With --propagate: activation and gradient std through a deep stack, per scheme.")  # fmt: skip
+    insp.add_argument("path", nargs="?", help="a .safetensors file, a checkpoint directory (or its index), or a "
+                      "JSON manifest / config.json (predictions only)")  # fmt: skip
+    insp.add_argument("--select", action="append", metavar="PATTERN",
+                      help="only tensors whose name matches this fnmatch pattern (repeatable)")  # fmt: skip
+    insp.add_argument("--plot", metavar="DIR|FILE.png",
+                      help="a histogram per tensor into DIR (with the scheme's density); with --propagate one figure")  # fmt: skip
+    insp.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
+    insp.add_argument(
+        "--alpha", type=float, default=1e-6, help="p-value below which a test flags (default 1e-6)"
+    )
+    insp.add_argument("--max-samples", type=int, default=100_000,
+                      help="values per tensor for the KS test and histograms (default 100000)")  # fmt: skip
+    insp.add_argument("--propagate", action="store_true",
+                      help="push random input through a deep stack per scheme instead of reading a PATH")  # fmt: skip
+    insp.add_argument("--nonlinearity", help="with --propagate: comma list (default relu,tanh)")
+    insp.add_argument("--schemes", help="with --propagate: comma list (default zeros, constant, too_small, too_large, "
+                      "xavier_normal, kaiming_normal, lecun_normal, orthogonal)")  # fmt: skip
+    insp.add_argument("--depth", type=int, default=50, help="with --propagate: layers (default 50)")
+    insp.add_argument(
+        "--width", type=int, default=256, help="with --propagate: units per layer (default 256)"
+    )
+    insp.add_argument("--batch", type=int, default=128, help="with --propagate: input rows (default 128)")
+    insp.add_argument("--seed", type=int, default=0, help="with --propagate: seed of weights and inputs")
+    insp.set_defaults(run=_inspect)
     return parser
 
 
