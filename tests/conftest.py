@@ -160,3 +160,27 @@ def reference():
         to_storage=to_storage,
         uniform=uniform_reference,
     )
+
+
+def _no_gpu_reason() -> str | None:
+    """Why tests marked ``cuda`` cannot run here, or None on a machine with a usable GPU."""
+    import importlib.util
+    import os
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return "numba's CUDA simulator is on; tests marked cuda need a real GPU"
+    if importlib.util.find_spec("numba_cuda") is None:
+        return "numba-cuda is not installed (pip install 'fastinit[cuda]')"
+    from numba import cuda
+
+    if not cuda.is_available():
+        return "no CUDA GPU: numba.cuda.is_available() is False"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests marked cuda need a real NVIDIA GPU; numba.cuda is imported only when some are collected.
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    reason = _no_gpu_reason() if marked else None
+    for item in marked if reason else ():
+        item.add_marker(pytest.mark.skip(reason=reason))
