@@ -646,7 +646,7 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
     modules = list(module.named_modules())
     canonical = _canonical_names(modules)
     params = {canonical(q): p for q, p in module.named_parameters()}
-    flat = [q for q, p in params.items() if type(p).__name__ == "FlatParameter"]
+    flat = [q for q, p in params.items() if getattr(p, "_is_flat_param", False)]  # FSDP1's marker
     if flat:
         raise ValueError(
             f"init_module: {', '.join(flat)} {'is an FSDP1 flat parameter' if len(flat) == 1 else 'are FSDP1 flat parameters'}"

@@ -520,6 +520,36 @@ def distribute_module_with_dtensor_buffers(ctx):
 
 
 @case(2)
+def fsdp1_flat_parameters_refused_full_parameters_filled(ctx):
+    """FSDP1 flattens each wrapped module's parameters into one: init_module refuses it, naming
+    it; inside summon_full_params(writeback=True) the parameters have their own names and
+    shapes, and leaving the context (which frees the unsharded storage with resize_(0)) writes
+    the bare model's values back into the shards."""
+    import torch
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    import fastinit.torch as ft
+
+    ref_model, ref_report = reference()
+    model = FSDP(make_model(), device_id=torch.device("cpu"))
+    with ctx.guard("flat parameter refused"):
+        try:
+            ft.init_module(model, seed=SEED)
+        except ValueError as e:
+            assert "_flat_param" in str(e) and "FSDP1" in str(e), str(e)
+        else:
+            raise AssertionError("init_module filled an FSDP1 flat parameter")
+    with FSDP.summon_full_params(model, writeback=True):  # collectives on entry and exit
+        with ctx.guard("init_module inside summon_full_params"):
+            report = ft.init_module(model, seed=SEED)
+            assert report.params == ref_report.params
+    with FSDP.summon_full_params(model):
+        with ctx.guard("values written back"):
+            for key, value in model.state_dict().items():
+                assert_same_bytes(value, ref_model.state_dict()[key], f"FSDP1: {key}")
+
+
+@case(2)
 def initializer_without_index_is_refused(ctx):
     import torch
     from torch.distributed.fsdp import fully_shard
@@ -725,6 +755,7 @@ def test_four_ranks(worlds, cid):
         "initializer_without_index_is_refused",
         "wrapper_names_are_dropped",
         "distribute_module_with_dtensor_buffers",
+        "fsdp1_flat_parameters_refused_full_parameters_filled",
         "readme_example",
     ],
 )
@@ -745,6 +776,20 @@ def test_inplace_table_covers_fastinit_torch():
 
     public = {n for n in ft.__all__ if n.endswith("_")}
     assert set(INPLACE_NAMES) == public == set(_inplace())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_filled_storage_stays_resizable(dtype):
+    """As with torch.nn.init: FSDP1 frees and regrows the storage it fills (resize_), so a fill
+    must not pin it (Tensor.numpy() would, for good)."""
+    import torch
+
+    fills = _inplace()
+    for fn_name in INPLACE_NAMES:
+        t = torch.empty(6, 4, 3 if fn_name == "dirac_" else 1, dtype=getattr(torch, dtype)).squeeze(-1)
+        fills[fn_name](t)
+        t.untyped_storage().resize_(0)
+        t.untyped_storage().resize_(8 * t.element_size())
 
 
 def test_import_does_not_load_torch_distributed_tensor():
