@@ -1,0 +1,58 @@
+"""benchmarks/gpu_figures.py end to end under the simulator, on tiny sizes: every code path a
+GPU session will take (timings are meaningless here; the bit-identity part is not)."""
+
+import importlib.util
+import json
+import pathlib
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_figures.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("gpu_figures", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_figures_runs(tmp_path, capsys):
+    figures = load_script()
+    report = tmp_path / "figures.json"
+    args = ["--size-log2", "8", "--repeats", "2", "--bf16-count", "300", "--identity-count", "1500"]
+    assert figures.main([*args, "--skip", "orthogonal", "--json", str(report)]) == 0
+    table = capsys.readouterr().out
+    for row in ("device-to-device copy", "uniform, float32", "truncated_normal, float32", "normal, bfloat16"):
+        assert f"| {row}" in table
+    saved = json.loads(report.read_text())
+    assert saved["table"] == table.strip()
+    assert set(saved["identity"]) == {
+        "uniform",
+        "normal",
+        "truncated_normal (central)",
+        "truncated_normal (tails)",
+        "normal bfloat16",
+    }
+    assert all(differing == 0 for differing, _ in saved["identity"].values()), saved["identity"]
+
+
+def test_identity_check_reports_differences(monkeypatch):
+    """The comparison counts differing elements and their ulp distance (it can fail)."""
+    import numpy as np
+
+    import fastinit
+
+    figures = load_script()
+    normal = fastinit.normal
+
+    def off_by_one_ulp(*args, device="cpu", **kwargs):
+        x = normal(*args, device=device, **kwargs)
+        if device != "cpu" and x.dtype.name == "float32":
+            host = x.copy_to_host(raw=True)
+            host.reshape(-1)[5] = np.nextafter(host.reshape(-1)[5], np.float32(np.inf))
+            return fastinit.FastArray(host, x.dtype)
+        return x
+
+    monkeypatch.setattr(fastinit, "normal", off_by_one_ulp)
+    result = figures.measure_identity(fastinit, 600, 0)
+    assert result["normal"] == (1, 1)
+    assert result["uniform"] == result["normal bfloat16"] == (0, 0)
