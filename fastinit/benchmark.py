@@ -651,8 +651,10 @@ def parse_count(text) -> int:
     return value
 
 
-def plot(result: BenchResult, path) -> None:
-    """A bar chart of M values/s per case: fastinit, the fill ceiling and each peer (log scale)."""
+def plot(result: BenchResult, path) -> dict[str, list[float]]:
+    """A bar chart of M values/s per case: fastinit, the fill ceiling and each peer (log scale).
+
+    Returns the bar heights drawn, {operation: [M values/s per case]} (0: the peer did not run)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -662,9 +664,11 @@ def plot(result: BenchResult, path) -> None:
     series = [(FASTINIT, "fastinit"), (FILL, "plain fill (ceiling)")] + [(p, p) for p in result.peers]
     x = np.arange(len(labels))
     width = 0.8 / len(series)
+    bars = {}
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.8))
     for k, (op, name) in enumerate(series):
         values = [r.mvalues(op) if op in r.times else 0.0 for r in result.cases]
+        bars[op] = values
         ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width, label=name)
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_yscale("log")
@@ -678,6 +682,7 @@ def plot(result: BenchResult, path) -> None:
     fig.tight_layout()
     fig.savefig(os.fspath(path), dpi=120)
     plt.close(fig)
+    return bars
 
 
 def write_json(result: BenchResult, path) -> None:

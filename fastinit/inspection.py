@@ -229,9 +229,7 @@ def predict(init, shape, zero_rows: Sequence[int] = ()) -> Prediction:
              "fan_geo_avg": (fan_in * fan_out) ** 0.5}[a["mode"]]  # fmt: skip
         p = _distribution(a["distribution"], math.sqrt(float(a["scale"]) / n), text)
     elif scheme in ("xavier_uniform", "xavier_normal"):
-        std = _xavier_std(
-            shape, float(a["gain"]), a["layout"], a["in_axis"], a["out_axis"], a["batch_axis"]
-        )
+        std = _xavier_std(shape, float(a["gain"]), a["layout"], a["in_axis"], a["out_axis"], a["batch_axis"])
         p = _distribution(scheme.split("_")[1], std, text)
     elif scheme in ("kaiming_uniform", "kaiming_normal"):
         std = _kaiming_std(shape, a["a"], a["mode"], a["nonlinearity"], a["layout"], a["in_axis"], a["out_axis"],
