@@ -31,31 +31,43 @@ CC = (9, 0)  # H100; the PTX of other targets differs in instruction choice, not
 def compile_ptx():
     """compile_ptx(pyfunc, signature, **nvvm_options) -> PTX text, with no GPU or driver."""
     from numba import cuda
-    from numba.cuda import codegen
+    from numba.cuda import codegen, cuda_paths
     from numba.cuda import dispatcher as cuda_dispatcher
     from numba.cuda.core import config
 
     from fastinit.backends import cuda as backend
 
-    try:
-        from numba.cuda.cudadrv.nvvm import NVVM
-
-        NVVM()
-    except Exception as error:  # the toolkit's libnvvm is missing or unusable
-        pytest.skip(f"NVVM is not available, so kernels cannot be compiled to PTX here: {error}")
     extra: dict = {}
     compile_ir = codegen.nvvm.compile_ir
+    get_nvrtc_path = cuda_paths._get_nvrtc_path
 
     def compile_ir_with_options(ir, **options):
         return compile_ir(ir, **{**options, **extra})
 
+    def nvrtc_path_if_any():
+        try:
+            return get_nvrtc_path()
+        except Exception:  # not installed: PTX needs only NVVM and libdevice
+            return cuda_paths._env_path_tuple("<not installed>", None)
+
     with pytest.MonkeyPatch.context() as mp:
-        # Device functions ask the current device for its compute capability, and the
-        # architecture list comes from NVRTC: give both without a GPU (and without NVRTC).
-        mp.setattr(
-            cuda_dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=CC)
-        )
+        # Device functions ask the current device for its compute capability, the architecture
+        # list comes from NVRTC, and numba-cuda looks NVRTC up along with libdevice: give the
+        # first two without a GPU, and let the lookup go on without NVRTC (the test extra
+        # installs only the NVVM wheel, which has libdevice).
+        fake_device = types.SimpleNamespace(compute_capability=CC)
+        mp.setattr(cuda_dispatcher, "get_current_device", lambda: fake_device)
         mp.setattr(config, "FORCE_CUDA_CC", CC)
+        mp.setattr(cuda_paths, "_get_nvrtc_path", nvrtc_path_if_any)
+        if hasattr(cuda_paths.get_cuda_paths, "_cached_result"):
+            mp.delattr(cuda_paths.get_cuda_paths, "_cached_result")
+        try:
+            from numba.cuda.cudadrv.nvvm import NVVM, LibDevice
+
+            NVVM()
+            LibDevice()
+        except Exception as error:  # libnvvm or libdevice missing or unusable
+            pytest.skip(f"NVVM is not available, so the kernels cannot be compiled to PTX here: {error}")
         mp.setattr(codegen.nvvm, "compile_ir", compile_ir_with_options)
         mp.setattr(backend, "cuda", backend.cuda)
         mp.setattr(backend, "_outer_offsets", backend._outer_offsets)
