@@ -304,7 +304,13 @@ def _bind(module) -> None:
 
 
 def signatures() -> dict:
-    """The argument types each kernel is launched with, by kernel: what a GPU compiles."""
+    """The argument types each kernel is launched with, by kernel: what a GPU compiles (and
+    what tests/test_cuda_ptx.py compiles to PTX; tests/cuda_sim checks the list is complete).
+
+    >>> from fastinit.backends import cuda
+    >>> {name: len(sigs) for name, sigs in cuda.signatures().items()}
+    {'fill32': 2, 'fill64': 1, 'scatter': 4}
+    """
     from numba import types
 
     i64 = types.int64
@@ -347,7 +353,10 @@ def fixed_geometry(blocks: int, threads: int):
     """Launch every kernel of this backend with ``blocks`` x ``threads`` inside the block.
 
     For tests and benchmarks: the values never depend on the launch geometry (each work item
-    is one Philox block, taken in a grid-stride loop), which tests/cuda_sim checks with it.
+    is one Philox block, taken in a grid-stride loop), which tests/cuda_sim checks with it::
+
+        with fastinit.backends.cuda.fixed_geometry(1, 32):
+            x = fastinit.normal(1000, device="cuda")   # the same bytes as any other geometry
     """
     for argname, value in (("blocks", blocks), ("threads", threads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

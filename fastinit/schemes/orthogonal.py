@@ -396,6 +396,7 @@ def delta_orthogonal(shape, gain=1.0, *, column_axis=-1, seed=0, name=None, dtyp
         raise ValueError(f"Delta orthogonal initializer requires a 3D, 4D or 5D shape, got {shape}")
     if shape[-1] < shape[-2]:
         raise ValueError("`fan_in` must be less or equal than `fan_out`. ")
+    api.target_device(device, out)  # a bad device fails before the host work
     dt = api.output_dtype(dtype, out)
     compute = np.float64 if dt.compute == 64 else np.float32
     centre = tuple((k - 1) // 2 for k in shape[:-2])

@@ -40,6 +40,7 @@ def sparse(shape, sparsity, std=0.01, *, seed=0, name=None, dtype=None, device="
     std = api.check_real(std, "std")
     if std < 0:
         raise ValueError(f"std={std} must be >= 0")
+    api.target_device(device, out)  # a bad device fails before the host work
     dt = api.output_dtype(dtype, out)
     compute = "float64" if dt.compute == 64 else "float32"
     if 0 in shape or 0 in api.result_shape(shape, index):  # nothing to factor / rank

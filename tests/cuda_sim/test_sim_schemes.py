@@ -86,9 +86,20 @@ def test_custom_scheme(dtype, host_bytes):
     assert host_bytes(got) == clipped((9, 13), index=INDEX, **KEY).tobytes()
 
 
-def test_bad_device_fails_before_host_work():
-    with pytest.raises(ValueError, match="no CUDA device 2"):
-        clipped((3, 3), device="cuda:2")
+def test_bad_device_fails_before_host_work(monkeypatch):
+    from fastinit import api
+
+    def host_work(*args, **kwargs):
+        raise AssertionError("drew on the host before checking the device")
+
+    monkeypatch.setattr(api, "normal", host_work)
+    for call in (
+        lambda: clipped((3, 3), device="cuda:2"),
+        lambda: fastinit.sparse((4, 3), 0.5, device="cuda:2"),
+        lambda: fastinit.delta_orthogonal((3, 4, 4), device="cuda:2"),
+    ):
+        with pytest.raises(ValueError, match="no CUDA device 2"):
+            call()
 
 
 # ---- orthogonal: the GPU path with a NumPy stand-in for cuSOLVER -----------------------------
