@@ -14,8 +14,8 @@ The lessons, in numbers (``fastinit inspect --propagate`` prints and plots them)
 - ``constant``: every unit of a layer computes the same value (``unit_spread`` is 0): the
   symmetry is never broken, whatever the scale.
 - ``too_small`` (normal, std 0.01): the signal shrinks by ``0.01 * sqrt(width * E[f'^2])`` per
-  layer and vanishes; ``too_large`` (std 1) explodes (relu, linear) or saturates tanh, whose
-  gradients then vanish.
+  layer and vanishes; ``too_large`` (std 1) explodes (relu, linear) or saturates tanh (almost
+  every unit pinned at +-1, ``saturation`` near 1).
 - Xavier/Glorot (gain 1) keeps tanh and linear layers in range; Kaiming/He (fan_in, torch's
   gain for the nonlinearity) keeps relu at a constant scale through any depth; LeCun keeps
   linear / selu layers; orthogonal (gain for the nonlinearity) preserves norms exactly for
@@ -115,12 +115,17 @@ NONLINEARITIES = {
 }
 
 
+_BOUNDED = {"tanh": 1.0, "sigmoid": 0.25}  # saturating nonlinearities: the largest derivative
+
+
 @dataclass
 class Propagation:
     """What ``propagate`` measured. Index l of the arrays is layer l (0: the input / its gradient).
 
     ``activation_std[l]``: std of h_l over batch and units. ``unit_spread[l]``: the mean over
     the batch of the std across units (0: every unit of the layer computes the same value).
+    ``saturation[l]``: the fraction of units of layer l whose derivative is below 1 % of its
+    largest value (tanh, sigmoid: pinned at their limits; always 0 for the other nonlinearities).
     ``gradient_std[l]``: std of dL/dh_l (``gradient_std[depth]`` is the upstream gradient's);
     None without ``backward``.
     """
@@ -135,6 +140,7 @@ class Propagation:
     seed: int
     activation_std: np.ndarray
     unit_spread: np.ndarray
+    saturation: np.ndarray
     gradient_std: np.ndarray | None = None
 
     def to_json(self) -> dict:
@@ -149,6 +155,7 @@ class Propagation:
             "seed": self.seed,
             "activation_std": self.activation_std.tolist(),
             "unit_spread": self.unit_spread.tolist(),
+            "saturation": self.saturation.tolist(),
             "gradient_std": None if self.gradient_std is None else self.gradient_std.tolist(),
             "verdict": self.verdict,
         }
@@ -174,14 +181,16 @@ class Propagation:
     @property
     def verdict(self) -> str:
         """ "zero", or the fate of the activations ("kept": within 10x from layer 1 to the top,
-        "vanish", "explode"), then the gradients' when it is not "kept", and "symmetric" when
-        every unit computes the same value."""
+        "vanish", "explode"), then the gradients' when it is not "kept", "saturated" when most
+        units of the top layer are, and "symmetric" when every unit computes the same value."""
         if self.activation_std[self.depth] == 0:
             return "zero"
         words = [f"activations {_fate(self.activation_change)}"]
         g = self.gradient_change
         if g is not None and _fate(g) != "kept":
             words.append(f"gradients {_fate(g)}")
+        if self.saturation[self.depth] > 0.5:
+            words.append(f"saturated ({self.saturation[self.depth]:.0%} of units)")
         if self.symmetric:
             words.append("symmetric (every unit equal)")
         return ", ".join(words)
@@ -271,7 +280,8 @@ def propagate(scheme="kaiming_normal", nonlinearity: str = "relu", *, depth: int
         api.normal((batch, width), seed=seed, name="diagnostics.upstream_gradient", dtype="float64")
     )
     pre, acts = [], [h]  # kept for the backward pass
-    act_std, spread = [_std(h)], [_unit_spread(h)]
+    act_std, spread, saturation = [_std(h)], [_unit_spread(h)], [0.0]
+    bounded = nonlinearity in _BOUNDED
     grad_std = None
     with np.errstate(over="ignore", invalid="ignore", under="ignore"), _single_blas_thread():
         for w in weights:
@@ -282,6 +292,7 @@ def propagate(scheme="kaiming_normal", nonlinearity: str = "relu", *, depth: int
                 acts.append(h)
             act_std.append(_std(h))
             spread.append(_unit_spread(h))
+            saturation.append(float(np.mean(df(z, h) < 0.01 * _BOUNDED[nonlinearity])) if bounded else 0.0)
         if backward:
             grads = [_std(g)]
             for layer in range(depth, 0, -1):
@@ -289,7 +300,7 @@ def propagate(scheme="kaiming_normal", nonlinearity: str = "relu", *, depth: int
                 grads.append(_std(g))
             grad_std = np.array(grads[::-1])
     return Propagation(name, label, init.to_config(), nonlinearity, depth, width, batch, seed, np.array(act_std),
-                       np.array(spread), grad_std)  # fmt: skip
+                       np.array(spread), np.array(saturation), grad_std)  # fmt: skip
 
 
 def propagate_all(schemes: Sequence = DEFAULT_SCHEMES, nonlinearities: Sequence[str] = ("relu", "tanh"),
@@ -328,7 +339,7 @@ def propagation_table(results: Sequence[Propagation]) -> str:
         row.append(r.verdict)
         rows.append(row)
     widths = [max(len(str(x[i])) for x in [head] + rows) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in
+    lines = ["  ".join(str(c).ljust(w) if i < 2 or i == len(row) - 1 else str(c).rjust(w) for i, (c, w) in
                        enumerate(zip(row, widths, strict=True))).rstrip() for row in [head] + rows]  # fmt: skip
     lines.insert(1, "  ".join("-" * w for w in widths))
     r = results[0]

@@ -24,8 +24,10 @@ Flags (any flag makes ``fastinit inspect`` exit with status 1):
 ``nan/inf``
     the tensor holds NaN or infinite values (statistics are over the finite ones).
 ``constant``
-    every value is equal (and the tensor has more than one), unless the recorded scheme is a
-    constant (zeros, ones, constant), which predicts exactly that.
+    every value of a floating-point tensor is equal (and it has more than one), unless the
+    recorded scheme is a constant (zeros, ones, constant), which predicts exactly that. Without
+    a recorded scheme an all-constant tensor is flagged too (a norm weight of ones is then
+    flagged: the file does not say it is meant to be constant).
 ``deviates``
     the values do not follow the recorded scheme. For a distribution: the KS test of the
     subsample against it has p < ``alpha`` (default 1e-6), or the mean or the std is off by
@@ -623,7 +625,8 @@ def _inspect_tensor(
     if t.nan or t.inf:
         t.flags.append(f"nan/inf ({t.nan} NaN, {t.inf} Inf)")
     constant_ok = p is not None and p.kind == "exact" and p.std == 0
-    if t.numel > 1 and moments.n == t.numel and moments.min == moments.max and not constant_ok:
+    floating = dtype in ("float64", "float32", "float16", "bfloat16")  # an all-ones int mask is no problem
+    if floating and t.numel > 1 and moments.n == t.numel and moments.min == moments.max and not constant_ok:
         t.flags.append(f"constant (every value {moments.min:.4g})")
     if p is None:
         return t

@@ -30,6 +30,7 @@ def runs():
         ("xavier_normal", "relu"),
         ("xavier_normal", "tanh"),
         ("too_small", "tanh"),
+        ("too_large", "tanh"),
         ("zeros", "relu"),
         ("zeros", "tanh"),
         ("constant", "relu"),
@@ -86,8 +87,18 @@ def test_xavier_keeps_tanh_reasonable(runs):
     assert r.activation_std[DEPTH] / r.activation_std[1] > 0.1
     assert r.gradient_std[0] / r.gradient_std[DEPTH] > 0.05  # measured 0.12
     assert r.verdict == "activations kept"
+    assert np.all(r.saturation < 0.05)
     small = runs[("too_small", "tanh")]
     assert small.activation_std[DEPTH] < 1e-30  # the same net with std 0.01 loses the signal
+
+
+def test_normal_1_saturates_tanh(runs):
+    r = runs[("too_large", "tanh")]
+    # pre-activations have std sqrt(width) = 16: |z| > 3 (tanh' < 0.01) for ~85 % of the units
+    assert np.all(r.saturation[1:] > 0.7) and r.saturation[0] == 0
+    assert 0.95 < r.activation_std[DEPTH] < 1.0  # pinned at +-1
+    assert "saturated" in r.verdict
+    assert np.all(runs[("kaiming_normal", "relu")].saturation == 0)  # relu does not saturate
 
 
 @pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
