@@ -47,6 +47,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,8 @@ class _CUDA:
         from . import api
 
         self.device = api.check_device(device)  # ValueError when there is no usable GPU
+        # JAX would otherwise take 75 % of the GPU's memory at its first call, starving the buffers
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         self.index = int(self.device.split(":")[1])
         self.torch = _import_or_none("torch")
         if self.torch is not None and not self.torch.cuda.is_available():
@@ -433,20 +436,30 @@ class BenchResult:
         head = ["operation", "M values/s", "GB/s", "fill GB/s", "x fill"] + [f"vs {p}" for p in self.peers]
         rows = []
         for r in self.cases:
-            row = [r.case.label, f"{r.mvalues():,.0f}", f"{r.gbps():.2f}", f"{r.gbps(FILL):.2f}",
-                   f"{r.fill_fraction:.2f}"]  # fmt: skip
+            row = [
+                r.case.label,
+                _fmt(r.mvalues(), 0),
+                _fmt(r.gbps()),
+                _fmt(r.gbps(FILL)),
+                _fmt(r.fill_fraction),
+            ]
             for p in self.peers:
                 s = r.speedup(p)
-                row.append("-" if s is None else f"{s:.1f} x")
+                row.append("-" if s is None else f"{_fmt(s, 1)} x")
             rows.append(row)
         lines += _format_rows(head, rows)
-        lines += [
-            "",
-            "x fill: fastinit's speed / a plain fill of the same buffer (the write-bandwidth ceiling);",
-            "vs PEER: how many times faster fastinit is than the peer at the same distribution and dtype",
-            "(- : the peer has no such sampler or dtype). " + _peer_notes(self.peers),
-        ]
+        notes = ("x fill: fastinit's speed / a plain fill of the same buffer (the write-bandwidth ceiling). "
+                 "vs PEER: how many times faster fastinit is than the peer at the same distribution and dtype "
+                 "(-: the peer has no such sampler or dtype). " + _peer_notes(self.peers))  # fmt: skip
+        lines += [""] + textwrap.wrap(notes, 100)
         return "\n".join(lines)
+
+
+def _fmt(v: float, decimals: int = 2) -> str:
+    """Fixed decimals, or 2 significant digits for values too small to show that way."""
+    if v != 0 and abs(v) < 10.0 ** (1 - decimals):
+        return f"{v:.2g}"
+    return f"{v:,.{decimals}f}"
 
 
 def _peer_notes(peers) -> str:

@@ -278,6 +278,19 @@ def predict(init, shape, zero_rows: Sequence[int] = ()) -> Prediction:
     return p
 
 
+def _safe_predict(config, shape, zero_rows) -> Prediction:
+    """predict(), or an "unknown" prediction saying why not. A custom scheme's function is never
+    imported (a file's header must not make the inspector import modules it names)."""
+    if not isinstance(config, dict) or "scheme" not in config:
+        return Prediction("unknown", str(config), note="no scheme in the recorded config")
+    if config["scheme"] == "custom":
+        return Prediction("unknown", _scheme_text(config), note="custom scheme: no prediction")
+    try:
+        return predict(config, shape, zero_rows)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        return Prediction("unknown", str(config), note=f"cannot predict: {error}")
+
+
 # ---- reading values ---------------------------------------------------------------------------
 
 
@@ -580,10 +593,7 @@ def _inspect_tensor(
     if record is not None:
         t.init = record.get("init")
         zero_rows = tuple(sorted(set(int(r) for r in record.get("zero_rows", ()))))
-        try:
-            t.predicted = predict(t.init, shape, zero_rows)
-        except (TypeError, ValueError, ImportError, AttributeError, KeyError) as error:
-            t.predicted = Prediction("unknown", str(t.init), note=f"cannot predict: {error}")
+        t.predicted = _safe_predict(t.init, shape, zero_rows)
     if t.numel == 0:
         return t
     if dtype == "bfloat16":  # safetensors' numpy reader names the dtype; ml_dtypes defines it
@@ -597,6 +607,8 @@ def _inspect_tensor(
         t.checks.append(f"dtype {dtype}: no statistics")
         return t
     p = t.predicted
+    if p is not None and p.kind == "unknown":
+        t.checks.append(p.note)
     exact = None
     if p is not None and p.kind == "exact" and t.init is not None:
         exact = Initializer.from_config(t.init)
@@ -687,7 +699,7 @@ def _manifest_report(path: str, spec, select) -> InspectReport:
     for s in manifest.tensors:
         if _selected(s.name, select):
             t = TensorReport(s.name, s.shape, s.dtype.name, init=s.init.to_config(), numel=s.numel)
-            t.predicted = predict(s.init, s.shape, s.zero_rows)
+            t.predicted = _safe_predict(s.init.to_config(), s.shape, s.zero_rows)
             tensors.append(t)
     return InspectReport(path, "manifest", tensors)
 

@@ -246,3 +246,14 @@ def test_python_m_fastinit_bench():
                              "none", "--dtypes", "float32"], capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "uniform float32" in result.stdout and "No peers timed." in result.stdout
+
+
+def test_importing_the_tools_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys, fastinit, fastinit.benchmark, fastinit.inspection, fastinit.diagnostics, fastinit.cli\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'jax', 'matplotlib', 'cupy', "
+            "'safetensors'}))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

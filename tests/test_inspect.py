@@ -359,3 +359,27 @@ def test_python_m_fastinit_inspect(good_checkpoint):
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "emb" in result.stdout and "0 flagged" in result.stdout
+
+
+def test_unpredictable_records_are_reported_not_imported(tmp_path):
+    """A custom scheme's function is not imported from a file's header; bad configs do not crash."""
+    import sys
+
+    x = np.linspace(-1, 1, 64, dtype=np.float32)
+    records = {
+        "custom": {
+            "init": {"scheme": "custom", "function": "fastinit_test_not_a_module:f", "draw": "uniform"}
+        },
+        "bad_params": {"init": {"scheme": "normal", "stdev": 1.0}},
+        "no_fans": {"init": {"scheme": "xavier_uniform"}},  # 1-D: no fans
+        "not_a_dict": {"init": "normal"},
+    }
+    path = _save(tmp_path / "odd.safetensors", {k: x for k in records}, records)
+    report = inspection.inspect_path(path)
+    assert "fastinit_test_not_a_module" not in sys.modules
+    notes = {t.name: (t.predicted.kind, t.checks[0]) for t in report.tensors}
+    assert notes["custom"] == ("unknown", "custom scheme: no prediction")
+    assert notes["bad_params"][0] == "unknown" and "stdev" in notes["bad_params"][1]
+    assert notes["no_fans"][0] == "unknown" and "cannot predict" in notes["no_fans"][1]
+    assert notes["not_a_dict"] == ("unknown", "no scheme in the recorded config")
+    assert all(t.flags == [] for t in report.tensors)
