@@ -668,17 +668,15 @@ def plot(result: BenchResult, path) -> dict[str, list[float]]:
     """A bar chart of M values/s per case: fastinit, the fill ceiling and each peer (log scale).
 
     Returns the bar heights drawn, {operation: [M values/s per case]} (0: the peer did not run)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the Agg canvas, without pyplot's global state
 
     labels = [r.case.label for r in result.cases]
     series = [(FASTINIT, "fastinit"), (FILL, "plain fill (ceiling)")] + [(p, p) for p in result.peers]
     x = np.arange(len(labels))
     width = 0.8 / len(series)
     bars = {}
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.8))
+    fig = Figure(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.8))
+    ax = fig.subplots()
     for k, (op, name) in enumerate(series):
         values = [r.mvalues(op) if op in r.times else 0.0 for r in result.cases]
         bars[op] = values
@@ -694,7 +692,6 @@ def plot(result: BenchResult, path) -> dict[str, list[float]]:
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(os.fspath(path), dpi=120)
-    plt.close(fig)
     return bars
 
 

@@ -365,16 +365,14 @@ def plot_propagation(results: Sequence[Propagation], path, *, ylim=(1e-10, 1e10)
 
     Returns the y values drawn, {(nonlinearity, scheme, "activations" | "gradients"): array}
     (0 and inf are drawn as gaps: NaN)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the Agg canvas, without pyplot's global state
 
     nls = list(dict.fromkeys(r.nonlinearity for r in results))
     backward = all(r.gradient_std is not None for r in results)
     rows = 2 if backward else 1
     drawn = {}
-    fig, axes = plt.subplots(rows, len(nls), figsize=(5.6 * len(nls), 4.2 * rows), squeeze=False)
+    fig = Figure(figsize=(5.6 * len(nls), 4.2 * rows))
+    axes = fig.subplots(rows, len(nls), squeeze=False)
     for j, nl in enumerate(nls):
         for k, r in enumerate(x for x in results if x.nonlinearity == nl):
             layers = np.arange(r.depth + 1)
@@ -402,5 +400,4 @@ def plot_propagation(results: Sequence[Propagation], path, *, ylim=(1e-10, 1e10)
                  "vanish or explode)", fontsize=11)  # fmt: skip
     fig.tight_layout()
     fig.savefig(os.fspath(path), dpi=110)
-    plt.close(fig)
     return drawn

@@ -786,10 +786,7 @@ def _file_name(name: str) -> str:
 def plot_histograms(report: InspectReport, directory) -> list[str]:
     """One PNG per inspected tensor with values: a histogram of its subsample (density) and the
     recorded scheme's density drawn over it. Returns the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the Agg canvas, without pyplot's global state
 
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
@@ -799,7 +796,8 @@ def plot_histograms(report: InspectReport, directory) -> list[str]:
             continue
         x = t.sample[np.isfinite(t.sample)]
         p = t.predicted
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig = Figure(figsize=(6.4, 4.2))
+        ax = fig.subplots()
         label = f"values ({x.size:,} of {t.numel:,})"
         if x.size and x.min() == x.max():
             ax.hist(x, bins=1, range=(x.min() - 0.5, x.max() + 0.5), density=True, color="C0", alpha=0.6,
@@ -830,6 +828,5 @@ def plot_histograms(report: InspectReport, directory) -> list[str]:
         fig.tight_layout()
         out = os.path.join(directory, _file_name(t.name))
         fig.savefig(out, dpi=100)
-        plt.close(fig)
         written.append(out)
     return written
