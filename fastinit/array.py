@@ -100,16 +100,20 @@ def _device_pointer(storage) -> int:
     """The device address of a Numba device array (in the simulator: its host buffer)."""
     if storage.size == 0:
         return 0
-    interface = getattr(type(storage), "__cuda_array_interface__", None)
-    if interface is not None:
-        return int(storage.__cuda_array_interface__["data"][0])
+    if getattr(type(storage), "__cuda_array_interface__", None) is not None:
+        # Not through __cuda_array_interface__: Numba's computes int(stream) for an array
+        # allocated on a stream, which warns (DeprecationWarning: __int__ returned an enum)
+        # for its default stream.
+        return int(storage.device_ctypes_pointer.value or 0)
     return int(storage._ary.ctypes.data)  # simulator: a FakeCUDAArray wraps a NumPy array
 
 
 def _stream_handle(stream) -> int:
     """The __cuda_array_interface__ / DLPack integer of a Numba stream: 1 for the legacy default
     stream (what handle 0 means to the driver API Numba uses), else the CUstream address."""
-    handle = int(stream) if hasattr(stream, "handle") else 0
+    # int(stream.handle), not int(stream): Numba's Stream.__int__ returns an enum member for
+    # its default stream (handle 0), which Python deprecates (a DeprecationWarning).
+    handle = int(stream.handle) if getattr(stream, "handle", None) is not None else 0
     return handle or 1
 
 
@@ -284,8 +288,8 @@ class FastArray:
         if storage.size == 0:
             return np.empty(storage.shape, self._dtype.storage)
         cuda = cuda_runtime(self._device)
-        stream = self._stream if self._stream is not None else cuda.default_stream()
-        with cuda.gpus[int(self._device[5:])]:
+        with cuda.gpus[int(self._device[5:])]:  # (streams and copies in this GPU's context)
+            stream = self._stream if self._stream is not None else cuda.default_stream()
             host = storage.copy_to_host(stream=stream)
             stream.synchronize()
         return host
@@ -403,9 +407,11 @@ class FastArray:
     def _export_cuda(self, stream, copy):
         """(storage, owner) to export: ordered before ``stream``'s later work (see __dlpack__)."""
         cuda = cuda_runtime(self._device)
-        consumer = None if stream == -1 else _consumer_stream(cuda, 1 if stream is None else stream)
         storage, owner = self._storage, self
+        # The consumer's stream object is made in this GPU's context (outside it, Numba would
+        # make a context on the current device, cuda:0, for a cuda:1 array).
         with cuda.gpus[int(self._device[5:])]:
+            consumer = None if stream == -1 else _consumer_stream(cuda, 1 if stream is None else stream)
             if copy:
                 producer = self._stream if self._stream is not None else cuda.default_stream()
                 storage = owner = cuda.device_array(self.shape, self._dtype.storage, stream=producer)

@@ -116,3 +116,22 @@ def test_device_of_tells_cuda_memory_by_type_alone():
     assert device_of(np.zeros(3)) is None
     assert device_of(fastinit.uniform(3)) is None
     assert device_of(memoryview(bytearray(8))) is None
+
+
+def test_stream_handles_of_numba_streams_do_not_warn():
+    """__cuda_array_interface__'s stream of a Numba stream: int(stream) on Numba's default stream
+    returns an enum member (a DeprecationWarning, an error in this suite), so the handle is read
+    instead. Numba's Stream objects are made here without a GPU."""
+    if not HAVE_NUMBA_CUDA:
+        pytest.skip("numba-cuda is not installed")
+    import warnings
+
+    from cuda.bindings import driver as cudrv
+    from numba.cuda.cudadrv.driver import Stream
+
+    from fastinit.array import _stream_handle
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        handles = [_stream_handle(Stream(cudrv.CUstream(h))) for h in (0, 1, 2, 0x7F00DEAD0000)]
+    assert handles == [1, 1, 2, 0x7F00DEAD0000]

@@ -58,7 +58,9 @@ def test_launch_geometry_on_the_gpu():
     from fastinit.backends import cuda as backend
 
     expected = fastinit.normal(1 << 20, seed=1, name="g", device="cuda").tobytes()
-    for geometry in [(1, 32), (7, 96), (1024, 1024), (132, 256)]:
+    # (not 1024 threads per block: the kernels use ~100-124 registers per thread, and a block may
+    # use 64K, so such a launch fails with CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES; see test_cuda_ptx)
+    for geometry in [(1, 32), (7, 96), (1024, 384), (132, 256)]:
         with backend.fixed_geometry(*geometry):
             assert fastinit.normal(1 << 20, seed=1, name="g", device="cuda").tobytes() == expected
 

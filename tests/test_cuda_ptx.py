@@ -199,3 +199,38 @@ def test_the_checks_catch_a_contraction(compile_ptx):
     # with -fma=0 NVVM leaves the pair unfused but marks both .rn; unmarked, ptxas could fuse it
     unmarked = no_contraction.replace("mul.rn.f32", "mul.f32").replace("add.rn.f32", "add.f32")
     assert fusable_pairs(unmarked) and not fusable_pairs(no_contraction)
+
+
+def registers_per_thread(ptx: str) -> int | None:
+    """ptxas's register count for the one kernel of ``ptx`` (sm_90), through nvJitLink; None
+    where nvJitLink is not installed."""
+    try:
+        from cuda.bindings import nvjitlink
+
+        handle = nvjitlink.create(2, [f"-arch=sm_{CC[0]}{CC[1]}", "-verbose"])
+    except Exception:  # no cuda-bindings, or no libnvJitLink
+        return None
+    try:
+        data = ptx.encode()
+        nvjitlink.add_data(handle, nvjitlink.InputType.PTX, data, len(data), "kernel")
+        nvjitlink.complete(handle)
+        log = bytearray(nvjitlink.get_info_log_size(handle))
+        nvjitlink.get_info_log(handle, log)
+    finally:
+        nvjitlink.destroy(handle)
+    counts = re.findall(r"[Uu]sed (\d+) registers", log.decode(errors="replace"))
+    return int(counts[0]) if counts else None
+
+
+@pytest.mark.parametrize("name", ["fill32", "fill64", "scatter"])
+def test_default_block_size_fits_the_register_file(compile_ptx, name):
+    """A block of BLOCK_SIZE threads must fit the 64K registers a block may use, or every launch
+    fails with CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (which the simulator cannot show). At
+    1024 threads per block the kernels do not fit (fill32 uses about 124 registers)."""
+    from fastinit.backends import cuda as backend
+
+    registers = registers_per_thread(compile_ptx(backend.PY_KERNELS[name], backend.signatures()[name][0]))
+    if registers is None:
+        pytest.skip("nvJitLink (cuda-bindings' nvjitlink) is not installed: no register count")
+    allocated = -(-registers // 8) * 8  # registers are allocated per thread in units of 8
+    assert allocated * backend.BLOCK_SIZE <= 65536, f"{name}: {registers} registers per thread"

@@ -357,6 +357,10 @@ def fixed_geometry(blocks: int, threads: int):
 
         with fastinit.backends.cuda.fixed_geometry(1, 32):
             x = fastinit.normal(1000, device="cuda")   # the same bytes as any other geometry
+
+    On a GPU, ``threads`` times the kernels' registers per thread (about 100-124 on sm_90) must
+    fit a block's 64K registers: 1024 threads do not (the launch fails with
+    CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES); 512 is the most for fill32 there.
     """
     for argname, value in (("blocks", blocks), ("threads", threads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -484,9 +488,14 @@ class _OutView:
         self.dtype, self.index, self.stream, self.wait, self._keep = dtype, index, stream, wait, keep
 
     def finish(self) -> None:
-        """After the launch: wait for it where the producer cannot be told about it."""
+        """After the launch: wait for it where the producer cannot be told about it; a
+        FastArray ``out`` records it (its __dlpack__ / __cuda_array_interface__ export then
+        orders consumers after this write, not only after its earlier ones)."""
         if self.wait:
             self.stream.synchronize()
+        if isinstance(self._keep, FastArray):
+            with cuda.gpus[self.index]:
+                _record(self._keep, self.stream)
 
 
 def _span(shape, strides):
@@ -586,6 +595,13 @@ def _c_strides(shape):
     return tuple(reversed(strides))
 
 
+def _dense(shape, strides) -> bool:
+    """Whether a layout is dense C order. The stride of a dimension of size 1 is free: torch
+    calls such tensors contiguous whatever it is (e.g. the (n, 1) Q of torch.linalg.qr has
+    strides (1, n)), and ``.contiguous()`` leaves them as they are."""
+    return all(s == c for n, s, c in zip(shape, strides, _c_strides(shape), strict=True) if n != 1)
+
+
 def _is_simulated_array(obj) -> bool:
     return is_simulator() and type(obj).__name__ == "FakeCUDAArray"
 
@@ -672,7 +688,7 @@ def _values_on_device(values, dtype: DType, stream):
         return type(values)(host.reshape(-1)), kind, None
     with dlpack.device_view(values, argname="values", writable=False) as view:
         size = math.prod(view.shape)
-        if view.strides != _c_strides(view.shape) or view.dtype.name not in ("float32", "float64"):
+        if not _dense(view.shape, view.strides) or view.dtype.name not in ("float32", "float64"):
             raise AssertionError(f"device values must be dense float32 / float64, got {view!r}")
         if view.dtype.name == "float64" and dtype.compute != 64:
             raise AssertionError("float64 device values delivered for a dtype computed in float32")

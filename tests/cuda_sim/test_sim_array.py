@@ -174,6 +174,24 @@ def test_dlpack_copy_is_ordered_too(streams):
     assert streams.log[-1] == ("wait", record[1], "per-thread")
 
 
+@pytest.mark.parametrize("call", ["sampler", "deliver"])
+def test_out_fastarray_export_waits_for_the_out_write(streams, call):
+    """A CUDA FastArray written through out= records that write: a consumer on another stream
+    waits for it (not for nothing, as for a fresh FastArray.empty, or for an older write)."""
+    out = fastinit.FastArray.empty((7, 10), "float32", device="cuda")
+    for _ in range(2):  # fresh, then already written once
+        streams.log.clear()
+        if call == "sampler":
+            fastinit.uniform((7, 10), out=out, seed=4)
+        else:
+            fastinit.api.deliver(np.ones((7, 10), np.float32), (7, 10), out=out)  # (schemes)
+        record = [e for e in streams.log if e[0] == "record"][-1]
+        streams.log.clear()
+        out.__dlpack__(stream=2)
+        assert streams.log == [("wait", record[1], "per-thread")]
+        assert out.__cuda_array_interface__["stream"] is not None
+
+
 def test_cpu_array_refuses_streams():
     with pytest.raises(BufferError, match="a cpu array has no streams"):
         fastinit.uniform(3).__dlpack__(stream=1)

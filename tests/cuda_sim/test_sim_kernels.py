@@ -374,3 +374,21 @@ def test_launched_argument_types_are_the_compiled_signatures(monkeypatch, cuda):
         api.deliver(values, (3, 5), dtype=dtype, device="cuda")
     declared = {(name, tuple(sig)) for name, sigs in backend.signatures().items() for sig in sigs}
     assert seen == declared, (seen - declared, declared - seen)
+
+
+def test_device_values_whose_size_1_dims_have_any_stride(cuda):
+    """deliver() takes dense device values whatever the strides of their size-1 dimensions:
+    torch calls a tensor contiguous regardless of them (torch.linalg.qr's (n, 1) Q has strides
+    (1, n), and .contiguous() leaves it so), as orthogonal((n, 1), qr="torch") delivers."""
+    memory = _simulated_memory(cuda, (6,), np.float32)
+    memory[:] = np.arange(6, dtype=np.float32)
+
+    def values(shape, strides):
+        array = CudaArrayInterface(memory.reshape(shape), strides=strides)
+        array.shape = shape  # (as torch tensors have)
+        return array
+
+    x = fastinit.api.deliver(values((6, 1), (4, 24)), (6, 1), device="cuda")
+    assert np.array_equal(x.copy_to_host(), memory.reshape(6, 1))
+    with pytest.raises(AssertionError, match="dense"):
+        fastinit.api.deliver(values((3, 2), (4, 12)), (3, 2), device="cuda")
