@@ -24,6 +24,8 @@ How it times (the machines this runs on are shared and noisy):
   compiled, pages faulted in); that warm-up is reported but never counted;
 - operations too quick for the clock are repeated (``iterations``) so one timing lasts at least
   ``min_time`` seconds, and on a GPU each timing ends with a device synchronization;
+- after a JAX call the next operation waits 0.25 s, untimed: XLA's CPU threads keep spinning
+  for a while and would slow whatever multithreaded operation comes next (fastinit 3.4x);
 - each round times every operation once, in an order rotated from round to round, and the
   figures are medians over rounds: times for M values/s and GB/s, and the per-round ratios for
   the fraction of the fill ceiling and the speed-ups (both operations of a ratio saw the same
@@ -89,6 +91,10 @@ QUICK = dict(size=2**22, rounds=5, dtypes=("float32", "bfloat16"))
 FULL = dict(size=2**26, rounds=7, dtypes=("float32", "bfloat16", "float64"))
 FILL = "fill"
 FASTINIT = "fastinit"
+# XLA's CPU thread pool keeps spinning after a call: measured on 2 cores, fastinit's 2-thread
+# fill right after a jax.random call took 3.4x its time, 1.6x after 50 ms, 1.1x after 200 ms.
+# Every JAX call is therefore followed by this untimed pause (no other peer needs one).
+JAX_SETTLE = 0.25
 
 
 @dataclass(frozen=True)
@@ -285,7 +291,12 @@ def _jax_op(case: Case, n: int, platform_name: str):
         make = lambda k: p["mean"] + p["std"] * jax.random.truncated_normal(k, lo, hi, (n,), dtype)  # noqa: E731
     key = jax.device_put(jax.random.key(0), device)
     fn = jax.jit(make)
-    return lambda: fn(key).block_until_ready()
+
+    def op():
+        fn(key).block_until_ready()
+
+    op.settle = JAX_SETTLE
+    return op
 
 
 def _import_or_none(name: str):
@@ -508,11 +519,13 @@ def _iterations(seconds: float, min_time: float) -> int:
 
 
 def time_interleaved(ops: dict[str, Callable[[], object]], rounds: int, *, sync=lambda: None,
-                     min_time: float = 0.01, timer=time.perf_counter):  # fmt: skip
+                     min_time: float = 0.01, timer=time.perf_counter, sleep=time.sleep):  # fmt: skip
     """Time every operation once per round, rotating the order; per-call seconds per round.
 
     Each operation is called once first (untimed: compile / cache load / page faults); its
     iterations per timing are chosen from that call so one timing lasts at least ``min_time``.
+    An operation with a ``settle`` attribute (seconds) is followed by that untimed pause, so the
+    threads it leaves spinning do not slow the next operation (``sleep`` makes the pause).
     Returns (times {op: [seconds per call, one per round]}, iterations, warm-up seconds).
 
     >>> calls = []
@@ -525,16 +538,21 @@ def time_interleaved(ops: dict[str, Callable[[], object]], rounds: int, *, sync=
         raise ValueError(f"rounds={rounds!r} must be an int >= 1")
     names = list(ops)
     warmup, iterations = {}, {}
+    settle = {name: float(getattr(ops[name], "settle", 0.0)) for name in names}
     for name in names:
         warmup[name] = _time_once(ops[name], 1, sync, timer)
         iterations[name] = _iterations(warmup[name], min_time)
         if iterations[name] > 1:  # the first call may have been slow (compile, faults): measure again
             iterations[name] = _iterations(_time_once(ops[name], 1, sync, timer), min_time)
+        if settle[name]:
+            sleep(settle[name])
     times = {name: [] for name in names}
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             times[name].append(_time_once(ops[name], iterations[name], sync, timer))
+            if settle[name]:
+                sleep(settle[name])
     return times, iterations, warmup
 
 

@@ -257,3 +257,22 @@ def test_importing_the_tools_imports_no_framework():
             "'safetensors'}))")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_settle_pause_follows_the_operations_that_need_it():
+    clock, pauses = FakeClock(), []
+
+    def slow():
+        clock.now += 1.0
+
+    slow.settle = 0.25
+    times, _, _ = bm.time_interleaved({"a": clock.op(0.5), "jax": slow}, 3, timer=clock, min_time=0,
+                                      sleep=pauses.append)  # fmt: skip
+    assert pauses == [0.25] * 4  # after the warm-up and after each of the 3 rounds' calls
+    assert times == {"a": [0.5] * 3, "jax": [1.0] * 3}  # the pauses are not timed
+
+
+def test_jax_op_settles():
+    pytest.importorskip("jax")
+    op = bm._jax_op(bm.Case("uniform", "float32"), 16, "cpu")
+    assert op.settle == bm.JAX_SETTLE > 0
