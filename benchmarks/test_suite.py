@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 import pytest
 
@@ -86,3 +87,4 @@ def test_suite(record, backend_name, size, case, impl):
     group = f"{case.label}, {backend_name}, touched buffer, n={bm._count_text(size)}"
     label = LABELS.get(impl, impl)
     record(group, label, _synced(be, op), size, case.itemsize, rounds=5, fill=fill)
+    time.sleep(getattr(op, "settle", 0.0))  # JAX's threads keep spinning: let them stop (benchmark.py)
