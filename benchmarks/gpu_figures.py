@@ -159,8 +159,12 @@ def measure_samplers(fastinit, cuda, timer, n, index, skip_peers):
         "truncated_normal": lambda: fastinit.truncated_normal(n, 0.0, 0.02, -0.04, 0.04, out=out, device=device),
     }
     rows = {"copy": {"device-to-device copy": timer.best_ms(lambda: buf.copy_to_device(src))}}
+    from fastinit.backends import cuda as backend
+
     for row, call in calls.items():
         rows[row] = {"fastinit": timer.best_ms(call), "fastinit, one call": timer.best_ms(call, calls=1)}
+        with backend.general_kernels_only():  # what the dense kernels gain
+            rows[row]["fastinit, general kernel"] = timer.best_ms(call)
     del out
     peers = {} if skip_peers else available_peers()
     if peers.get("torch"):

@@ -62,6 +62,9 @@ PY
 stage figures
 timeout "${FIGURES_S:-240}" python3 benchmarks/gpu_figures.py --json "$OUT/figures.json" 2>&1 | tee "$OUT/figures.txt"
 
+stage "kernel variants"
+timeout "${VARIANTS_S:-120}" python3 benchmarks/gpu_kernel_variants.py 2>&1 | tee "$OUT/variants.txt"
+
 stage tests
 timeout "${TESTS_S:-200}" python3 -m pytest tests/test_cuda_gpu.py -m cuda -q -rfEsw \
   -o filterwarnings=default -p no:cacheprovider 2>&1 | tee "$OUT/tests.txt"

@@ -392,3 +392,47 @@ def test_device_values_whose_size_1_dims_have_any_stride(cuda):
     assert np.array_equal(x.copy_to_host(), memory.reshape(6, 1))
     with pytest.raises(AssertionError, match="dense"):
         fastinit.api.deliver(values((3, 2), (4, 12)), (3, 2), device="cuda")
+
+
+# contiguous runs (start, length) of a 1-D tensor of 2**40: inside one tile, across tile
+# edges, whole tiles, beyond 2**32
+RUNS = [(0, 1), (0, 64), (5, 59), (5, 60), (63, 2), (64, 64), (17, 300), (2**33 + 7, 130)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_kernels_equal_the_general_ones(dtype, host_bytes, monkeypatch):
+    """A contiguous run goes to the lean fill32_dense / fill64_dense kernels; they give the
+    bytes of the general kernels and of the CPU, wherever the run starts and ends."""
+    names = []
+    backend.load()
+    for name, kernel in list(backend._KERNELS.items()):
+        monkeypatch.setitem(backend._KERNELS, name, _Recorded(name, kernel, names))
+    dense = "fill64_dense" if dtype == "float64" else "fill32_dense"
+    general = "fill64" if dtype == "float64" else "fill32"
+    for sampler in ("uniform", "normal", "truncnorm_tails", "truncnorm_far_right"):
+        for start, length in RUNS:
+            index = (slice(start, start + length),)
+            names.clear()
+            gpu, cpu = both(sampler, (2**40,), index=index, dtype=dtype)
+            assert names == [dense]
+            with backend.general_kernels_only():
+                names.clear()
+                general_result = SAMPLER[sampler]((2**40,), index=index, dtype=dtype, device="cuda", **KEY)
+                assert names == [general]
+            assert host_bytes(gpu) == host_bytes(general_result) == cpu.tobytes(), (sampler, start, length)
+
+
+class _Recorded:
+    """A kernel that records its name in ``names`` when launched."""
+
+    def __init__(self, name, kernel, names):
+        self.name, self.kernel, self.names = name, kernel, names
+
+    def __getitem__(self, config):
+        launch = self.kernel[config]
+
+        def run(*args):
+            self.names.append(self.name)
+            return launch(*args)
+
+        return run
