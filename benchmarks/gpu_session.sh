@@ -62,8 +62,15 @@ PY
 stage figures
 timeout "${FIGURES_S:-240}" python3 benchmarks/gpu_figures.py --json "$OUT/figures.json" 2>&1 | tee "$OUT/figures.txt"
 
-stage "kernel variants"
-timeout "${VARIANTS_S:-120}" python3 benchmarks/gpu_kernel_variants.py 2>&1 | tee "$OUT/variants.txt"
+stage "kernel cache (a second process)"
+timeout 120 python3 - <<'PY' 2>&1 | tee "$OUT/cache.txt"
+import time
+import fastinit
+for label, call in {"uniform": fastinit.uniform, "normal": fastinit.normal, "truncated_normal": fastinit.truncated_normal}.items():
+    t0 = time.perf_counter()
+    call(1 << 20, device="cuda")
+    print(f"first {label} call in a new process (kernels from the cache): {time.perf_counter() - t0:.2f} s")
+PY
 
 stage tests
 timeout "${TESTS_S:-200}" python3 -m pytest tests/test_cuda_gpu.py -m cuda -q -rfEsw \

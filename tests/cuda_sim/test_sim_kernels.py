@@ -363,7 +363,8 @@ def test_launched_argument_types_are_the_compiled_signatures(monkeypatch, cuda):
     for name, kernel in list(backend._KERNELS.items()):
         monkeypatch.setitem(backend._KERNELS, name, Recording(name, kernel))
     for dtype in DTYPES:
-        fastinit.normal((3, 5), dtype=dtype, device="cuda")
+        for _, call, _ in SAMPLERS:  # the dense kernels, one per distribution
+            call((3, 5), dtype=dtype, device="cuda")
         fastinit.normal((3, 5), dtype=dtype, device="cuda", index=(slice(None), slice(None, None, 2)))
         fastinit.eye((3, 5), dtype=dtype, device="cuda")  # host values, copied and scattered
         out = cuda.device_array((5, 3), fastinit.resolve_dtype(dtype).numpy_dtype()).T
@@ -407,9 +408,9 @@ def test_dense_kernels_equal_the_general_ones(dtype, host_bytes, monkeypatch):
     backend.load()
     for name, kernel in list(backend._KERNELS.items()):
         monkeypatch.setitem(backend._KERNELS, name, _Recorded(name, kernel, names))
-    dense = "fill64_dense" if dtype == "float64" else "fill32_dense"
     general = "fill64" if dtype == "float64" else "fill32"
-    for sampler in ("uniform", "normal", "truncnorm_tails", "truncnorm_far_right"):
+    for sampler, _, dist in SAMPLERS:
+        dense = backend._dense_name(dtype == "float64", dist)  # one kernel per distribution
         for start, length in RUNS:
             index = (slice(start, start + length),)
             names.clear()
