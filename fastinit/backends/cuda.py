@@ -37,9 +37,14 @@ checks both for every kernel signature (``signatures()``):
   is exact, so fusing it changes no bit.
 
 Hence the GPU computes the CPU's bytes, exactly, for every sampler (uniform, normal, truncated
-normal, 16-bit outputs included); see README.md, "CUDA". Measured on a real GPU: not yet (see
-benchmarks/gpu_figures.py); under numba's CUDA simulator the kernels' index arithmetic and
+normal, 16-bit outputs included); see README.md, "CUDA". Checked on an
+H200 (tests/test_cuda_gpu.py: 0 of 10**8 elements differ, every sampler and dtype;
+benchmarks/RESULTS.md); in CI, under numba's CUDA simulator, the kernels' index arithmetic and
 layout are checked byte for byte against the CPU backend (tests/cuda_sim/).
+
+Kernels: ``fill32`` / ``fill64`` take any plan; a single contiguous run (whole tensors, row
+ranges, contiguous ``out=``) goes to ``fill32_dense_*`` / ``fill64_dense_*``, compiled once per
+distribution, which skip the general index arithmetic (2.8 x faster on the H200).
 
 Streams: a kernel writing a new FastArray runs on Numba's default stream (the legacy default
 stream) and records an event that ``FastArray.__dlpack__`` makes the consumer's stream wait
