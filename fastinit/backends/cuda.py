@@ -278,8 +278,8 @@ def _dense32(out, kind, dbase, sbase, n, dist, p, key):
     as _fill32 (the same per-value functions), with none of its general index arithmetic
     (measured on an H200, 2**30 float32 values: 6.1 ms with _fill32, 3.2 ms with this).
 
-    Compiled once per distribution, ``dist`` a compile-time constant (``_dense_kernels``):
-    the branches of the other distributions go, and with them registers (measured: uniform
+    Compiled once per distribution and store kind, both compile-time constants (closures,
+    ``_dense32_kernel``): the other branches go, and with them registers (measured: uniform
     3.2 -> 2.0 ms, truncated normal 4.6 -> 3.3 ms)."""
     t0 = sbase // _TILE32
     b0 = t0 * _L  # Philox block of lane 0 of the first tile
@@ -324,15 +324,16 @@ def _dense64(out, dbase, sbase, n, dist, p, key):
             out[dbase + e + _L] = x1
 
 
-# The dense kernels, one per distribution code (a closure constant: Numba compiles it as a
-# constant, and caches each closure under its own key). float64 has no separate central
-# truncated normal (_pair64 computes TRUNCNORM_CENTRAL as TRUNCNORM).
+# The dense kernels, one per distribution code and (float32 outputs) store kind, closure
+# constants: Numba compiles them as constants and caches each closure under its own key.
+# float64 has no separate central truncated normal (_pair64 computes it as TRUNCNORM).
 _DIST_NAMES = {UNIFORM: "uniform", NORMAL: "normal", TRUNCNORM: "truncnorm", TRUNCNORM_TAIL: "tail",
                TRUNCNORM_CENTRAL: "central"}  # fmt: skip
+_KIND_SUFFIX = {STORE_SAME: "", STORE_BF16: "_bf16", STORE_F16: "_f16"}
 
 
-def _dense32_kernel(dist):
-    def fill32_dense(out, kind, dbase, sbase, n, p, key):
+def _dense32_kernel(dist, kind):
+    def fill32_dense(out, dbase, sbase, n, p, key):
         _dense32_dev(out, kind, dbase, sbase, n, dist, p, key)
 
     return fill32_dense
@@ -345,10 +346,10 @@ def _dense64_kernel(dist):
     return fill64_dense
 
 
-def _dense_name(wide: bool, dist: int) -> str:
-    if wide and dist == TRUNCNORM_CENTRAL:
-        dist = TRUNCNORM
-    return f"fill{64 if wide else 32}_dense_{_DIST_NAMES[dist]}"
+def _dense_name(wide: bool, dist: int, kind: int = STORE_SAME) -> str:
+    if wide:
+        return f"fill64_dense_{_DIST_NAMES[TRUNCNORM if dist == TRUNCNORM_CENTRAL else dist]}"
+    return f"fill32_dense_{_DIST_NAMES[dist]}{_KIND_SUFFIX[kind]}"
 
 
 def _scatter(out, kind, src, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep):
@@ -411,7 +412,7 @@ def signatures() -> dict:
     >>> {name: len(sigs) for name, sigs in cuda.signatures().items() if "dense" not in name}
     {'fill32': 2, 'fill64': 1, 'scatter': 4}
     >>> sorted(name for name in cuda.signatures() if "dense" in name)[:3]
-    ['fill32_dense_central', 'fill32_dense_normal', 'fill32_dense_tail']
+    ['fill32_dense_central', 'fill32_dense_central_bf16', 'fill32_dense_central_f16']
     """
     from numba import types
 
@@ -422,7 +423,7 @@ def signatures() -> dict:
         "fill32": [(out, i64, *plan, i64, p, key) for out in (types.float32[::1], types.uint16[::1])],
         "fill64": [(types.float64[::1], *plan, i64, p, key)],
         **{
-            name: [(out, i64, i64, i64, i64, p, key) for out in (types.float32[::1], types.uint16[::1])]
+            name: [(types.uint16[::1] if name.endswith(("_bf16", "_f16")) else types.float32[::1], i64, i64, i64, p, key)]
             for name in PY_KERNELS
             if name.startswith("fill32_dense_")
         },
@@ -442,7 +443,7 @@ def signatures() -> dict:
 PY_KERNELS = {
     "fill32": _fill32,
     "fill64": _fill64,
-    **{_dense_name(False, dist): _dense32_kernel(dist) for dist in _DIST_NAMES},
+    **{_dense_name(False, dist, kind): _dense32_kernel(dist, kind) for dist in _DIST_NAMES for kind in _KIND_SUFFIX},
     **{_dense_name(True, dist): _dense64_kernel(dist) for dist in _DIST_NAMES if dist != TRUNCNORM_CENTRAL},
     "scatter": _scatter,
 }
@@ -548,11 +549,7 @@ def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: i
             work = _L * -(-(plan.src_base + plan.n - start) // tile)
             grid = _geometry(index, work, geometry)
             run = (int(plan.dst_base), int(plan.src_base), int(plan.n), p, k)
-            kernel = _KERNELS[_dense_name(wide, int(dist))]
-            if wide:
-                kernel[grid[0], grid[1], stream](out, *run)
-            else:
-                kernel[grid[0], grid[1], stream](out, int(kind), *run)
+            _KERNELS[_dense_name(wide, int(dist), int(kind))][grid[0], grid[1], stream](out, *run)
             return
         args, n_outer = _plan_args(plan, index, stream)
         blocks = plan.src_step == 1 and plan.dst_step == 1

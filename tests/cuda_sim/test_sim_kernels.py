@@ -410,7 +410,8 @@ def test_dense_kernels_equal_the_general_ones(dtype, host_bytes, monkeypatch):
         monkeypatch.setitem(backend._KERNELS, name, _Recorded(name, kernel, names))
     general = "fill64" if dtype == "float64" else "fill32"
     for sampler, _, dist in SAMPLERS:
-        dense = backend._dense_name(dtype == "float64", dist)  # one kernel per distribution
+        kind = backend._kind(fastinit.resolve_dtype(dtype))
+        dense = backend._dense_name(dtype == "float64", dist, kind)  # one per distribution, kind
         for start, length in RUNS:
             index = (slice(start, start + length),)
             names.clear()
