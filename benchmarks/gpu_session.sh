@@ -11,7 +11,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/fastinit-gpu}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD:$PWD/benchmarks/gpu_compat XLA_PYTHON_CLIENT_PREALLOCATE=false
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/fastinit-numba-cache}
 stage() { echo; echo "==== $1 ($(date +%T))"; }
 

@@ -54,6 +54,7 @@ def cuda_runtime(device: str = "cuda", *, context: str | None = None):
             f"{context}: fastinit's CUDA backend needs the numba-cuda package, which is "
             "not installed: pip install 'fastinit[cuda]' (numba-cuda with its CUDA 13 wheels)"
         )
+    _restore_numpy_aliases_numba_cuda_uses()
     from numba import cuda
 
     if not _cuda_available(cuda):
@@ -62,6 +63,17 @@ def cuda_runtime(device: str = "cuda", *, context: str | None = None):
             "usable NVIDIA driver and device (numba.cuda.detect() prints why)"
         )
     return cuda
+
+
+def _restore_numpy_aliases_numba_cuda_uses() -> None:
+    """numba-cuda (0.30.4, the newest when written) registers an overload of ``np.row_stack``
+    when it compiles its first kernel; NumPy 2.5 removed that alias of ``np.vstack``, so every
+    kernel compile fails there with AttributeError (seen on a GPU machine with NumPy 2.5.2).
+    Put the alias back, and nothing else, only when it is missing."""
+    import numpy
+
+    if not hasattr(numpy, "row_stack"):
+        numpy.row_stack = numpy.vstack
 
 
 @functools.cache
