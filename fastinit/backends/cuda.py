@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import numpy as np
 from numba import float32, float64, uint64
@@ -512,6 +513,19 @@ def _geometry(index: int, work: int, geometry):
     return blocks, BLOCK_SIZE
 
 
+def _launch(kernel, grid, stream, *args) -> None:
+    """``kernel[grid, stream](*args)`` without numba-cuda's "Grid size N will likely result in
+    GPU under-utilization" warning: a small tensor needs few blocks (the grid is sized to the
+    work, and the values never depend on it), and a user initializing a model's biases and
+    norms would otherwise see one warning per tensor."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_LOW_OCCUPANCY)
+        kernel[grid[0], grid[1], stream](*args)
+
+
+_LOW_OCCUPANCY = r"Grid size \d+ will likely result in GPU under-utilization"
+
+
 def _plan_args(plan: cpu.FillPlan, index: int, stream):
     ndim = len(plan.outer)
     if ndim:
@@ -549,7 +563,7 @@ def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: i
             work = _L * -(-(plan.src_base + plan.n - start) // tile)
             grid = _geometry(index, work, geometry)
             run = (int(plan.dst_base), int(plan.src_base), int(plan.n), p, k)
-            _KERNELS[_dense_name(wide, int(dist), int(kind))][grid[0], grid[1], stream](out, *run)
+            _launch(_KERNELS[_dense_name(wide, int(dist), int(kind))], grid, stream, out, *run)
             return
         args, n_outer = _plan_args(plan, index, stream)
         blocks = plan.src_step == 1 and plan.dst_step == 1
@@ -557,9 +571,9 @@ def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: i
         work = n_outer * (per_run if blocks else plan.n)
         grid = _geometry(index, work, geometry)
         if wide:
-            _KERNELS["fill64"][grid[0], grid[1], stream](out, *args, int(dist), p, k)
+            _launch(_KERNELS["fill64"], grid, stream, out, *args, int(dist), p, k)
         else:
-            _KERNELS["fill32"][grid[0], grid[1], stream](out, int(kind), *args, int(dist), p, k)
+            _launch(_KERNELS["fill32"], grid, stream, out, int(kind), *args, int(dist), p, k)
 
 
 def scatter(out, src, plan: cpu.FillPlan, *, kind: int, index: int, stream=None, geometry=None) -> None:
@@ -571,7 +585,7 @@ def scatter(out, src, plan: cpu.FillPlan, *, kind: int, index: int, stream=None,
         stream = cuda.default_stream() if stream is None else stream
         args, n_outer = _plan_args(plan, index, stream)
         grid = _geometry(index, n_outer * plan.n, geometry)
-        _KERNELS["scatter"][grid[0], grid[1], stream](out, int(kind), src, *args)
+        _launch(_KERNELS["scatter"], grid, stream, out, int(kind), src, *args)
 
 
 def _kind(dtype: DType) -> int:

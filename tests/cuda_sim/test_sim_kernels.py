@@ -438,3 +438,23 @@ class _Recorded:
             return launch(*args)
 
         return run
+
+
+def test_launches_hide_numba_cudas_low_occupancy_warning():
+    """numba-cuda warns at every launch of fewer than 128 blocks (on a GPU; the simulator does
+    not): fastinit sizes small grids on purpose, so its launches silence that one warning and
+    no other."""
+    import warnings
+
+    class Kernel:
+        def __getitem__(self, config):
+            def run(*args):
+                warnings.warn("Grid size 3 will likely result in GPU under-utilization due to low occupancy.")
+                warnings.warn("something else", UserWarning)
+
+            return run
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backend._launch(Kernel(), (3, 256), None)
+    assert [str(w.message) for w in caught] == ["something else"]
