@@ -458,3 +458,73 @@ def test_launches_hide_numba_cudas_low_occupancy_warning():
         warnings.simplefilter("always")
         backend._launch(Kernel(), (3, 256), None)
     assert [str(w.message) for w in caught] == ["something else"]
+
+
+def _recorded_fills(monkeypatch, call, dtype):
+    """(dist, params, key, kind) of the fills a sampler call launches (tiny, on the device)."""
+    fills = []
+    fill = backend.fill
+
+    def recording(out, plan, dist, params, key, **kwargs):
+        fills.append((int(dist), np.array(params), np.array(key), kwargs["kind"]))
+        return fill(out, plan, dist, params, key, **kwargs)
+
+    monkeypatch.setattr(backend, "fill", recording)
+    call((2,), dtype=dtype, device="cuda", **KEY)
+    monkeypatch.setattr(backend, "fill", fill)
+    return fills
+
+
+# (src_base, n): a tile is 64 float32 values (32 float64); runs shorter than a tile, ending
+# exactly on a tile edge, one past it, one element short of a lane's last slot (0, 50), at
+# Philox blocks beyond 2**32 and near 2**60
+DENSE_RUNS = [(0, 1), (63, 1), (1, 63), (17, 47), (17, 48), (31, 33), (32, 32), (64, 65), (0, 50), (7, 107),
+              (2**34 + 61, 3), (2**60 + 40, 24)]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_kernels_at_tile_edges_destination_offsets_and_size_1_outer(dtype, monkeypatch):
+    """fill() sends a plan whose outer dimensions all have size 1 (any strides) to the dense
+    kernels; they write exactly out[dst_base : dst_base + n], the CPU's bytes, whatever the
+    geometry, and nothing around it."""
+    storage = np.uint16 if dtype in ("float16", "bfloat16") else fastinit.resolve_dtype(dtype).numpy_dtype()
+    for _, call, _ in SAMPLERS[:3] + SAMPLERS[6:7]:
+        [(dist, params, key, kind)] = _recorded_fills(monkeypatch, call, dtype)
+        for i, (start, n) in enumerate(DENSE_RUNS):
+            outer = [(), (1,), (1, 1)][i % 3]
+            plan = fastinit.backends.cpu.FillPlan(
+                outer=outer, src_strides=(-7, 1000)[: len(outer)], dst_strides=(5, 3)[: len(outer)],
+                src_base=start, dst_base=3 + i, n=n, src_step=1, dst_step=1,
+            )  # fmt: skip
+            sentinel = np.full(plan.dst_base + n + 5, 7, storage)
+            expected = sentinel.copy()
+            cpu_out = expected.view(np.float16) if dtype == "float16" else expected
+            fastinit.backends.cpu.fill(cpu_out, plan, dist, params, key)
+            for geometry in [(1, 1), (2, 3), (1, 32)]:
+                out = backend.cuda.to_device(sentinel)
+                backend.fill(out, plan, dist, params, key, kind=kind, index=0, geometry=geometry)
+                assert out.copy_to_host().tobytes() == expected.tobytes(), (dist, start, n, outer, geometry)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_out_at_an_element_offset(cuda, dtype):
+    """out= a slice of a simulated device array, and a __cuda_array_interface__ at an offset
+    pointer shaped like torch's (n, 1) with any stride on the size-1 dimension: the dense
+    kernels write those elements and no other."""
+    storage = fastinit.resolve_dtype(dtype).numpy_dtype()
+    index = (slice(2**33 + 5, 2**33 + 82),)  # 77 values, starting and ending mid-tile
+    expected = fastinit.normal((2**40,), index=index, dtype=dtype, **KEY).numpy().tobytes()
+    base = cuda.to_device(np.full(100, 7, storage))
+    fastinit.normal((2**40,), index=index, out=base[9:86], **KEY)
+    host = base.copy_to_host()
+    assert host[9:86].tobytes() == expected
+    assert np.concatenate([host[:9], host[86:]]).tobytes() == np.full(23, 7, storage).tobytes()
+    if dtype == "bfloat16":  # (the CUDA Array Interface has no bfloat16 typestr)
+        return
+    memory = _simulated_memory(cuda, (100,), storage)
+    memory[:] = 7
+    column = memory[11:88].reshape(77, 1)
+    out = CudaArrayInterface(column, strides=(column.itemsize, 12345 * column.itemsize))
+    fastinit.normal((2**40, 1), index=index, out=out, **KEY)
+    assert memory[11:88].tobytes() == expected
+    assert np.concatenate([memory[:11], memory[88:]]).tobytes() == np.full(23, 7, storage).tobytes()
