@@ -114,6 +114,13 @@ cuda = None  # numba.cuda, set by load(); the kernels refer to it by this global
 
 
 @loop
+def _block_words(block, key):
+    """The four Philox words (uint64 holding 32 bits) of block ``block`` (uint64) of the
+    stream ``key`` = (key0, key1, counter2, counter3)."""
+    return philox4x32_block(block & _LO32, block >> _U32, key[2], key[3], key[0], key[1], ROUNDS)
+
+
+@loop
 def _pair32(wa, wb, dist, p, only):
     """Values of the two words (wa, wb) of a block (slots 2h, 2h + 1), float32, as the CPU's
     tiles compute them. only = 0 or 1: compute only that one (the other is 0)."""
@@ -202,9 +209,7 @@ def _fill32(out, kind, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist,
             lane = i % _L
             only = (i % _TILE32) // _L  # the slot of element i, 0..3
         block = uint64(tile * _L + lane)
-        w0, w1, w2, w3 = philox4x32_block(
-            block & _LO32, block >> _U32, key[2], key[3], key[0], key[1], ROUNDS
-        )
+        w0, w1, w2, w3 = _block_words(block, key)
         for half in range(2):
             if only < 0 or only // 2 == half:
                 x0, x1 = _pair32(
@@ -222,13 +227,7 @@ def _fill32(out, kind, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist,
                         e = r
                         ok = only % 2 == h
                     if ok:
-                        x = x1 if h else x0
-                        if kind == STORE_SAME:
-                            out[d + e * dstep] = x
-                        elif kind == STORE_BF16:
-                            out[d + e * dstep] = bfloat16_bits(float32(x))
-                        else:
-                            out[d + e * dstep] = float16_bits(float32(x))
+                        _store_dev(out, kind, d + e * dstep, x1 if h else x0)
 
 
 def _fill64(out, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, key):
@@ -248,9 +247,7 @@ def _fill64(out, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, ke
             lane = i % _L
             only = (i % _TILE64) // _L  # the slot of element i, 0 or 1
         block = uint64(tile * _L + lane)
-        w0, w1, w2, w3 = philox4x32_block(
-            block & _LO32, block >> _U32, key[2], key[3], key[0], key[1], ROUNDS
-        )
+        w0, w1, w2, w3 = _block_words(block, key)
         x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, only)
         for h in range(2):
             if blocks:
@@ -263,7 +260,8 @@ def _fill64(out, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, ke
                 out[d + e * dstep] = x1 if h else x0
 
 
-def _store32(out, kind, i, x):
+def _store(out, kind, i, x):
+    """out[i] = x as is (STORE_SAME) or rounded to bfloat16 / float16 bits (a uint16 out)."""
     if kind == STORE_SAME:
         out[i] = x
     elif kind == STORE_BF16:
@@ -288,22 +286,20 @@ def _dense32(out, kind, dbase, sbase, n, dist, p, key):
     items = _L * ((n - e0 + _TILE32 - 1) // _TILE32)
     for item in range(cuda.grid(1), items, cuda.gridsize(1)):
         block = uint64(b0 + item)
-        w0, w1, w2, w3 = philox4x32_block(
-            block & _LO32, block >> _U32, key[2], key[3], key[0], key[1], ROUNDS
-        )
+        w0, w1, w2, w3 = _block_words(block, key)
         x0, x1 = _pair32(w0, w1, dist, p, -1)
         x2, x3 = _pair32(w2, w3, dist, p, -1)
         e = e0 + (item >> 4) * _TILE32 + (item & 15)  # (_L = 16 lanes)
         if e >= 0 and e + 3 * _L < n:
-            _store32_dev(out, kind, dbase + e, x0)
-            _store32_dev(out, kind, dbase + e + _L, x1)
-            _store32_dev(out, kind, dbase + e + 2 * _L, x2)
-            _store32_dev(out, kind, dbase + e + 3 * _L, x3)
+            _store_dev(out, kind, dbase + e, x0)
+            _store_dev(out, kind, dbase + e + _L, x1)
+            _store_dev(out, kind, dbase + e + 2 * _L, x2)
+            _store_dev(out, kind, dbase + e + 3 * _L, x3)
         else:
             for k in range(4):
                 if 0 <= e + k * _L < n:
                     x = x0 if k == 0 else x1 if k == 1 else x2 if k == 2 else x3
-                    _store32_dev(out, kind, dbase + e + k * _L, x)
+                    _store_dev(out, kind, dbase + e + k * _L, x)
 
 
 def _dense64(out, dbase, sbase, n, dist, p, key):
@@ -314,9 +310,7 @@ def _dense64(out, dbase, sbase, n, dist, p, key):
     items = _L * ((n - e0 + _TILE64 - 1) // _TILE64)
     for item in range(cuda.grid(1), items, cuda.gridsize(1)):
         block = uint64(b0 + item)
-        w0, w1, w2, w3 = philox4x32_block(
-            block & _LO32, block >> _U32, key[2], key[3], key[0], key[1], ROUNDS
-        )
+        w0, w1, w2, w3 = _block_words(block, key)
         x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, -1)
         e = e0 + (item >> 4) * _TILE64 + (item & 15)
         if 0 <= e < n:
@@ -360,17 +354,11 @@ def _scatter(out, kind, src, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep)
         o = item // n
         r = item - o * n
         s, d = _outer_offsets(o, desc, ndim, sbase, dbase)
-        x = src[s + r * sstep]
-        if kind == STORE_SAME:
-            out[d + r * dstep] = x
-        elif kind == STORE_BF16:
-            out[d + r * dstep] = bfloat16_bits(float32(x))
-        else:
-            out[d + r * dstep] = float16_bits(float32(x))
+        _store_dev(out, kind, d + r * dstep, src[s + r * sstep])
 
 
 _outer_offsets = None  # the device function made from _outer by load()
-_store32_dev = None  # ... and from _store32
+_store_dev = None  # ... and from _store
 _dense32_dev = _dense64_dev = None  # ... and from _dense32 / _dense64
 _KERNELS: dict = {}
 
@@ -397,10 +385,10 @@ def load(context: str = "device='cuda'"):
 def _bind(module) -> None:
     """Point the kernels' globals at ``module`` (numba.cuda): also used to compile them to
     PTX on a machine without a GPU (tests/test_cuda_ptx.py)."""
-    global cuda, _outer_offsets, _store32_dev, _dense32_dev, _dense64_dev
+    global cuda, _outer_offsets, _store_dev, _dense32_dev, _dense64_dev
     cuda = module
     _outer_offsets = module.jit(device=True)(_outer)
-    _store32_dev = module.jit(device=True)(_store32)
+    _store_dev = module.jit(device=True)(_store)
     _dense32_dev = module.jit(device=True)(_dense32)
     _dense64_dev = module.jit(device=True)(_dense64)
 
@@ -513,6 +501,9 @@ def _geometry(index: int, work: int, geometry):
     return blocks, BLOCK_SIZE
 
 
+_LOW_OCCUPANCY = r"Grid size \d+ will likely result in GPU under-utilization"
+
+
 def _launch(kernel, grid, stream, *args) -> None:
     """``kernel[grid, stream](*args)`` without numba-cuda's "Grid size N will likely result in
     GPU under-utilization" warning: a small tensor needs few blocks (the grid is sized to the
@@ -521,9 +512,6 @@ def _launch(kernel, grid, stream, *args) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_LOW_OCCUPANCY)
         kernel[grid[0], grid[1], stream](*args)
-
-
-_LOW_OCCUPANCY = r"Grid size \d+ will likely result in GPU under-utilization"
 
 
 def _plan_args(plan: cpu.FillPlan, index: int, stream):

@@ -449,8 +449,8 @@ def test_launches_hide_numba_cudas_low_occupancy_warning():
     class Kernel:
         def __getitem__(self, config):
             def run(*args):
-                warnings.warn("Grid size 3 will likely result in GPU under-utilization due to low occupancy.")
-                warnings.warn("something else", UserWarning)
+                warnings.warn("Grid size 3 will likely result in GPU under-utilization due to low occupancy.", stacklevel=2)
+                warnings.warn("something else", UserWarning, stacklevel=2)
 
             return run
 
