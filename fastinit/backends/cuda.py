@@ -480,7 +480,11 @@ def fixed_geometry(blocks: int, threads: int):
 @contextlib.contextmanager
 def general_kernels_only():
     """Fill contiguous runs with the general kernels (fill32 / fill64) too, not the dense ones:
-    for tests (both give the same bytes) and benchmarks (how much the dense ones gain)."""
+    for tests (both give the same bytes) and benchmarks (how much the dense ones gain)::
+
+        with fastinit.backends.cuda.general_kernels_only():
+            x = fastinit.normal(1000, device="cuda")   # the same bytes, the slower kernel
+    """
     _GENERAL_ONLY.append(True)
     try:
         yield
