@@ -234,3 +234,27 @@ def test_default_block_size_fits_the_register_file(compile_ptx, name):
         pytest.skip("nvJitLink (cuda-bindings' nvjitlink) is not installed: no register count")
     allocated = -(-registers // 8) * 8  # registers are allocated per thread in units of 8
     assert allocated * backend.BLOCK_SIZE <= 65536, f"{name}: {registers} registers per thread"
+
+
+@pytest.mark.parametrize("name", ["fill32_dense_uniform", "fill32_dense_normal_bf16", "fill64_dense_normal"])
+def test_dense_kernels_philox_and_stores_compile_lean(compile_ptx, name):
+    """The dense kernels' Philox is the uint32 form (rng/philox.py ``philox4x32_rounds_u32``):
+    one ``mul.hi.u32`` and one 32-bit ``mul.lo`` per product (ptxas fuses each pair into one
+    IMAD.WIDE.U32), 2 products per round, and no 64-bit multiply by a Philox constant (the CPU's
+    uint64 form, which costs 6 SASS per round instead of 4). Their stores index with unsigned
+    integers: Numba's wrap-around of negative indices (``i < 0: i + len``) shows in the PTX as
+    a ``selp`` or compare against zero per store, and cost each store its own address."""
+    from fastinit.backends import cuda as backend
+    from fastinit.rng.philox import PHILOX_M0, PHILOX_M1, ROUNDS
+
+    ptx = compile_ptx(backend.PY_KERNELS[name], backend.signatures()[name][0])
+    opcodes = [op for op, _ in instructions(ptx)]
+    assert opcodes.count("mul.hi.u32") == 2 * ROUNDS, "one Philox block per loop iteration, uint32 form"
+    assert opcodes.count("mul.lo.s32") + opcodes.count("mul.lo.u32") >= 2 * ROUNDS
+    constants = (str(PHILOX_M0), str(PHILOX_M1), str(PHILOX_M0 - 2**32), str(PHILOX_M1 - 2**32))
+    wide = [args for op, args in instructions(ptx) if op.startswith("mul.") and op.endswith("64")]
+    assert not [a for a in wide if set(a) & set(constants)], "a 64-bit multiply by a Philox constant"
+    stores = [args for op, args in instructions(ptx) if op.startswith("st.global")]
+    assert stores and len({re.match(r"\[(%\w+)", a[0]).group(1) for a in stores}) < len(stores), (
+        "every store computes its own address: are the indices signed again?"
+    )

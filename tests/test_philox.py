@@ -6,6 +6,11 @@ runs through the NumPy reference ``fastinit.philox4x32``, through the compiled
 ``philox4x32_block`` called alone, and through it inside a user's ``prange`` loop where every
 vector is replicated many times (so several threads compute each one). The compiled block is
 then checked against the NumPy reference at random and extreme counters and keys.
+
+The GPU's form of the rounds (uint32 words, products as (high, low) halves:
+``philox4x32_rounds_u32``) runs through the same table and random counters on the CPU, with
+the portable product and with the CUDA backend's own ``umulhi`` product, compiled here against
+a stand-in declared as libdevice declares ``__nv_umulhi`` (int32 in, int32 out).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from fastinit.rng.philox import (
     PHILOX_M1,
     PHILOX_W0,
     PHILOX_W1,
+    mul_hi_lo_u64,
     philox4x32_block,
+    philox4x32_rounds_u32,
 )
 
 KAT_PATH = pathlib.Path(__file__).parent / "data" / "philox4x32_kat.txt"
@@ -248,3 +255,87 @@ def test_reference_does_not_modify_inputs():
 def test_reference_broadcast_mismatch_raises():
     with pytest.raises(ValueError):
         fastinit.philox4x32(np.zeros((3, 4), np.uint32), np.zeros((2, 2), np.uint32))
+
+
+# ---- the GPU's form: uint32 words, products through mul_hi_lo ----------------------------------
+
+
+def _umulhi_like_libdevice(a, b):
+    """__nv_umulhi as numba-cuda declares it: int32 arguments and result, the high word's bits."""
+    product = np.uint64(np.uint32(a)) * np.uint64(np.uint32(b))
+    return np.int32(np.uint32(product >> np.uint64(32)))
+
+
+def _gpu_form_products():
+    """{label: compiled mul_hi_lo}: the portable one, and backends/cuda.py's umulhi one with its
+    libdevice replaced by an int32-typed CPU stand-in (numba compiles the same typed code)."""
+    import types
+
+    from fastinit.backends import cuda as backend
+
+    libdevice = types.ModuleType("fake_libdevice")
+    libdevice.umulhi = numba.njit(numba.int32(numba.int32, numba.int32))(_umulhi_like_libdevice)
+    umulhi_form = backend._mul_hi_lo_umulhi
+    globals_ = dict(umulhi_form.__globals__, _libdevice=libdevice)
+    umulhi_form = type(umulhi_form)(umulhi_form.__code__, globals_, umulhi_form.__name__)
+    return {"portable": mul_hi_lo_u64, "umulhi": numba.njit(umulhi_form)}
+
+
+@pytest.fixture(scope="module", params=["portable", "umulhi"])
+def gpu_form_many(request):
+    """A compiled loop running the uint32 rounds (with the given product) over many counters."""
+    block = numba.njit(philox4x32_rounds_u32(_gpu_form_products()[request.param]))
+
+    @numba.njit
+    def many(counters, keys, rounds, out):
+        for i in range(counters.shape[0]):
+            c = counters[i]
+            words = block(
+                numba.uint32(c[0]), numba.uint32(c[1]), numba.uint32(c[2]), numba.uint32(c[3]),
+                numba.uint32(keys[i, 0]), numba.uint32(keys[i, 1]), rounds[i],
+            )  # fmt: skip
+            for j in range(4):
+                out[i, j] = numba.uint64(words[j])
+
+    def run(counters, keys, rounds):
+        out = np.zeros((counters.shape[0], 4), np.uint64)
+        many(np.ascontiguousarray(counters, np.uint64), np.ascontiguousarray(keys, np.uint64),
+             np.ascontiguousarray(rounds, np.int64), out)  # fmt: skip
+        return out
+
+    return run
+
+
+def test_gpu_form_kat(gpu_form_many):
+    counters = np.array([c for _, c, _, _ in KAT], np.uint64)
+    keys = np.array([k for _, _, k, _ in KAT], np.uint64)
+    rounds = np.array([r for r, _, _, _ in KAT], np.int64)
+    expected = np.array([e for _, _, _, e in KAT], np.uint64)
+    np.testing.assert_array_equal(gpu_form_many(counters, keys, rounds), expected)
+
+
+@pytest.mark.parametrize("rounds", [1, 10])
+def test_gpu_form_matches_reference_random(gpu_form_many, rounds):
+    rng = np.random.default_rng(20261204 + rounds)
+    counters = rng.integers(0, 2**32, size=(20_000, 4), dtype=np.uint64)
+    counters[:5000, 1:] = 2**32 - 1 - rng.integers(0, 64, size=(5000, 3), dtype=np.uint64)
+    counters = np.concatenate([counters, _edge_counters()])
+    keys = rng.integers(0, 2**32, size=(counters.shape[0], 2), dtype=np.uint64)
+    keys[:4] = [[0, 0], [2**32 - 1, 2**32 - 1], [0, 2**32 - 1], [2**32 - 1, 0]]
+    got = gpu_form_many(counters, keys, np.full(counters.shape[0], rounds, np.int64))
+    ref = fastinit.philox4x32(counters.astype(np.uint32), keys.astype(np.uint32), rounds)
+    np.testing.assert_array_equal(got, ref.astype(np.uint64))
+
+
+def test_gpu_form_runs_as_python_on_numpy_scalars():
+    # the CUDA simulator could run it uncompiled: no uint32 wrap-around warnings, same words
+    block = philox4x32_rounds_u32(mul_hi_lo_u64.py_func)
+    c = [np.uint32(w) for w in (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344)]
+    k = [np.uint32(0xFFFFFFFF), np.uint32(0xFFFFFFFE)]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = [int(w) for w in block(*c, *k, 10)]
+    ref = fastinit.philox4x32(np.array(c, np.uint32), np.array(k, np.uint32), 10)
+    assert got == ref.tolist()

@@ -61,7 +61,8 @@ import math
 import warnings
 
 import numpy as np
-from numba import float32, float64, uint64
+import numba
+from numba import float32, float64, uint32, uint64
 
 from .._jit import loop
 from ..array import FastArray, cuda_runtime, is_simulator
@@ -71,7 +72,7 @@ from ..distributions.rounding import bfloat16_bits, float16_bits
 from ..distributions.uniform import uniform_f32, uniform_f64
 from ..dtypes import DType
 from ..rng.layout import TILE_LANES
-from ..rng.philox import ROUNDS, philox4x32_block
+from ..rng.philox import ROUNDS, mul_hi_lo_u64, philox4x32_rounds_u32
 from . import cpu
 
 __all__ = [
@@ -113,11 +114,22 @@ cuda = None  # numba.cuda, set by load(); the kernels refer to it by this global
 # the Numba IR level (measured: 11 s per kernel against 1.5 s).
 
 
-@loop
 def _block_words(block, key):
     """The four Philox words (uint64 holding 32 bits) of block ``block`` (uint64) of the
-    stream ``key`` = (key0, key1, counter2, counter3)."""
-    return philox4x32_block(block & _LO32, block >> _U32, key[2], key[3], key[0], key[1], ROUNDS)
+    stream ``key`` = (key0, key1, counter2, counter3): rng/philox.py's uint32 form of the
+    rounds (4 SASS per round on the GPU, against 6 for the CPU's uint64 form)."""
+    w0, w1, w2, w3 = _philox_dev(
+        uint32(block & _LO32), uint32(block >> _U32), uint32(key[2]), uint32(key[3]), uint32(key[0]),
+        uint32(key[1]), ROUNDS,
+    )  # fmt: skip
+    return uint64(w0), uint64(w1), uint64(w2), uint64(w3)
+
+
+def _mul_hi_lo_umulhi(a, b):
+    """(high, low) halves of the uint32 product a * b: libdevice's umulhi and a 32-bit
+    multiply, which ptxas fuses into one IMAD.WIDE.U32. (libdevice declares __nv_umulhi on
+    int32: the same bits.)"""
+    return uint32(_libdevice.umulhi(a, b)), uint32(a * b)
 
 
 @loop
@@ -209,7 +221,7 @@ def _fill32(out, kind, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist,
             lane = i % _L
             only = (i % _TILE32) // _L  # the slot of element i, 0..3
         block = uint64(tile * _L + lane)
-        w0, w1, w2, w3 = _block_words(block, key)
+        w0, w1, w2, w3 = _block_words_dev(block, key)
         for half in range(2):
             if only < 0 or only // 2 == half:
                 x0, x1 = _pair32(
@@ -247,7 +259,7 @@ def _fill64(out, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, ke
             lane = i % _L
             only = (i % _TILE64) // _L  # the slot of element i, 0 or 1
         block = uint64(tile * _L + lane)
-        w0, w1, w2, w3 = _block_words(block, key)
+        w0, w1, w2, w3 = _block_words_dev(block, key)
         x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, only)
         for h in range(2):
             if blocks:
@@ -257,17 +269,21 @@ def _fill64(out, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, ke
                 e = r
                 ok = only == h
             if ok:
-                out[d + e * dstep] = x1 if h else x0
+                out[uint64(d + e * dstep)] = x1 if h else x0
 
 
 def _store(out, kind, i, x):
-    """out[i] = x as is (STORE_SAME) or rounded to bfloat16 / float16 bits (a uint16 out)."""
+    """out[i] = x as is (STORE_SAME) or rounded to bfloat16 / float16 bits (a uint16 out).
+
+    i (>= 0) is indexed as uint64: Numba wraps signed indices around (i < 0: i + len), which
+    costs every store its own 64-bit address arithmetic."""
+    j = uint64(i)
     if kind == STORE_SAME:
-        out[i] = x
+        out[j] = x
     elif kind == STORE_BF16:
-        out[i] = bfloat16_bits(float32(x))
+        out[j] = bfloat16_bits(float32(x))
     else:
-        out[i] = float16_bits(float32(x))
+        out[j] = float16_bits(float32(x))
 
 
 def _dense32(out, kind, dbase, sbase, n, dist, p, key):
@@ -286,7 +302,7 @@ def _dense32(out, kind, dbase, sbase, n, dist, p, key):
     items = _L * ((n - e0 + _TILE32 - 1) // _TILE32)
     for item in range(cuda.grid(1), items, cuda.gridsize(1)):
         block = uint64(b0 + item)
-        w0, w1, w2, w3 = _block_words(block, key)
+        w0, w1, w2, w3 = _block_words_dev(block, key)
         x0, x1 = _pair32(w0, w1, dist, p, -1)
         x2, x3 = _pair32(w2, w3, dist, p, -1)
         e = e0 + (item >> 4) * _TILE32 + (item & 15)  # (_L = 16 lanes)
@@ -310,13 +326,13 @@ def _dense64(out, dbase, sbase, n, dist, p, key):
     items = _L * ((n - e0 + _TILE64 - 1) // _TILE64)
     for item in range(cuda.grid(1), items, cuda.gridsize(1)):
         block = uint64(b0 + item)
-        w0, w1, w2, w3 = _block_words(block, key)
+        w0, w1, w2, w3 = _block_words_dev(block, key)
         x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, -1)
         e = e0 + (item >> 4) * _TILE64 + (item & 15)
         if 0 <= e < n:
-            out[dbase + e] = x0
+            out[uint64(dbase + e)] = x0  # (unsigned indices: see _store)
         if 0 <= e + _L < n:
-            out[dbase + e + _L] = x1
+            out[uint64(dbase + e + _L)] = x1
 
 
 # The dense kernels, one per distribution code and (float32 outputs) store kind, closure
@@ -354,11 +370,13 @@ def _scatter(out, kind, src, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep)
         o = item // n
         r = item - o * n
         s, d = _outer_offsets(o, desc, ndim, sbase, dbase)
-        _store_dev(out, kind, d + r * dstep, src[s + r * sstep])
+        _store_dev(out, kind, d + r * dstep, src[uint64(s + r * sstep)])
 
 
 _outer_offsets = None  # the device function made from _outer by load()
 _store_dev = None  # ... and from _store
+_block_words_dev = _philox_dev = None  # ... from _block_words and rng/philox.py's uint32 rounds
+_libdevice = None  # numba.cuda.libdevice (not in the simulator)
 _dense32_dev = _dense64_dev = None  # ... and from _dense32 / _dense64
 _KERNELS: dict = {}
 
@@ -385,8 +403,19 @@ def load(context: str = "device='cuda'"):
 def _bind(module) -> None:
     """Point the kernels' globals at ``module`` (numba.cuda): also used to compile them to
     PTX on a machine without a GPU (tests/test_cuda_ptx.py)."""
-    global cuda, _outer_offsets, _store_dev, _dense32_dev, _dense64_dev
+    global cuda, _outer_offsets, _store_dev, _dense32_dev, _dense64_dev, _block_words_dev, _philox_dev
+    global _libdevice
     cuda = module
+    if is_simulator():
+        # the simulator runs device functions as Python: the rounds run compiled for the CPU,
+        # with the portable uint64 product (the same rounds, much faster than Python)
+        _philox_dev = numba.njit(cache=False)(philox4x32_rounds_u32(mul_hi_lo_u64))
+    else:
+        from numba.cuda import libdevice
+
+        _libdevice = libdevice
+        _philox_dev = module.jit(device=True)(philox4x32_rounds_u32(module.jit(device=True)(_mul_hi_lo_umulhi)))
+    _block_words_dev = module.jit(device=True)(_block_words)
     _outer_offsets = module.jit(device=True)(_outer)
     _store_dev = module.jit(device=True)(_store)
     _dense32_dev = module.jit(device=True)(_dense32)
