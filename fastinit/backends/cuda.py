@@ -60,8 +60,8 @@ import contextlib
 import math
 import warnings
 
-import numpy as np
 import numba
+import numpy as np
 from numba import float32, float64, uint32, uint64
 
 from .._jit import loop
