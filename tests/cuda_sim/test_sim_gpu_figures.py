@@ -56,3 +56,43 @@ def test_identity_check_reports_differences(monkeypatch):
     result = figures.measure_identity(fastinit, 600, 0)
     assert result["normal"] == (1, 1)
     assert result["uniform"] == result["normal bfloat16"] == (0, 0)
+
+
+def _load(name):
+    path = SCRIPT.parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kernel_variants_runs_and_compares_bytes(capsys):
+    """benchmarks/gpu_kernel_variants.py: every variant rebuilt, run through the public API and
+    compared with the committed kernels' bytes (the column a GPU session reads first)."""
+    variants = _load("gpu_kernel_variants")
+    assert variants.main(["--size-log2", "7", "--repeats", "1", "--calls", "1"]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith(("| uniform", "| normal", "| truncated"))]
+    assert len(rows) == 3 and all(line.endswith("| True |") for line in rows), table
+
+
+def test_kernel_variants_are_other_kernels():
+    """The variants are rebuilt with other helpers (else the A/B would time one kernel twice)."""
+    from fastinit.backends import cuda as backend
+
+    variants = _load("gpu_kernel_variants")
+    cuda = backend.load()
+    name = "fill32_dense_uniform"
+    committed = variants.variant_kernels(backend, cuda, "committed", [name])[name]
+    both = variants.variant_kernels(backend, cuda, "both", [name])[name]
+    assert committed is backend.kernels()[name] and both is not committed
+    dense_globals = both.py_func.__globals__["_dense32_dev"].py_func.__globals__
+    assert dense_globals["_store_dev"].py_func.__name__ == "_store_signed"
+    assert dense_globals["_block_words_dev"].py_func.__name__ == "_block_words_u64"
+
+
+def test_host_profile_runs(capsys):
+    profile = _load("gpu_host_profile")
+    assert profile.main(["--calls", "2", "--size", "64", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "| fastinit.uniform, out=FastArray |" in out and "bare launch" in out and "tottime" in out
