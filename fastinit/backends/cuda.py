@@ -22,7 +22,10 @@ elements, with source and destination steps):
 
 Values: ``_pair32`` / ``_pair64`` compute a pair of values of a block with the very functions
 the CPU kernels call (distributions/*, through backends/cpu.py's per-value helpers), so both
-targets run the same operations in the same order. Every intended multiply-add is an explicit
+targets run the same operations in the same order. The Philox words come from rng/philox.py's
+uint32 form of the rounds (``philox4x32_rounds_u32`` with libdevice's umulhi: 4 SASS per round,
+where the CPU's uint64 form compiles to 6 here), the same words by definition; stores index
+with uint64 (a signed index costs each store Numba's wrap-around check and its own address). Every intended multiply-add is an explicit
 ``fma`` (llvm.fma -> ``fma.rn``), division and square root are IEEE (``div.rn``, ``sqrt.rn``:
 NVVM's defaults prec-div=1, prec-sqrt=1, ftz=0, since the kernels are compiled without
 fastmath), and the kernels are compiled without LTO, so the PTX that tests/test_cuda_ptx.py
