@@ -86,13 +86,20 @@ def main(argv=None) -> int:
     p = tuple(float(v) for v in (-1.0, 2.0, -1.0, 1.0, 0, 0, 0, 0))
     key = tuple(np.uint64(v) for v in (1, 2, 3, 4))
     stream = cuda.default_stream()
+    plan = backend.cpu.FillPlan(outer=(), src_strides=(), dst_strides=(), src_base=0, dst_base=0, n=n,
+                                src_step=1, dst_step=1)  # fmt: skip
+    with cuda.gpus[0]:
+        run = backend._plan_args(plan, 0)[0][:-2]  # (desc, ndim, n_outer, sbase, dbase, n)
     pieces = {
         "with cuda.gpus[0]: pass": lambda: cuda.gpus[0].__enter__() or cuda.gpus[0].__exit__(None, None, None),
         "cuda.default_stream()": cuda.default_stream,
         "cuda.legacy_default_stream()": cuda.legacy_default_stream,
         "event + record": lambda: backend._event().record(stream),
-        "bare launch of fill32_dense_uniform (same args)": lambda: kernel[1, 256, stream](flat, 0, 0, n, p, key),
-        "backend._launch (+ warnings filter)": lambda: backend._launch(kernel, (1, 256), stream, flat, 0, 0, n, p, key),
+        "bare launch of fill32_dense_uniform (same args)": lambda: kernel[1, 256, stream](flat, *run, p, key),
+        "backend._launch (+ warnings filter)": lambda: backend._launch(kernel, (1, 256), stream, flat, *run, p, key),
+        "backend.fill (plan, params, key -> launch)": lambda: backend.fill(
+            flat, plan, 0, (-1.0, 2.0, -1.0, 1.0, 0, 0, 0, 0), (1, 2, 3, 4), kind=0, index=0, stream=stream
+        ),
     }
     if t is not None:
         pieces["dlpack.device_view(torch tensor)"] = lambda: dlpack.device_view(t).__enter__()

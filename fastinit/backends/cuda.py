@@ -107,6 +107,10 @@ STORE_F16 = 2
 
 BLOCK_SIZE = 256  # threads per block
 BLOCKS_PER_SM = 16  # grid size cap, per multiprocessor: a grid-stride loop does the rest
+# Runs of fewer work items (Philox blocks) than this go to the general kernels when there are
+# several: the dense kernels give each run whole thread blocks along x, mostly idle for short
+# runs, where the general kernels spread every run's items over all threads.
+DENSE_MIN_ITEMS = BLOCK_SIZE // 2
 
 cuda = None  # numba.cuda, set by load(); the kernels refer to it by this global name
 
@@ -339,7 +343,11 @@ def _dense64(out, dbase, sbase, n, dist, p, key):
 
 
 # The dense kernels, one per distribution code and (float32 outputs) store kind, closure
-# constants: Numba compiles them as constants and caches each closure under its own key.
+# constants: Numba compiles them as constants and caches each closure under its own key. Each
+# fills the runs of a plan with unit steps (n_outer runs of n contiguous elements: a whole
+# tensor is one run, a column shard of a matrix one run per row): run o on the blocks with
+# blockIdx.y = o modulo gridDim.y, its Philox blocks in a grid-stride loop along x. The run's
+# offsets come from _outer once per run, not per element as in the general kernels.
 # float64 has no separate central truncated normal (_pair64 computes it as TRUNCNORM).
 _DIST_NAMES = {UNIFORM: "uniform", NORMAL: "normal", TRUNCNORM: "truncnorm", TRUNCNORM_TAIL: "tail",
                TRUNCNORM_CENTRAL: "central"}  # fmt: skip
@@ -347,15 +355,20 @@ _KIND_SUFFIX = {STORE_SAME: "", STORE_BF16: "_bf16", STORE_F16: "_f16"}
 
 
 def _dense32_kernel(dist, kind):
-    def fill32_dense(out, dbase, sbase, n, p, key):
-        _dense32_dev(out, kind, dbase, sbase, n, dist, p, key)
+    def fill32_dense(out, desc, ndim, n_outer, sbase, dbase, n, p, key):
+        # runs along the grid's y dimension, each run's Philox blocks along x (see _dense32)
+        for o in range(cuda.blockIdx.y, n_outer, cuda.gridDim.y):
+            s, d = _outer_offsets(o, desc, ndim, sbase, dbase)
+            _dense32_dev(out, kind, d, s, n, dist, p, key)
 
     return fill32_dense
 
 
 def _dense64_kernel(dist):
-    def fill64_dense(out, dbase, sbase, n, p, key):
-        _dense64_dev(out, dbase, sbase, n, dist, p, key)
+    def fill64_dense(out, desc, ndim, n_outer, sbase, dbase, n, p, key):
+        for o in range(cuda.blockIdx.y, n_outer, cuda.gridDim.y):
+            s, d = _outer_offsets(o, desc, ndim, sbase, dbase)
+            _dense64_dev(out, d, s, n, dist, p, key)
 
     return fill64_dense
 
@@ -439,16 +452,17 @@ def signatures() -> dict:
 
     i64 = types.int64
     plan = (types.int64[::1], i64, i64, i64, i64, i64, i64, i64)  # desc .. dstep
+    runs = plan[:-2]  # desc .. n: the dense kernels' runs have unit steps
     p, key = types.UniTuple(types.float64, 8), types.UniTuple(types.uint64, 4)
     return {
         "fill32": [(out, i64, *plan, i64, p, key) for out in (types.float32[::1], types.uint16[::1])],
         "fill64": [(types.float64[::1], *plan, i64, p, key)],
         **{
-            name: [(types.uint16[::1] if name.endswith(("_bf16", "_f16")) else types.float32[::1], i64, i64, i64, p, key)]
+            name: [(types.uint16[::1] if name.endswith(("_bf16", "_f16")) else types.float32[::1], *runs, p, key)]
             for name in PY_KERNELS
             if name.startswith("fill32_dense_")
         },
-        **{name: [(types.float64[::1], i64, i64, i64, p, key)] for name in PY_KERNELS if name.startswith("fill64_dense_")},
+        **{name: [(types.float64[::1], *runs, p, key)] for name in PY_KERNELS if name.startswith("fill64_dense_")},
         "scatter": [
             (out, i64, src, *plan)
             for out, src in (
@@ -480,7 +494,7 @@ def kernels() -> dict:
 
 
 _SM_COUNT: dict[int, int] = {}
-_DUMMY_DESC: dict[int, object] = {}
+_DESCS: dict[tuple, object] = {}  # _desc's cache
 _FIXED_GEOMETRY: list = []  # set by fixed_geometry()
 _GENERAL_ONLY: list = []  # set by general_kernels_only()
 
@@ -524,17 +538,35 @@ def general_kernels_only():
         _GENERAL_ONLY.pop()
 
 
+def _max_blocks(index: int) -> int:
+    count = _SM_COUNT.get(index)
+    if count is None:
+        device = cuda.get_current_device()
+        count = _SM_COUNT[index] = int(getattr(device, "MULTIPROCESSOR_COUNT", 1))
+    return count * BLOCKS_PER_SM
+
+
 def _geometry(index: int, work: int, geometry):
     if geometry is not None:
         return geometry
     if _FIXED_GEOMETRY:
         return _FIXED_GEOMETRY[-1]
-    count = _SM_COUNT.get(index)
-    if count is None:
-        device = cuda.get_current_device()
-        count = _SM_COUNT[index] = int(getattr(device, "MULTIPROCESSOR_COUNT", 1))
-    blocks = max(1, min(-(-work // BLOCK_SIZE), count * BLOCKS_PER_SM))
+    blocks = max(1, min(-(-work // BLOCK_SIZE), _max_blocks(index)))
     return blocks, BLOCK_SIZE
+
+
+def _runs_geometry(index: int, per_run: int, n_outer: int, geometry):
+    """((blocks along x, blocks along y), threads) for the dense kernels: x covers one run's
+    ``per_run`` work items, y the runs. A fixed geometry (blocks, threads) gives blocks along
+    both (y at most n_outer)."""
+    if geometry is None and _FIXED_GEOMETRY:
+        geometry = _FIXED_GEOMETRY[-1]
+    if geometry is not None:
+        blocks, threads = geometry
+        return (blocks, max(1, min(n_outer, blocks))), threads
+    cap = _max_blocks(index)
+    x = max(1, min(-(-per_run // BLOCK_SIZE), cap))
+    return (x, max(1, min(n_outer, cap // x))), BLOCK_SIZE
 
 
 _LOW_OCCUPANCY = r"Grid size \d+ will likely result in GPU under-utilization"
@@ -550,18 +582,27 @@ def _launch(kernel, grid, stream, *args) -> None:
         kernel[grid[0], grid[1], stream](*args)
 
 
-def _plan_args(plan: cpu.FillPlan, index: int, stream):
-    ndim = len(plan.outer)
-    if ndim:
-        desc = np.array(plan.outer + plan.src_strides + plan.dst_strides, dtype=np.int64)
-        desc = cuda.to_device(desc, stream=stream)
-    else:
-        desc = _DUMMY_DESC.get(index)
-        if desc is None:
-            desc = _DUMMY_DESC[index] = cuda.to_device(np.zeros(1, np.int64))
+def _desc(index: int, values: tuple):
+    """The device copy of a plan's (outer shape, source strides, destination strides), cached
+    per GPU: a model's tensors share a few layouts, and an upload per call would cost a copy.
+    Uploaded synchronously (no stream), so a kernel on any stream may read it at once."""
+    key = (index, values)
+    desc = _DESCS.get(key)
+    if desc is None:
+        if len(_DESCS) >= 1024:
+            _DESCS.clear()
+        desc = _DESCS[key] = cuda.to_device(np.array(values or (0,), dtype=np.int64))
+    return desc
+
+
+def _plan_args(plan: cpu.FillPlan, index: int):
+    """(desc, ndim, n_outer, sbase, dbase, n, sstep, dstep) of a plan, and n_outer. A plan of
+    one run (outer dimensions of size 1, whatever their strides) passes no outer dimension."""
     n_outer = math.prod(plan.outer)
+    outer = (plan.outer, plan.src_strides, plan.dst_strides) if n_outer != 1 else ((), (), ())
+    desc = _desc(index, outer[0] + outer[1] + outer[2])
     scalars = (plan.src_base, plan.dst_base, plan.n, plan.src_step, plan.dst_step)
-    return (desc, ndim, n_outer, *(int(v) for v in scalars)), n_outer
+    return (desc, len(outer[0]), n_outer, *(int(v) for v in scalars)), n_outer
 
 
 def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: int, stream=None,
@@ -578,20 +619,18 @@ def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: i
     p = tuple(float(v) for v in np.asarray(params, dtype=np.float64))
     k = tuple(np.uint64(v) for v in np.asarray(key, dtype=np.uint64))
     wide = out.dtype == np.float64
+    tile = _TILE64 if wide else _TILE32
+    blocks = plan.src_step == 1 and plan.dst_step == 1
+    per_run = _L * ((plan.n + 2 * tile - 2) // tile)  # work items of a run, wherever it starts
     with cuda.gpus[index]:
         stream = cuda.default_stream() if stream is None else stream
-        if math.prod(plan.outer) == 1 and plan.src_step == 1 and plan.dst_step == 1 and not _GENERAL_ONLY:
-            # one contiguous run: the lean kernels
-            tile = _TILE64 if wide else _TILE32
-            start = plan.src_base - plan.src_base % tile
-            work = _L * -(-(plan.src_base + plan.n - start) // tile)
-            grid = _geometry(index, work, geometry)
-            run = (int(plan.dst_base), int(plan.src_base), int(plan.n), p, k)
-            _launch(_KERNELS[_dense_name(wide, int(dist), int(kind))], grid, stream, out, *run)
+        args, n_outer = _plan_args(plan, index)
+        if blocks and (n_outer == 1 or per_run >= DENSE_MIN_ITEMS) and not _GENERAL_ONLY:
+            # contiguous runs: the lean kernels
+            grid = _runs_geometry(index, per_run, n_outer, geometry)
+            kernel = _KERNELS[_dense_name(wide, int(dist), int(kind))]
+            _launch(kernel, grid, stream, out, *args[:-2], p, k)
             return
-        args, n_outer = _plan_args(plan, index, stream)
-        blocks = plan.src_step == 1 and plan.dst_step == 1
-        per_run = _L * ((plan.n + 2 * (_TILE64 if wide else _TILE32) - 2) // (_TILE64 if wide else _TILE32))
         work = n_outer * (per_run if blocks else plan.n)
         grid = _geometry(index, work, geometry)
         if wide:
@@ -607,7 +646,7 @@ def scatter(out, src, plan: cpu.FillPlan, *, kind: int, index: int, stream=None,
         return
     with cuda.gpus[index]:
         stream = cuda.default_stream() if stream is None else stream
-        args, n_outer = _plan_args(plan, index, stream)
+        args, n_outer = _plan_args(plan, index)
         grid = _geometry(index, n_outer * plan.n, geometry)
         _launch(_KERNELS["scatter"], grid, stream, out, int(kind), src, *args)
 

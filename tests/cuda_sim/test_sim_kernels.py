@@ -2,6 +2,7 @@
 dtype, index form, launch geometry and out= layout (see conftest.py for what the simulator
 does and does not check)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -528,3 +529,89 @@ def test_dense_out_at_an_element_offset(cuda, dtype):
     fastinit.normal((2**40, 1), index=index, out=out, **KEY)
     assert memory[11:88].tobytes() == expected
     assert np.concatenate([memory[:11], memory[88:]]).tobytes() == np.full(23, 7, storage).tobytes()
+
+
+# ---- several runs in the dense kernels (a column shard: one run per row) ------------------------
+
+# (shape, index) with unit steps and several runs: runs starting mid-tile, of two elements, a
+# 3-D tensor (two outer dimensions), runs in Philox blocks beyond 2**32, a reversed row order
+MULTI_RUNS = [
+    ((5, 300), (slice(None), slice(37, 250))),
+    ((4, 64), (slice(1, 4), slice(62, 64))),
+    ((3, 4, 150), (slice(None), slice(1, 3), slice(5, 149))),
+    ((2**20, 2**20), (slice(2**19, 2**19 + 3), slice(2**20 - 70, None))),
+    ((6, 130), (slice(None, None, -2), slice(3, 100))),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_kernels_fill_several_runs(dtype, host_bytes, monkeypatch):
+    """Plans of several contiguous runs go to the dense kernels (one run per grid row), with the
+    CPU's bytes at any geometry. DENSE_MIN_ITEMS is lowered so that the simulator's small
+    shapes take that path (on a GPU only runs of >= 128 Philox blocks do)."""
+    monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", 1)
+    names = []
+    backend.load()
+    for name, kernel in list(backend._KERNELS.items()):
+        monkeypatch.setitem(backend._KERNELS, name, _Recorded(name, kernel, names))
+    for sampler, _, dist in [SAMPLERS[i] for i in (0, 1, 3, 6)]:
+        dense = backend._dense_name(dtype == "float64", dist, backend._kind(fastinit.resolve_dtype(dtype)))
+        for shape, index in MULTI_RUNS:
+            expected = SAMPLER[sampler](shape, index=index, dtype=dtype, **KEY).tobytes()
+            for geometry in [None, (2, 3)] if sampler != "uniform" else [None, (1, 1), (2, 3), (3, 32)]:
+                names.clear()
+                with backend.fixed_geometry(*geometry) if geometry else _nothing():
+                    got = SAMPLER[sampler](shape, index=index, dtype=dtype, device="cuda", **KEY)
+                assert names == [dense], (sampler, shape, index, names)
+                assert host_bytes(got) == expected, (sampler, shape, index, geometry)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_runs_go_to_the_dense_kernels_when_long_enough(monkeypatch):
+    names = []
+    backend.load()
+    for name, kernel in list(backend._KERNELS.items()):
+        monkeypatch.setitem(backend._KERNELS, name, _Recorded(name, kernel, names))
+    long_runs = (slice(None), slice(100, 100 + 64 * backend.DENSE_MIN_ITEMS // 16))  # 128 blocks a row
+    for index, expected in [(long_runs, "fill32_dense_normal"), ((slice(None), slice(1, 9)), "fill32"),
+                            ((slice(None), slice(None, None, 2)), "fill32"), ((1, slice(1, 9)), "fill32_dense_normal")]:  # fmt: skip
+        names.clear()
+        fastinit.normal((2, 4096), index=index, device="cuda")
+        assert names == [expected], index
+
+
+def test_dense_runs_into_out_with_row_padding(cuda, host_bytes, monkeypatch):
+    """out= a column block of a wider device array (destination rows 700 apart, source rows 300
+    apart): the dense kernels write those elements only."""
+    monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", 1)
+    base = cuda.to_device(np.full((4, 700), 7, np.float32))
+    index = (slice(None), slice(20, 280))
+    fastinit.uniform((4, 300), -1.0, 1.0, index=index, out=base[:, 400:660], **KEY)
+    host = base.copy_to_host()
+    assert host[:, 400:660].tobytes() == fastinit.uniform((4, 300), -1.0, 1.0, index=index, **KEY).tobytes()
+    host[:, 400:660] = 7
+    assert (host == 7).all()
+
+
+def test_plan_layouts_are_uploaded_once_per_device(monkeypatch):
+    """A plan's outer layout is copied to the device once, then reused (a model's tensors share
+    layouts); one-run plans pass none, whatever the strides of their size-1 dimensions."""
+    backend.load()
+    monkeypatch.setattr(backend, "_DESCS", {})
+    uploads = []
+    to_device = backend.cuda.to_device
+    monkeypatch.setattr(backend.cuda, "to_device", lambda a, *args, **kw: uploads.append(a.tolist()) or to_device(a, *args, **kw))
+    plan = fastinit.backends.cpu.FillPlan(outer=(3,), src_strides=(300,), dst_strides=(260,), src_base=20,
+                                          dst_base=0, n=260, src_step=1, dst_step=1)  # fmt: skip
+    one_run = dataclasses.replace(plan, outer=(1, 1), src_strides=(5, 6), dst_strides=(7, 8))
+    for p in (plan, plan, one_run, one_run, dataclasses.replace(plan, dst_strides=(261,))):
+        args, n_outer = backend._plan_args(p, 0)
+        assert args[1] == (0 if p is one_run else 1) and n_outer == math.prod(p.outer)
+    assert uploads == [[3, 300, 260], [0], [3, 300, 261]]
