@@ -12,7 +12,8 @@ with the committed kernels'.
 
 Variants: "committed"; "uint64 Philox" (the CPU's form of the rounds, rng/philox.py
 ``philox4x32_block``); "signed indices" (stores through a signed index, as before);
-"both" (the kernels as they were).
+"both" (the Philox and store forms as they were). Then a column shard (one contiguous run per
+row) through the dense kernels against the general kernel.
 """
 
 from __future__ import annotations
@@ -116,6 +117,26 @@ def main(argv=None) -> int:
             finally:
                 backend._KERNELS.update(committed)
         print(f"| {label} | " + " | ".join(f"{t:.3f}" for t in times) + f" | {same} |")
+
+    # a column shard (tensor parallelism): one run per row, (rows x cols) of a (rows x 8 cols)
+    # tensor; the dense kernels fill one run per grid row, the general ones divide per element
+    rows = 1 << (args.size_log2 // 2)
+    cols = n // rows
+    shard = out.view(rows, cols) if hasattr(out, "is_cuda") else out.reshape(rows, cols)  # torch / Numba
+    index = (slice(None), slice(3 * cols, 4 * cols))
+    print()
+    print(f"| column shard, {rows} x {cols} of {rows} x {8 * cols}, float32 | dense runs (ms) | general kernel (ms) | same bytes |")
+    print("| --- | ---: | ---: | --- |")
+    for label, call in {
+        "uniform": lambda: fastinit.uniform((rows, 8 * cols), -1.0, 1.0, index=index, out=shard),
+        "normal": lambda: fastinit.normal((rows, 8 * cols), 0.0, 0.02, index=index, out=shard),
+    }.items():
+        dense = timer.best_ms(call)
+        reference = host()
+        with backend.general_kernels_only():
+            general = timer.best_ms(call)
+            same = host().tobytes() == reference.tobytes()
+        print(f"| {label} | {dense:.3f} | {general:.3f} | {same} |")
     return 0
 
 

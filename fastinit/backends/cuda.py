@@ -45,9 +45,11 @@ H200 (tests/test_cuda_gpu.py: 0 of 10**8 elements differ, every sampler and dtyp
 benchmarks/RESULTS.md); in CI, under numba's CUDA simulator, the kernels' index arithmetic and
 layout are checked byte for byte against the CPU backend (tests/cuda_sim/).
 
-Kernels: ``fill32`` / ``fill64`` take any plan; a single contiguous run (whole tensors, row
-ranges, contiguous ``out=``) goes to ``fill32_dense_*`` / ``fill64_dense_*``, compiled once per
-distribution, which skip the general index arithmetic (2.8 x faster on the H200).
+Kernels: ``fill32`` / ``fill64`` take any plan; plans of contiguous runs (whole tensors, row
+ranges, contiguous ``out=``: one run; column shards, ``out=`` with padded rows: one run per
+row, if the runs are not short) go to ``fill32_dense_*`` / ``fill64_dense_*``, compiled once
+per distribution and store kind, which skip the general per-element index arithmetic (one
+run: 3.0 x faster on the H200).
 
 Streams: a kernel writing a new FastArray runs on Numba's default stream (the legacy default
 stream) and records an event that ``FastArray.__dlpack__`` makes the consumer's stream wait
