@@ -557,6 +557,9 @@ def _geometry(index: int, work: int, geometry):
     return blocks, BLOCK_SIZE
 
 
+_MAX_GRID_Y = 65535  # CUDA's limit on gridDim.y (x goes to 2**31 - 1)
+
+
 def _runs_geometry(index: int, per_run: int, n_outer: int, geometry):
     """((blocks along x, blocks along y), threads) for the dense kernels: x covers one run's
     ``per_run`` work items, y the runs. A fixed geometry (blocks, threads) gives blocks along
@@ -565,10 +568,10 @@ def _runs_geometry(index: int, per_run: int, n_outer: int, geometry):
         geometry = _FIXED_GEOMETRY[-1]
     if geometry is not None:
         blocks, threads = geometry
-        return (blocks, max(1, min(n_outer, blocks))), threads
+        return (blocks, max(1, min(n_outer, blocks, _MAX_GRID_Y))), threads
     cap = _max_blocks(index)
     x = max(1, min(-(-per_run // BLOCK_SIZE), cap))
-    return (x, max(1, min(n_outer, cap // x))), BLOCK_SIZE
+    return (x, max(1, min(n_outer, cap // x, _MAX_GRID_Y))), BLOCK_SIZE
 
 
 _LOW_OCCUPANCY = r"Grid size \d+ will likely result in GPU under-utilization"
