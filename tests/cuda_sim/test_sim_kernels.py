@@ -615,3 +615,13 @@ def test_plan_layouts_are_uploaded_once_per_device(monkeypatch):
         args, n_outer = backend._plan_args(p, 0)
         assert args[1] == (0 if p is one_run else 1) and n_outer == math.prod(p.outer)
     assert uploads == [[3, 300, 260], [0], [3, 300, 261]]
+
+
+def test_runs_geometry_respects_cudas_grid_limits():
+    backend.load()
+    for geometry in (None, (100_000, 32), (3, 7)):
+        (x, y), threads = backend._runs_geometry(0, 10**6, 10**7, geometry)
+        assert 1 <= y <= 65535 and x >= 1 and threads >= 1, (geometry, x, y)
+    (x, y), _ = backend._runs_geometry(0, 16, 5, None)  # a few short runs: one block per run
+    assert (x, y) == (1, 5)
+    assert backend._runs_geometry(0, 16, 5, (4, 32)) == ((4, 4), 32)
