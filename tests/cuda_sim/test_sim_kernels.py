@@ -477,10 +477,10 @@ def _recorded_fills(monkeypatch, call, dtype):
 
 
 # (src_base, n): a tile is 64 float32 values (32 float64); runs shorter than a tile, ending
-# exactly on a tile edge, one past it, one element short of a lane's last slot (0, 50), at
-# Philox blocks beyond 2**32 and near 2**60
+# exactly on a tile edge, one past it, one element short of a lane's last slot (0, 50), one
+# short of a whole tile (0, 63), (1, 126), at Philox blocks beyond 2**32 and near 2**60
 DENSE_RUNS = [(0, 1), (63, 1), (1, 63), (17, 47), (17, 48), (31, 33), (32, 32), (64, 65), (0, 50), (7, 107),
-              (2**34 + 61, 3), (2**60 + 40, 24)]  # fmt: skip
+              (0, 63), (1, 126), (2**34 + 61, 3), (2**60 + 40, 24)]  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
