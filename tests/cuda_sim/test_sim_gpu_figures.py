@@ -84,11 +84,17 @@ def test_kernel_variants_are_other_kernels():
     cuda = backend.load()
     name = "fill32_dense_uniform"
     committed = variants.variant_kernels(backend, cuda, "committed", [name])[name]
-    both = variants.variant_kernels(backend, cuda, "both", [name])[name]
-    assert committed is backend.kernels()[name] and both is not committed
-    dense_globals = both.py_func.__globals__["_dense32_dev"].py_func.__globals__
-    assert dense_globals["_store_dev"].py_func.__name__ == "_store_signed"
-    assert dense_globals["_block_words_dev"].py_func.__name__ == "_block_words_u64"
+    old = variants.variant_kernels(backend, cuda, "as timed on the H200", [name])[name]
+    assert committed is backend.kernels()[name] and old is not committed
+    dense = old.py_func.__globals__["_dense32_dev"].py_func
+    assert dense.__name__ == "_dense32_one_loop"
+    assert dense.__globals__["_store_dev"].py_func.__name__ == "_store_signed"
+    assert dense.__globals__["_block_words_dev"].py_func.__name__ == "_block_words_u64"
+    ablation = variants.variant_kernels(backend, cuda, "uint64 Philox", [name])[name]
+    dense = ablation.py_func.__globals__["_dense32_dev"].py_func
+    assert dense is not backend._dense32 and dense.__code__ is backend._dense32.__code__
+    assert dense.__globals__["_block_words_dev"].py_func.__name__ == "_block_words_u64"
+    assert dense.__globals__["_store_dev"] is backend._store_dev
 
 
 def test_host_profile_runs(capsys):
