@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     plan = backend.cpu.FillPlan(outer=(), src_strides=(), dst_strides=(), src_base=0, dst_base=0, n=n,
                                 src_step=1, dst_step=1)  # fmt: skip
     with cuda.gpus[0]:
-        run = backend._plan_args(plan, 0)[0][:-2]  # (desc, ndim, n_outer, sbase, dbase, n)
+        run = backend._plan_args(plan, 0, stream)[0][:-2]  # (desc, ndim, n_outer, sbase, dbase, n)
     pieces = {
         "with cuda.gpus[0]: pass": lambda: cuda.gpus[0].__enter__() or cuda.gpus[0].__exit__(None, None, None),
         "cuda.default_stream()": cuda.default_stream,
@@ -102,7 +102,11 @@ def main(argv=None) -> int:
         ),
     }
     if t is not None:
-        pieces["dlpack.device_view(torch tensor)"] = lambda: dlpack.device_view(t).__enter__()
+        def device_view():
+            with dlpack.device_view(t):
+                pass
+
+        pieces["dlpack.device_view(torch tensor)"] = device_view
 
         def out_view():
             with backend.writable_out(t):

@@ -3,7 +3,8 @@
 What the simulator cannot show: the GPU's own arithmetic giving the CPU's bytes at scale,
 torch / CuPy / JAX taking the arrays zero-copy, out= on real CUDA tensors on their streams,
 cuSOLVER's orthogonal. CI has no GPU; these passed (31 of 31)
-on an NVIDIA H200 on 2026-12-04 through benchmarks/gpu_session.sh.
+on an NVIDIA H200 on 2026-12-04 through benchmarks/gpu_session.sh, before the dense kernels
+took several runs and Philox its uint32 form (test_column_shards_... is newer: not yet run).
 """
 
 import math
@@ -64,6 +65,43 @@ def test_launch_geometry_on_the_gpu():
     for geometry in [(1, 32), (7, 96), (1024, 384), (132, 256)]:
         with backend.fixed_geometry(*geometry):
             assert fastinit.normal(1 << 20, seed=1, name="g", device="cuda").tobytes() == expected
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+def test_column_shards_and_runs_near_2_60_on_the_gpu(dtype):
+    """Plans of several contiguous runs (a column shard: one run per row) in the dense kernels,
+    and single runs whose Philox blocks sit near 2**60, give the CPU's bytes at several
+    geometries; out= a column block of a wider array (rows 1000 apart) writes those elements
+    only."""
+    from fastinit.backends import cuda as backend
+
+    cases = [
+        ((3000, 8 * 700), (slice(None), slice(3 * 700, 4 * 700))),  # 700 values a row, mid-tile
+        ((4, 2**40), (slice(1, 3), slice(2**20 + 5, 2**20 + 5 + 3000))),
+        ((2**62,), (slice(2**62 - 5000, 2**62 - 13),)),
+    ]
+    for shape, index in cases:
+        expected = fastinit.uniform(shape, -1.0, 1.0, index=index, seed=9, dtype=dtype).tobytes()
+        for geometry in [None, (3, 64), (1, 32)]:
+            with backend.fixed_geometry(*geometry) if geometry else _nothing():
+                got = fastinit.uniform(shape, -1.0, 1.0, index=index, seed=9, dtype=dtype, device="cuda")
+            assert got.tobytes() == expected, (shape, index, geometry)
+    from numba import cuda
+
+    base = cuda.to_device(np.full((3000, 1000), 7, np.float32))
+    fastinit.normal((3000, 8 * 700), index=cases[0][1], seed=9, out=base[:, 200:900])
+    host = base.copy_to_host()
+    assert host[:, 200:900].tobytes() == fastinit.normal((3000, 8 * 700), index=cases[0][1], seed=9).tobytes()
+    host[:, 200:900] = 7
+    assert (host == 7).all()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 # ---- torch ------------------------------------------------------------------------------------

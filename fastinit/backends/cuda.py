@@ -520,14 +520,15 @@ def kernels() -> dict:
 
 
 _SM_COUNT: dict[int, int] = {}
-_DESCS: dict[tuple, object] = {}  # _desc's cache
+_DESCS: dict[tuple, tuple] = {}  # _desc's cache: (index, layout) -> (context, device array)
 _FIXED_GEOMETRY: list = []  # set by fixed_geometry()
 _GENERAL_ONLY: list = []  # set by general_kernels_only()
 
 
 @contextlib.contextmanager
 def fixed_geometry(blocks: int, threads: int):
-    """Launch every kernel of this backend with ``blocks`` x ``threads`` inside the block.
+    """Launch every kernel of this backend with ``blocks`` blocks of ``threads`` threads (the
+    dense kernels' 2-D grids: ``blocks`` along x and up to ``blocks`` along y, one per run).
 
     For tests and benchmarks: the values never depend on the launch geometry (each work item
     is one Philox block, taken in a grid-stride loop), which tests/cuda_sim checks with it::
@@ -611,25 +612,30 @@ def _launch(kernel, grid, stream, *args) -> None:
         kernel[grid[0], grid[1], stream](*args)
 
 
-def _desc(index: int, values: tuple):
+def _desc(index: int, values: tuple, stream):
     """The device copy of a plan's (outer shape, source strides, destination strides), cached
-    per GPU: a model's tensors share a few layouts, and an upload per call would cost a copy.
-    Uploaded synchronously (no stream), so a kernel on any stream may read it at once."""
+    per GPU context: a model's tensors share a few layouts, and an upload per call would cost a
+    copy. On a miss the copy runs on ``stream`` and is waited for: a copy from pageable host
+    memory may return before the data reaches the GPU, and later kernels on other streams read
+    the cached copy. Entries of a destroyed context (``numba.cuda.close()``) are not reused."""
+    context = None if is_simulator() else cuda.current_context()  # (the simulator's are not kept)
     key = (index, values)
-    desc = _DESCS.get(key)
-    if desc is None:
+    entry = _DESCS.get(key)
+    if entry is None or entry[0] is not context:
         if len(_DESCS) >= 1024:
             _DESCS.clear()
-        desc = _DESCS[key] = cuda.to_device(np.array(values or (0,), dtype=np.int64))
-    return desc
+        desc = cuda.to_device(np.array(values or (0,), dtype=np.int64), stream=stream)
+        stream.synchronize()
+        entry = _DESCS[key] = (context, desc)
+    return entry[1]
 
 
-def _plan_args(plan: cpu.FillPlan, index: int):
+def _plan_args(plan: cpu.FillPlan, index: int, stream):
     """(desc, ndim, n_outer, sbase, dbase, n, sstep, dstep) of a plan, and n_outer. A plan of
     one run (outer dimensions of size 1, whatever their strides) passes no outer dimension."""
     n_outer = math.prod(plan.outer)
     outer = (plan.outer, plan.src_strides, plan.dst_strides) if n_outer != 1 else ((), (), ())
-    desc = _desc(index, outer[0] + outer[1] + outer[2])
+    desc = _desc(index, outer[0] + outer[1] + outer[2], stream)
     scalars = (plan.src_base, plan.dst_base, plan.n, plan.src_step, plan.dst_step)
     return (desc, len(outer[0]), n_outer, *(int(v) for v in scalars)), n_outer
 
@@ -639,8 +645,8 @@ def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: i
     """Fill the flat device storage ``out`` (1-D: float32 or float64, or uint16 for kind
     STORE_BF16 / STORE_F16) following ``plan``, on ``stream`` (None: the default stream).
 
-    ``geometry=(blocks, threads)`` overrides the launch configuration (the values never
-    depend on it).
+    ``geometry=(blocks, threads)`` overrides the launch configuration as ``fixed_geometry``
+    does (the values never depend on it).
     """
     load()
     if plan.size == 0:
@@ -653,7 +659,7 @@ def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: i
     per_run = _L * ((plan.n + 2 * tile - 2) // tile)  # work items of a run, wherever it starts
     with cuda.gpus[index]:
         stream = cuda.default_stream() if stream is None else stream
-        args, n_outer = _plan_args(plan, index)
+        args, n_outer = _plan_args(plan, index, stream)
         if blocks and (n_outer == 1 or per_run >= DENSE_MIN_ITEMS) and not _GENERAL_ONLY:
             # contiguous runs: the lean kernels
             grid = _runs_geometry(index, per_run, n_outer, geometry)
@@ -675,7 +681,7 @@ def scatter(out, src, plan: cpu.FillPlan, *, kind: int, index: int, stream=None,
         return
     with cuda.gpus[index]:
         stream = cuda.default_stream() if stream is None else stream
-        args, n_outer = _plan_args(plan, index)
+        args, n_outer = _plan_args(plan, index, stream)
         grid = _geometry(index, n_outer * plan.n, geometry)
         _launch(_KERNELS["scatter"], grid, stream, out, int(kind), src, *args)
 

@@ -66,9 +66,13 @@ def _load(name):
     return module
 
 
-def test_kernel_variants_runs_and_compares_bytes(capsys):
+def test_kernel_variants_runs_and_compares_bytes(capsys, monkeypatch):
     """benchmarks/gpu_kernel_variants.py: every variant rebuilt, run through the public API and
-    compared with the committed kernels' bytes (the column a GPU session reads first)."""
+    compared with the committed kernels' bytes (the column a GPU session reads first). Short
+    runs are let into the dense kernels, so the column shard's tiny rows take them here too."""
+    from fastinit.backends import cuda as backend
+
+    monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", 1)
     variants = _load("gpu_kernel_variants")
     assert variants.main(["--size-log2", "7", "--repeats", "1", "--calls", "1"]) == 0
     table = capsys.readouterr().out
@@ -102,3 +106,56 @@ def test_host_profile_runs(capsys):
     assert profile.main(["--calls", "2", "--size", "64", "--top", "5"]) == 0
     out = capsys.readouterr().out
     assert "| fastinit.uniform, out=FastArray |" in out and "bare launch" in out and "tottime" in out
+
+
+class _WritesNothing:
+    """Stands in for a compiled kernel: ``kernel[grid, block, stream](*args)`` does nothing."""
+
+    def __getitem__(self, launch):
+        return lambda *args: None
+
+
+def _sampler_rows(table: str):
+    return [line for line in table.splitlines() if line.startswith(("| uniform", "| normal", "| truncated"))]
+
+
+def test_kernel_variants_bytes_check_catches_a_kernel_that_writes_nothing(monkeypatch, capsys):
+    """Every variant but "committed" replaced by a kernel that writes nothing: the bytes check
+    must say so (out is poisoned with NaN before each compared call). (Found in review.)"""
+    variants = _load("gpu_kernel_variants")
+    committed = variants.variant_kernels
+
+    def broken(backend, cuda, variant, names):
+        if variant == variants.VARIANTS[0]:
+            return committed(backend, cuda, variant, names)
+        return {name: _WritesNothing() for name in names}
+
+    monkeypatch.setattr(variants, "variant_kernels", broken)
+    assert variants.main(["--size-log2", "7", "--repeats", "1", "--calls", "1"]) == 0
+    rows = _sampler_rows(capsys.readouterr().out.split("column shard")[0])
+    assert len(rows) == 3 and all(line.endswith("| False |") for line in rows), rows
+
+
+def test_column_shard_bytes_check_catches_a_general_kernel_that_writes_nothing(monkeypatch, capsys):
+    from fastinit.backends import cuda as backend
+
+    variants = _load("gpu_kernel_variants")
+    backend.load()
+    monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", 1)
+    general_only = backend.general_kernels_only
+
+    class GeneralWritesNothing:
+        def __enter__(self):
+            self._context = general_only()
+            self._context.__enter__()
+            self._saved = dict(backend._KERNELS)
+            backend._KERNELS.update(fill32=_WritesNothing(), fill64=_WritesNothing())
+
+        def __exit__(self, *exc):
+            backend._KERNELS.update(self._saved)
+            return self._context.__exit__(*exc)
+
+    monkeypatch.setattr(backend, "general_kernels_only", GeneralWritesNothing)
+    assert variants.main(["--size-log2", "7", "--repeats", "1", "--calls", "1"]) == 0
+    rows = _sampler_rows(capsys.readouterr().out.split("column shard")[1])
+    assert len(rows) == 2 and all(line.endswith("| False |") for line in rows), rows

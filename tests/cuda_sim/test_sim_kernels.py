@@ -601,8 +601,9 @@ def test_dense_runs_into_out_with_row_padding(cuda, host_bytes, monkeypatch):
 
 
 def test_plan_layouts_are_uploaded_once_per_device(monkeypatch):
-    """A plan's outer layout is copied to the device once, then reused (a model's tensors share
-    layouts); one-run plans pass none, whatever the strides of their size-1 dimensions."""
+    """A plan's outer layout is copied to the device once (on the launch stream, waited for),
+    then reused (a model's tensors share layouts); one-run plans pass none, whatever the
+    strides of their size-1 dimensions."""
     backend.load()
     monkeypatch.setattr(backend, "_DESCS", {})
     uploads = []
@@ -612,9 +613,25 @@ def test_plan_layouts_are_uploaded_once_per_device(monkeypatch):
                                           dst_base=0, n=260, src_step=1, dst_step=1)  # fmt: skip
     one_run = dataclasses.replace(plan, outer=(1, 1), src_strides=(5, 6), dst_strides=(7, 8))
     for p in (plan, plan, one_run, one_run, dataclasses.replace(plan, dst_strides=(261,))):
-        args, n_outer = backend._plan_args(p, 0)
+        args, n_outer = backend._plan_args(p, 0, backend.cuda.default_stream())
         assert args[1] == (0 if p is one_run else 1) and n_outer == math.prod(p.outer)
     assert uploads == [[3, 300, 260], [0], [3, 300, 261]]
+
+
+def test_plan_layouts_of_a_destroyed_context_are_uploaded_again(monkeypatch):
+    """A cached layout belongs to the GPU context it was uploaded in: after numba.cuda.close()
+    (a new context) it is uploaded again, not read from freed memory. (Found in review.)"""
+    backend.load()
+    monkeypatch.setattr(backend, "_DESCS", {})
+    monkeypatch.setattr(backend, "is_simulator", lambda: False)  # the simulator keeps no contexts
+    contexts = [object()]
+    monkeypatch.setattr(backend.cuda, "current_context", lambda: contexts[-1])
+    stream = backend.cuda.default_stream()
+    first = backend._desc(0, (3, 300, 260), stream)
+    assert backend._desc(0, (3, 300, 260), stream) is first
+    contexts.append(object())  # close() and a new context
+    again = backend._desc(0, (3, 300, 260), stream)
+    assert again is not first and again.copy_to_host().tolist() == [3, 300, 260]
 
 
 def test_runs_geometry_respects_cudas_grid_limits():
@@ -625,3 +642,19 @@ def test_runs_geometry_respects_cudas_grid_limits():
     (x, y), _ = backend._runs_geometry(0, 16, 5, None)  # a few short runs: one block per run
     assert (x, y) == (1, 5)
     assert backend._runs_geometry(0, 16, 5, (4, 32)) == ((4, 4), 32)
+
+
+def test_plan_layouts_are_uploaded_on_the_launch_stream_and_waited_for(monkeypatch):
+    backend.load()
+    monkeypatch.setattr(backend, "_DESCS", {})
+    events = []
+
+    class Stream:
+        def synchronize(self):
+            events.append("synchronize")
+
+    stream = Stream()
+    monkeypatch.setattr(backend.cuda, "to_device", lambda a, stream=None: events.append(("copy", stream)) or a)
+    backend._desc(0, (2, 5, 7), stream)
+    backend._desc(0, (2, 5, 7), stream)  # cached: neither copied nor waited for
+    assert events == [("copy", stream), "synchronize"]
