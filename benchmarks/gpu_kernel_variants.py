@@ -94,6 +94,9 @@ def variant_kernels(backend, cuda, variant: str, names):
         replace["_block_words_dev"] = cuda.jit(device=True)(_rebuilt(_block_words_u64))
     if variant == "signed indices" or old:
         replace["_store_dev"] = cuda.jit(device=True)(_rebuilt(_store_signed))
+    if not old:  # the committed loops take their values from _tile_values32
+        values = _rebuilt(backend._tile_values32, **replace)
+        replace["_tile_values32_dev"] = cuda.jit(device=True)(values)
     body = _dense32_one_loop if old else backend._dense32
     dense = cuda.jit(device=True)(_rebuilt(body, **{**vars(backend), **replace}))
     return {name: cuda.jit(_rebuilt(backend.PY_KERNELS[name], _dense32_dev=dense)) for name in names}

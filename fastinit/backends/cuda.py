@@ -309,6 +309,23 @@ def _whole_tiles(sbase, n, tile):
     return t0 * _L, e0, first, last, tiles
 
 
+def _tile_values32(b0, e0, item, dist, p, key):
+    """(e, x0, x1, x2, x3): work item ``item`` of a dense run, the Philox block b0 + item:
+    the run's offset e of its slot-0 element and its four float32 values (slots 0..3, 16
+    elements apart)."""
+    w0, w1, w2, w3 = _block_words_dev(uint64(b0 + item), key)
+    x0, x1 = _pair32(w0, w1, dist, p, -1)
+    x2, x3 = _pair32(w2, w3, dist, p, -1)
+    return e0 + (item >> 4) * _TILE32 + (item & 15), x0, x1, x2, x3  # (_L = 16 lanes)
+
+
+def _tile_values64(b0, e0, item, dist, p, key):
+    """_tile_values32 for float64: (e, x0, x1), slots 0 and 1."""
+    w0, w1, w2, w3 = _block_words_dev(uint64(b0 + item), key)
+    x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, -1)
+    return e0 + (item >> 4) * _TILE64 + (item & 15), x0, x1
+
+
 def _dense32(out, kind, dbase, sbase, n, dist, p, key):
     """The common case, lean: ``out[dbase + e]`` = element ``sbase + e`` for e in [0, n) (a
     whole tensor, a run of rows, a contiguous ``out=``). Work item ``item`` is the Philox block
@@ -324,10 +341,7 @@ def _dense32(out, kind, dbase, sbase, n, dist, p, key):
     b0, e0, first, last, tiles = _whole_tiles_dev(sbase, n, _TILE32)
     start, step = cuda.grid(1), cuda.gridsize(1)
     for item in range(first * _L + start, last * _L, step):
-        w0, w1, w2, w3 = _block_words_dev(uint64(b0 + item), key)
-        x0, x1 = _pair32(w0, w1, dist, p, -1)
-        x2, x3 = _pair32(w2, w3, dist, p, -1)
-        e = e0 + (item >> 4) * _TILE32 + (item & 15)  # (_L = 16 lanes)
+        e, x0, x1, x2, x3 = _tile_values32_dev(b0, e0, item, dist, p, key)
         _store_dev(out, kind, dbase + e, x0)
         _store_dev(out, kind, dbase + e + _L, x1)
         _store_dev(out, kind, dbase + e + 2 * _L, x2)
@@ -335,10 +349,7 @@ def _dense32(out, kind, dbase, sbase, n, dist, p, key):
     partial = first * _L  # the items of the partial tiles: [0, partial) and [last * _L, tiles * _L)
     for edge in range(start, partial + (tiles - last) * _L, step):
         item = edge if edge < partial else edge - partial + last * _L
-        w0, w1, w2, w3 = _block_words_dev(uint64(b0 + item), key)
-        x0, x1 = _pair32(w0, w1, dist, p, -1)
-        x2, x3 = _pair32(w2, w3, dist, p, -1)
-        e = e0 + (item >> 4) * _TILE32 + (item & 15)
+        e, x0, x1, x2, x3 = _tile_values32_dev(b0, e0, item, dist, p, key)
         for k in range(4):
             if 0 <= e + k * _L < n:
                 x = x0 if k == 0 else x1 if k == 1 else x2 if k == 2 else x3
@@ -350,17 +361,13 @@ def _dense64(out, dbase, sbase, n, dist, p, key):
     b0, e0, first, last, tiles = _whole_tiles_dev(sbase, n, _TILE64)
     start, step = cuda.grid(1), cuda.gridsize(1)
     for item in range(first * _L + start, last * _L, step):
-        w0, w1, w2, w3 = _block_words_dev(uint64(b0 + item), key)
-        x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, -1)
-        e = e0 + (item >> 4) * _TILE64 + (item & 15)
+        e, x0, x1 = _tile_values64_dev(b0, e0, item, dist, p, key)
         out[uint64(dbase + e)] = x0  # (unsigned indices: see _store)
         out[uint64(dbase + e + _L)] = x1
     partial = first * _L
     for edge in range(start, partial + (tiles - last) * _L, step):
         item = edge if edge < partial else edge - partial + last * _L
-        w0, w1, w2, w3 = _block_words_dev(uint64(b0 + item), key)
-        x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, -1)
-        e = e0 + (item >> 4) * _TILE64 + (item & 15)
+        e, x0, x1 = _tile_values64_dev(b0, e0, item, dist, p, key)
         if 0 <= e < n:
             out[uint64(dbase + e)] = x0
         if 0 <= e + _L < n:
@@ -415,6 +422,7 @@ def _scatter(out, kind, src, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep)
 
 
 _outer_offsets = _whole_tiles_dev = None  # the device functions made from _outer, _whole_tiles
+_tile_values32_dev = _tile_values64_dev = None  # ... and from _tile_values32 / _tile_values64
 _store_dev = None  # ... and from _store
 _block_words_dev = _philox_dev = None  # ... from _block_words and rng/philox.py's uint32 rounds
 _libdevice = None  # numba.cuda.libdevice (not in the simulator)
@@ -444,7 +452,7 @@ def load(context: str = "device='cuda'"):
 def _bind(module) -> None:
     """Point the kernels' globals at ``module`` (numba.cuda): also used to compile them to
     PTX on a machine without a GPU (tests/test_cuda_ptx.py)."""
-    global cuda, _outer_offsets, _whole_tiles_dev, _store_dev, _dense32_dev, _dense64_dev, _block_words_dev, _philox_dev
+    global cuda, _outer_offsets, _whole_tiles_dev, _tile_values32_dev, _tile_values64_dev, _store_dev, _dense32_dev, _dense64_dev, _block_words_dev, _philox_dev
     global _libdevice
     cuda = module
     if is_simulator():
@@ -459,6 +467,8 @@ def _bind(module) -> None:
     _block_words_dev = module.jit(device=True)(_block_words)
     _outer_offsets = module.jit(device=True)(_outer)
     _whole_tiles_dev = module.jit(device=True)(_whole_tiles)
+    _tile_values32_dev = module.jit(device=True)(_tile_values32)
+    _tile_values64_dev = module.jit(device=True)(_tile_values64)
     _store_dev = module.jit(device=True)(_store)
     _dense32_dev = module.jit(device=True)(_dense32)
     _dense64_dev = module.jit(device=True)(_dense64)

@@ -97,7 +97,8 @@ def test_kernel_variants_are_other_kernels():
     ablation = variants.variant_kernels(backend, cuda, "uint64 Philox", [name])[name]
     dense = ablation.py_func.__globals__["_dense32_dev"].py_func
     assert dense is not backend._dense32 and dense.__code__ is backend._dense32.__code__
-    assert dense.__globals__["_block_words_dev"].py_func.__name__ == "_block_words_u64"
+    values = dense.__globals__["_tile_values32_dev"].py_func
+    assert values.__globals__["_block_words_dev"].py_func.__name__ == "_block_words_u64"
     assert dense.__globals__["_store_dev"] is backend._store_dev
 
 
