@@ -658,3 +658,42 @@ def test_plan_layouts_are_uploaded_on_the_launch_stream_and_waited_for(monkeypat
     backend._desc(0, (2, 5, 7), stream)
     backend._desc(0, (2, 5, 7), stream)  # cached: neither copied nor waited for
     assert events == [("copy", stream), "synchronize"]
+
+
+def _random_case(rng):
+    """A random (shape, index) of 1-3 dimensions: mostly unit-step slices (runs of rows, column
+    blocks), some steps of 2, 3 or negative, some ints, a last dimension far beyond 2**32
+    elements at times (only the selected elements are generated), rarely empty."""
+    ndim = int(rng.integers(1, 4))
+    shape, index = [], []
+    for d in range(ndim):
+        last = d == ndim - 1
+        n = int(rng.choice([5, 70, 300, 2**34 + 3])) if last else int(rng.integers(1, 7))
+        shape.append(n)
+        if rng.random() < (0.05 if last else 0.15):
+            index.append(int(rng.integers(-min(n, 10), min(n, 10))) if n > 1 else 0)
+            continue
+        step = int(rng.choice([1, 1, 1, 1, 1, 2, 3, -1, -2]))
+        length = 0 if rng.random() < 0.05 else int(rng.integers(1, min(n, 250) + 1))
+        start = int(rng.integers(0, n - length + 1)) if n < 2**31 else n - length - int(rng.integers(0, 50))
+        stop = start + length
+        index.append(slice(start, stop, step) if step > 0 else slice(stop - 1, start - 1 if start else None, step))
+    return tuple(shape), tuple(index)
+
+
+@pytest.mark.parametrize("dense_min_items", [1, None])
+def test_random_plans_match_the_cpu(dense_min_items, host_bytes, monkeypatch):
+    """60 random (shape, index, dtype, sampler, geometry) cases per routing threshold (seed
+    20261204): the CUDA kernels give the CPU's bytes."""
+    if dense_min_items is not None:
+        monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", dense_min_items)
+    rng = np.random.default_rng(20261204 + (dense_min_items or 0))
+    for _ in range(60):
+        shape, index = _random_case(rng)
+        dtype = DTYPES[int(rng.integers(len(DTYPES)))]
+        sampler = SAMPLER_IDS[int(rng.integers(len(SAMPLER_IDS)))]
+        geometry = [None, (1, 1), (2, 3), (3, 32)][int(rng.integers(4))]
+        expected = SAMPLER[sampler](shape, index=index, dtype=dtype, **KEY).tobytes()
+        with backend.fixed_geometry(*geometry) if geometry else _nothing():
+            got = SAMPLER[sampler](shape, index=index, dtype=dtype, device="cuda", **KEY)
+        assert host_bytes(got) == expected, (shape, index, dtype, sampler, geometry)
