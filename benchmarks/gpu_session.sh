@@ -61,7 +61,7 @@ for name, kernel in backend.kernels().items():
 PY
 
 stage "kernel variants (A/B of the SASS reductions)"
-timeout "${VARIANTS_S:-150}" python3 benchmarks/gpu_kernel_variants.py 2>&1 | tee "$OUT/variants.txt"
+timeout "${VARIANTS_S:-240}" python3 benchmarks/gpu_kernel_variants.py 2>&1 | tee "$OUT/variants.txt"
 
 stage "host path"
 timeout "${HOST_S:-90}" python3 benchmarks/gpu_host_profile.py 2>&1 | tee "$OUT/host.txt"
