@@ -339,3 +339,8 @@ def test_gpu_form_runs_as_python_on_numpy_scalars():
         got = [int(w) for w in block(*c, *k, 10)]
     ref = fastinit.philox4x32(np.array(c, np.uint32), np.array(k, np.uint32), 10)
     assert got == ref.tolist()
+
+
+def test_gpu_form_needs_a_product_function():
+    with pytest.raises(TypeError, match="mul_hi_lo must be a function"):
+        philox4x32_rounds_u32(0xD2511F53)

@@ -24,8 +24,9 @@ Values: ``_pair32`` / ``_pair64`` compute a pair of values of a block with the v
 the CPU kernels call (distributions/*, through backends/cpu.py's per-value helpers), so both
 targets run the same operations in the same order. The Philox words come from rng/philox.py's
 uint32 form of the rounds (``philox4x32_rounds_u32`` with libdevice's umulhi: 4 SASS per round,
-where the CPU's uint64 form compiles to 6 here), the same words by definition; stores index
-with uint64 (a signed index costs each store Numba's wrap-around check and its own address). Every intended multiply-add is an explicit
+where the CPU's uint64 form compiles to 6 here), the same words by definition; every store goes
+through ``_store``, which indexes with uint64 (a signed index costs each store Numba's
+wrap-around check and its own address). Every intended multiply-add is an explicit
 ``fma`` (llvm.fma -> ``fma.rn``), division and square root are IEEE (``div.rn``, ``sqrt.rn``:
 NVVM's defaults prec-div=1, prec-sqrt=1, ftz=0, since the kernels are compiled without
 fastmath), and the kernels are compiled without LTO, so the PTX that tests/test_cuda_ptx.py
@@ -278,7 +279,7 @@ def _fill64(out, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, ke
                 e = r
                 ok = only == h
             if ok:
-                out[uint64(d + e * dstep)] = x1 if h else x0
+                _store_dev(out, STORE_SAME, d + e * dstep, x1 if h else x0)
 
 
 def _store(out, kind, i, x):
@@ -322,7 +323,7 @@ def _tile_values32(b0, e0, item, dist, p, key):
 def _tile_values64(b0, e0, item, dist, p, key):
     """_tile_values32 for float64: (e, x0, x1), slots 0 and 1."""
     w0, w1, w2, w3 = _block_words_dev(uint64(b0 + item), key)
-    x0, x1 = _pair64(uint64(w0), uint64(w1), uint64(w2), uint64(w3), dist, p, -1)
+    x0, x1 = _pair64(w0, w1, w2, w3, dist, p, -1)
     return e0 + (item >> 4) * _TILE64 + (item & 15), x0, x1
 
 
@@ -362,16 +363,16 @@ def _dense64(out, dbase, sbase, n, dist, p, key):
     start, step = cuda.grid(1), cuda.gridsize(1)
     for item in range(first * _L + start, last * _L, step):
         e, x0, x1 = _tile_values64_dev(b0, e0, item, dist, p, key)
-        out[uint64(dbase + e)] = x0  # (unsigned indices: see _store)
-        out[uint64(dbase + e + _L)] = x1
+        _store_dev(out, STORE_SAME, dbase + e, x0)
+        _store_dev(out, STORE_SAME, dbase + e + _L, x1)
     partial = first * _L
     for edge in range(start, partial + (tiles - last) * _L, step):
         item = edge if edge < partial else edge - partial + last * _L
         e, x0, x1 = _tile_values64_dev(b0, e0, item, dist, p, key)
         if 0 <= e < n:
-            out[uint64(dbase + e)] = x0
+            _store_dev(out, STORE_SAME, dbase + e, x0)
         if 0 <= e + _L < n:
-            out[uint64(dbase + e + _L)] = x1
+            _store_dev(out, STORE_SAME, dbase + e + _L, x1)
 
 
 # The dense kernels, one per distribution code and (float32 outputs) store kind, closure
@@ -452,8 +453,8 @@ def load(context: str = "device='cuda'"):
 def _bind(module) -> None:
     """Point the kernels' globals at ``module`` (numba.cuda): also used to compile them to
     PTX on a machine without a GPU (tests/test_cuda_ptx.py)."""
-    global cuda, _outer_offsets, _whole_tiles_dev, _tile_values32_dev, _tile_values64_dev, _store_dev, _dense32_dev, _dense64_dev, _block_words_dev, _philox_dev
-    global _libdevice
+    global cuda, _libdevice, _philox_dev, _block_words_dev, _outer_offsets, _whole_tiles_dev, _store_dev
+    global _tile_values32_dev, _tile_values64_dev, _dense32_dev, _dense64_dev
     cuda = module
     if is_simulator():
         # the simulator runs device functions as Python: the rounds run compiled for the CPU,

@@ -36,7 +36,16 @@ from numba import uint32, uint64
 
 from .._jit import pure
 
-__all__ = ["philox4x32", "philox4x32_block", "philox4x32_rounds_u32", "mul_hi_lo_u64", "PHILOX_M0", "PHILOX_M1", "PHILOX_W0", "PHILOX_W1"]
+__all__ = [
+    "philox4x32",
+    "philox4x32_block",
+    "philox4x32_rounds_u32",
+    "mul_hi_lo_u64",
+    "PHILOX_M0",
+    "PHILOX_M1",
+    "PHILOX_W0",
+    "PHILOX_W1",
+]
 
 # Multipliers and Weyl key increments (Random123, philox.h: PHILOX_M4x32_0/1, PHILOX_W32_0/1;
 # W0 is the golden ratio and W1 sqrt(3)-1, as 32-bit fractions).
@@ -77,7 +86,11 @@ def philox4x32_block(c0, c1, c2, c3, k0, k1, rounds):
 @pure
 def mul_hi_lo_u64(a, b):
     """(high, low) uint32 halves of the product of the uint32 values a and b, through a uint64
-    product: the portable ``mul_hi_lo`` for ``philox4x32_rounds_u32`` (CPU, CUDA simulator)."""
+    product: the portable ``mul_hi_lo`` for ``philox4x32_rounds_u32`` (CPU, CUDA simulator).
+
+    >>> [hex(h) for h in mul_hi_lo_u64(np.uint32(0xFFFFFFFF), np.uint32(0xD2511F53))]
+    ['0xd2511f52', '0x2daee0ad']
+    """
     product = uint64(a) * uint64(b)
     return uint32(product >> _SHIFT32), uint32(product & _LO32)
 
@@ -101,6 +114,8 @@ def philox4x32_rounds_u32(mul_hi_lo):
     >>> [hex(w) for w in block(zero, zero, zero, zero, zero, zero, 10)]  # Random123 vector
     ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
     """
+    if not callable(mul_hi_lo):
+        raise TypeError(f"mul_hi_lo must be a function (a, b) -> (high, low), got {type(mul_hi_lo).__name__}")
 
     def philox4x32_block_u32(c0, c1, c2, c3, k0, k1, rounds):
         for _ in range(rounds):
