@@ -28,6 +28,8 @@ Two kinds of compiled code exist in fastinit:
     Options for the parallel CPU fill kernels in ``backends/cpu.py`` (the only place that
     applies them): the same as above plus ``parallel=True`` (``prange`` over tiles) and
     ``nogil=True`` so a caller's threads (e.g. a checkpoint writer) can overlap with them.
+    They are run through ``cpu.launch``, which serializes them under Numba's ``workqueue``
+    threading layer (not thread-safe: concurrent launches abort the process).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ flat indices of the tensor go to which elements of ``out``.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -38,7 +39,7 @@ from ..distributions.uniform import uniform_f32, uniform_f64
 from ..rng.layout import TILE_LANES
 from ..rng.philox import ROUNDS, philox4x32_block
 
-__all__ = ["FillPlan", "fill", "convert", "elementwise_kernel"]
+__all__ = ["FillPlan", "fill", "convert", "elementwise_kernel", "launch", "launches_serialized"]
 
 _L = TILE_LANES
 _TILE32 = 4 * TILE_LANES  # elements per tile, one word each
@@ -485,8 +486,41 @@ def convert(values: np.ndarray, storage_dtype) -> np.ndarray:
         return values.astype(storage_dtype, copy=False)
     flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)  # (ascontiguousarray makes 0-d 1-d)
     out = np.empty(flat.size, np.int16 if storage_dtype == np.float16 else np.uint16)
-    convert_32(out, flat)
+    launch(convert_32, out, flat)
     return out.view(storage_dtype).reshape(values.shape)
+
+
+# Numba's workqueue threading layer (the one it falls back to without OpenMP or TBB, or when
+# NUMBA_THREADING_LAYER names it) aborts the process when two threads run parallel kernels at
+# once; omp and tbb are thread-safe. The layer is known only after the process's first parallel
+# run, so launches are serialized until then, and from then on only under workqueue.
+_LAUNCH_LOCK = threading.Lock()
+_layer_is_thread_safe: bool | None = None  # None: no parallel kernel has run yet
+
+
+def _thread_safe_layer() -> bool | None:
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:  # no parallel kernel has run in this process yet
+        return None
+
+
+def launches_serialized() -> bool:
+    """Whether parallel kernels run one at a time (workqueue layer, or none has run yet)."""
+    return not _layer_is_thread_safe
+
+
+def launch(kernel, *args):
+    """Run a parallel kernel; safe to call from several Python threads under every layer."""
+    global _layer_is_thread_safe
+    if _layer_is_thread_safe:
+        return kernel(*args)
+    with _LAUNCH_LOCK:
+        try:
+            return kernel(*args)
+        finally:
+            if _layer_is_thread_safe is None:
+                _layer_is_thread_safe = _thread_safe_layer()
 
 
 _ELEMENTWISE: dict = {}
@@ -511,7 +545,10 @@ def elementwise_kernel(fn):
             for i in prange(x.size):
                 x[i] = compiled(x[i])
 
-        kernel = _ELEMENTWISE[fn] = apply
+        def kernel(x):
+            launch(apply, x)
+
+        _ELEMENTWISE[fn] = kernel
     return kernel
 
 
@@ -557,15 +594,9 @@ def fill(out, plan: FillPlan, dist, params, key):
             s = plan.src_base + sum(a * b for a, b in zip(k, plan.src_strides, strict=False))
             d = plan.dst_base + sum(a * b for a, b in zip(k, plan.dst_strides, strict=False))
             run = out[d : d + plan.n]
-            if wide:
-                fill_run_64(run, s, dist, params, key)
-            else:
-                fill_run_32(run, s, dist, params, key)
+            launch(fill_run_64 if wide else fill_run_32, run, s, dist, params, key)
         return
     # (Python ints reach the kernels as int64; numba's own scalar casts cost ~7 us each here)
     arrays = [np.asarray(a, dtype=np.int64) for a in (plan.outer, plan.src_strides, plan.dst_strides)]
     scalars = (plan.src_base, plan.dst_base, plan.n, plan.src_step, plan.dst_step)
-    if wide:
-        fill_strided_64(out, *arrays, *scalars, dist, params, key)
-    else:
-        fill_strided_32(out, *arrays, *scalars, dist, params, key)
+    launch(fill_strided_64 if wide else fill_strided_32, out, *arrays, *scalars, dist, params, key)
