@@ -210,6 +210,7 @@ def _plan(shape, dims, dst_strides, dst_base) -> cpu.FillPlan:
 
 def _flat_storage(array: np.ndarray):
     """A 1-D array over the memory of ``array`` and the offset of array[0, ..., 0] in it."""
+    array = np.ndarray.view(array, np.ndarray)  # a subclass's reshape may not flatten (np.matrix)
     itemsize = array.itemsize
     if array.size == 0:
         return array.reshape(-1), 0, (0,) * array.ndim
@@ -225,6 +226,18 @@ def _flat_storage(array: np.ndarray):
     ]
     flat = np.lib.stride_tricks.as_strided(corner, shape=(high - low + 1,), strides=(itemsize,))
     return flat, -low, tuple(strides)
+
+
+def _check_within(plan: cpu.FillPlan, size: int) -> None:
+    """Refuse a plan that would write outside ``flat[:size]`` (the kernels do not check)."""
+    if plan.size == 0:
+        return
+    counts = (*plan.outer, plan.n)
+    steps = (*plan.dst_strides, plan.dst_step)
+    low = plan.dst_base + sum((c - 1) * s for c, s in zip(counts, steps, strict=True) if s < 0)
+    high = plan.dst_base + sum((c - 1) * s for c, s in zip(counts, steps, strict=True) if s > 0)
+    if low < 0 or high >= size:
+        raise ValueError("out's memory does not span the elements its shape and strides name")
 
 
 # ---- clamp intervals in the output dtype -------------------------------------------------------
@@ -322,6 +335,7 @@ def sample(
         with backend.writable_out(out, argname="out", device=target) as view:
             _check_out(view.dtype, view.shape, dtype, result_shape)
             backend.fill_out(view, _plan(shape, dims, view.strides, view.base), dist, params, key)
+        dlpack.mark_written(out)
         return out
     if out is None:
         dt = resolve_dtype("float32" if dtype is None else dtype)
@@ -331,15 +345,13 @@ def sample(
         cpu.fill(storage, _plan(shape, dims, dst_strides, 0), dist, params, key)
         return result
     with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
-        if dtype is not None and resolve_dtype(dtype) != view.dtype:
-            raise TypeError(
-                f"out has dtype {view.dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"
-            )
-        if tuple(view.shape) != result_shape:
-            raise ValueError(f"out has shape {tuple(view.shape)} but the result has shape {result_shape}")
+        _check_out(view.dtype, view.shape, dtype, result_shape)
         flat, base, strides = _flat_storage(view.array)
+        plan = _plan(shape, dims, strides, base)
+        _check_within(plan, flat.size)
         advise_huge_pages(flat.ctypes.data, flat.nbytes)  # out may be fresh, untouched memory
-        cpu.fill(flat, _plan(shape, dims, strides, base), dist, params, key)
+        cpu.fill(flat, plan, dist, params, key)
+    dlpack.mark_written(out)
     return out
 
 
@@ -394,6 +406,7 @@ def deliver(values: np.ndarray, shape, *, dtype=None, device="cpu", index=None, 
         with backend.writable_out(out, argname="out", device=target) as view:
             _check_out(view.dtype, view.shape, dtype, expected)
             backend.deliver(values, _plan(expected, dims, view.strides, view.base), view=view)
+        dlpack.mark_written(out)
         return out
     if out is None:
         dt = resolve_dtype("float32" if dtype is None else dtype)
@@ -401,13 +414,9 @@ def deliver(values: np.ndarray, shape, *, dtype=None, device="cpu", index=None, 
         result.raw[...] = cpu.convert(values, dt.storage).view(result.raw.dtype)
         return result
     with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
-        if dtype is not None and resolve_dtype(dtype) != view.dtype:
-            raise TypeError(
-                f"out has dtype {view.dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"
-            )
-        if tuple(view.shape) != expected:
-            raise ValueError(f"out has shape {tuple(view.shape)} but the result has shape {expected}")
+        _check_out(view.dtype, view.shape, dtype, expected)
         view.array[...] = cpu.convert(values, view.dtype.storage).view(view.array.dtype)
+    dlpack.mark_written(out)
     return out
 
 

@@ -33,6 +33,7 @@ import ctypes
 import enum
 import functools
 import math
+import sys
 from typing import Self
 
 import numpy as np
@@ -55,6 +56,7 @@ __all__ = [
     "device_of",
     "device_view",
     "make_capsule",
+    "mark_written",
     "writable_view",
 ]
 
@@ -488,7 +490,16 @@ def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
             f"them in place. Leave {argname}=None and convert the result with "
             "jax.numpy.from_dlpack (no copy)"
         )
+    if _is_torch_tensor(obj):
+        _check_no_lazy_bits(obj, argname)
+    if isinstance(obj, np.ma.MaskedArray):
+        raise ValueError(
+            f"{argname} is a masked array; pass its data ({argname}.data) to fill every element"
+        )
     if isinstance(obj, np.ndarray):
+        # The base class over the same memory: a subclass's reshape, view or strides may not
+        # describe that memory (np.matrix stays 2-D when flattened).
+        obj = np.ndarray.view(obj, np.ndarray)
         bits_as = resolve_dtype(dtype) if dtype is not None and obj.dtype == np.uint16 else None
         return _view_numpy(
             obj, argname, bits_as if bits_as is not None and bits_as.name == "bfloat16" else None
@@ -507,7 +518,44 @@ def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
         ) from None
     if buffer.readonly:
         raise ValueError(f"{argname} is a read-only buffer; fastinit must write into it")
-    return _view_numpy(np.asarray(buffer), argname)
+    try:
+        array = np.asarray(buffer)
+    except (TypeError, ValueError, NotImplementedError):
+        raise TypeError(
+            f"{argname} is a buffer of format {buffer.format!r} that NumPy cannot view as an array"
+        ) from None
+    return _view_numpy(array, argname)
+
+
+def _is_torch_tensor(obj) -> bool:
+    torch = sys.modules.get("torch")  # a torch tensor can only exist once torch is imported
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def _check_no_lazy_bits(tensor, argname: str) -> None:
+    # The memory of a tensor with torch's lazy negation (conjugation) bit holds the negated
+    # (conjugated) values, so writing it directly would show the negated fill.
+    if tensor.is_neg():
+        raise TypeError(
+            f"{argname} has torch's lazy negation bit set; fill a plain tensor "
+            f"(e.g. {argname}.resolve_neg()) and copy it in"
+        )
+    if tensor.is_conj():
+        raise TypeError(
+            f"{argname} has torch's lazy conjugation bit set; fill a plain tensor "
+            f"(e.g. {argname}.resolve_conj()) and copy it in"
+        )
+
+
+def mark_written(obj) -> None:
+    """Tell ``obj``'s framework that fastinit wrote its memory, as its own in-place ops do.
+
+    For a torch tensor this bumps autograd's version counter (shared with its views and
+    ``detach()`` aliases), so a backward that saved the old values raises "modified by an
+    inplace operation" instead of silently using the new ones. Anything else: nothing to do.
+    """
+    if _is_torch_tensor(obj):
+        sys.modules["torch"].autograd.graph.increment_version(obj)
 
 
 _TORCH_NUMPY_DTYPES = {"torch.float32": "f4", "torch.float64": "f8", "torch.float16": "f2"}
@@ -694,7 +742,11 @@ def _managed_layout(managed, versioned: bool, argname: str, *, writable: bool, c
             f"which fastinit does not write; supported dtypes: {_SUPPORTED}"
         )
     ndim = tensor.ndim
+    if not 0 <= ndim <= 64:
+        raise ValueError(f"{argname} was exported with ndim={ndim}")
     shape = tuple(tensor.shape[:ndim]) if ndim else ()
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{argname} has a negative dimension: shape {shape}")
     if tensor.strides and ndim:
         strides = tuple(tensor.strides[:ndim])
     else:  # NULL strides: C-contiguous (allowed before DLPack 1.0)
@@ -832,8 +884,7 @@ def _torch_device_view(t, argname: str, writable: bool) -> DeviceView:
             f"{argname} requires grad; pass {argname}=tensor.detach() instead (it shares the "
             "memory, so the tensor is filled in place), inside torch.no_grad() as torch.nn.init does"
         )
-    if t.is_conj() or t.is_neg():
-        raise TypeError(f"{argname} has a lazy conj/neg bit; resolve it first (tensor.resolve_conj())")
+    _check_no_lazy_bits(t, argname)
     try:
         dtype = resolve_dtype(t.dtype, argname=argname)
     except TypeError:
@@ -868,6 +919,7 @@ def _interface_view(obj, interface: dict, argname: str, writable: bool) -> Devic
         strides = tuple(int(s) // np_dtype.itemsize for s in byte_strides)
     if writable:
         _check_no_overlap(shape, strides, argname)
+    _check_aligned(int(pointer or 0), dtype, argname)
     stream = interface.get("stream") if interface.get("version", 0) >= 3 else None
     device = getattr(obj, "device", None)  # CuPy arrays know their device
     device_id = getattr(device, "id", None)
@@ -898,11 +950,21 @@ def _dlpack_device_view(obj, argname: str, writable: bool) -> DeviceView:
         dtype, shape, strides, pointer = _managed_layout(
             managed, versioned, argname, writable=writable, check_device=_check_cuda_device
         )
+        _check_aligned(pointer, dtype, argname)
         device_id = int(managed.dl_tensor.device.device_id)
         return DeviceView(pointer, shape, strides, dtype, device_id, None, True, imported)
     except BaseException:
         imported.release()
         raise
+
+
+def _check_aligned(pointer: int, dtype: DType, argname: str) -> None:
+    # The host writes unaligned memory correctly (Numba's unaligned array types); a GPU store
+    # to such an address faults and leaves the CUDA context unusable.
+    if pointer % dtype.itemsize:
+        raise ValueError(
+            f"{argname} is at address {pointer:#x}, not a multiple of its itemsize {dtype.itemsize}"
+        )
 
 
 def _check_cuda_device(device: tuple[int, int], argname: str) -> None:

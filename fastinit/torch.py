@@ -99,6 +99,9 @@ def _fill(tensor, fn, *args, seed=0, name=None, **kwargs):
         return tensor  # nothing to fill, as torch.nn.init does for meta tensors
     if tensor.device.type not in ("cpu", "cuda"):
         raise ValueError(f"tensor is on {tensor.device}: fastinit fills CPU and CUDA tensors")
+    if tensor.is_neg() or tensor.is_conj():
+        kind = "negation" if tensor.is_neg() else "conjugation"
+        raise TypeError(f"tensor has torch's lazy {kind} bit set; fill a plain tensor and copy it in")
     try:
         dtype = resolve_dtype(tensor.dtype, argname="tensor.dtype")
     except TypeError:
