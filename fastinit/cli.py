@@ -9,7 +9,11 @@ fastinit inspect PATH                statistics of a checkpoint's tensors agains
 fastinit inspect --propagate         activation / gradient scale through depth, per scheme
 
 Exit status: 0 on success; 1 when ``verify`` finds a tensor that differs or ``inspect`` flags a
-tensor (NaN/Inf, all-constant, deviating from its scheme); 2 for a bad command line, path or file.
+tensor (NaN/Inf, all-constant, deviating from its scheme); 2 for a bad command line, path or file
+(a malformed or inconsistent checkpoint, index, manifest or config: one line on stderr, never a
+traceback); 3 when ``verify`` finds no difference but some tensors use a custom scheme whose
+function is not registered in this process, so they cannot be regenerated (files are data:
+nothing a file names is imported; ``verify --allow-import MODULE`` imports a module you trust).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import signal
 import sys
+import threading
 import time
 
 
@@ -29,9 +36,25 @@ def _demo(args) -> int:
     import numpy as np
 
     import fastinit
+    from .benchmark import physical_memory
+    from .rng.streams import check_seed
 
+    for option, value in (("--rows", args.rows), ("--cols", args.cols)):
+        if value < 1:
+            raise _UsageError(f"{option} {value}: must be >= 1")
+    try:
+        check_seed(args.seed)
+    except ValueError as error:
+        raise _UsageError(f"--seed {args.seed}: {error}") from None
+    need, memory = 2 * 4 * args.rows * args.cols, physical_memory()  # two float32 copies
+    if memory is not None and need > memory:
+        raise _UsageError(f"--rows {args.rows} --cols {args.cols}: the demo needs {need} bytes, more than this "
+                          f"machine's memory ({memory})")  # fmt: skip
     t0 = time.perf_counter()
-    weight = fastinit.normal((args.rows, args.cols), 0.0, 0.02, seed=args.seed, name="demo.weight")
+    try:
+        weight = fastinit.normal((args.rows, args.cols), 0.0, 0.02, seed=args.seed, name="demo.weight")
+    except (ValueError, MemoryError) as error:
+        raise _UsageError(f"--rows {args.rows} --cols {args.cols}: {error}") from None
     elapsed = time.perf_counter() - t0
     print(f"fastinit.normal({args.rows}, {args.cols}) std=0.02 seed={args.seed}: {elapsed * 1e3:.1f} ms")
     try:
@@ -51,15 +74,21 @@ def _demo(args) -> int:
 
 
 def _read_json(path: str, what: str):
+    from .checkpoint import CheckpointError
+    from .checkpoint.files import read_regular
+
+    try:  # a regular file: a FIFO or a device would block
+        raw = read_regular(path, 100_000_000)
+    except CheckpointError as error:
+        raise _UsageError(f"{what} {error}") from None
     try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise _UsageError(f"{what} {path}: no such file") from None
-    except json.JSONDecodeError as error:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _UsageError(f"{what} {path}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:  # (its message names a position, never the content)
         raise _UsageError(f"{what} {path}: not valid JSON ({error})") from None
-    except OSError as error:
-        raise _UsageError(f"{what} {path}: {error.strerror}") from None
+    except (ValueError, RecursionError):
+        raise _UsageError(f"{what} {path}: not valid JSON (nested too deeply or a number out of range)") from None
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -76,16 +105,23 @@ def _parse_override(text: str) -> tuple[str, object]:
 
 
 def _parse_part(text: str) -> tuple[int, int]:
-    k, sep, n = text.partition("/")
-    if not (sep and k.strip().isdigit() and n.strip().isdigit()) or not 1 <= int(k) <= int(n):
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text, re.ASCII)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
         raise _UsageError(f"--part {text!r}: use K/N with 1 <= K <= N, e.g. --part 3/8")
-    return int(k), int(n)
+    return int(match.group(1)), int(match.group(2))
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: temporary files and the lock are removed
 
 
 def _checkpoint(args) -> int:
     from . import checkpoint as ck
     from ._progress import Progress
 
+    part = _parse_part(args.part) if args.part else None
+    if args.threads is not None and args.threads < 1:
+        raise _UsageError(f"--threads {args.threads}: must be >= 1")
     if args.config:
         manifest = ck.manifest_from_config(_read_json(args.config, "config"), dtype=args.dtype)
     elif args.manifest:
@@ -94,10 +130,11 @@ def _checkpoint(args) -> int:
         manifest = ck.manifest_from_config(ck.preset_config(args.preset), dtype=args.dtype)
     if args.override:
         manifest = ck.with_overrides(manifest, dict(_parse_override(o) for o in args.override))
-    part = _parse_part(args.part) if args.part else None
     total = sum(p.size - len(p.header) for p in ck.writer.part_of(ck.plan_shards(manifest, args.max_shard_size,
                                                                                   args.seed), part))  # fmt: skip
     progress = Progress(total, f"writing {args.out}", enabled=None if args.progress else False)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     result = ck.write_checkpoint(
         manifest,
         args.out,
@@ -105,6 +142,7 @@ def _checkpoint(args) -> int:
         max_shard_size=args.max_shard_size,
         threads=args.threads,
         resume=args.resume,
+        overwrite=args.overwrite,
         fsync=args.fsync,
         stream=args.stream,
         progress=progress,
@@ -114,6 +152,9 @@ def _checkpoint(args) -> int:
     kept = f", {len(result.skipped)} already complete" if result.skipped else ""
     print(f"{len(manifest)} tensors, {manifest.numel / 1e9:.3f} B parameters in {len(result.files)} file(s)"
           f"{kept}: {args.out}")  # fmt: skip
+    if not result.complete:
+        print(f"part {args.part} done; the index is written by the part that completes the set "
+              "(or run again without --part, with --resume)")  # fmt: skip
     return 0
 
 
@@ -121,15 +162,33 @@ def _verify(args) -> int:
     from . import checkpoint as ck
     from ._progress import Progress
 
+    from .schemes.custom import allow_import
+
+    for module in args.allow_import or ():
+        try:
+            allow_import(module)
+        except ValueError as error:
+            raise _UsageError(str(error)) from None
     files = ck.checkpoint_files(args.path)
     total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))  # (verify names the missing)
     progress = Progress(total, f"verifying {args.path}", enabled=None if args.progress else False)
     report = ck.verify_checkpoint(args.path, progress=progress)
     progress.close()
     for name, file in report.different:
-        print(f"DIFFERS: {name} ({file})")
-    print(f"{len(report.ok)} tensors match, {len(report.different)} differ")
-    return 0 if report.passed else 1
+        print(f"DIFFERS: {_printable(name)} ({file})")
+    for name, file in report.unverifiable:
+        print(f"custom, cannot regenerate: {_printable(name)} ({file})")
+    unverifiable = f", {len(report.unverifiable)} custom not regenerated" if report.unverifiable else ""
+    print(f"{len(report.ok)} tensors match, {len(report.different)} differ{unverifiable}")
+    if report.unverifiable and not report.different:
+        print("register the custom functions (import the module that defines them: --allow-import MODULE) "
+              "to verify them")  # fmt: skip
+    return 1 if report.different else 3 if report.unverifiable else 0
+
+
+def _printable(name: str) -> str:
+    """A tensor name from a file as it is, unless it holds characters a terminal would act on."""
+    return name if name.isprintable() else ascii(name)
 
 
 def _presets(args) -> int:
@@ -308,20 +367,27 @@ def build_parser() -> argparse.ArgumentParser:
     ckpt.add_argument("--dtype", help="float32, bfloat16, float16, float64 (default: the config's)")
     ckpt.add_argument("--max-shard-size", default="5GB", help="e.g. 100KB, 20MB, 5GB (default 5GB)")
     ckpt.add_argument("--threads", type=int, help="sampling threads (default: all cores)")
-    ckpt.add_argument("--resume", action="store_true", help="keep shards an earlier run completed")
+    ckpt.add_argument("--resume", action="store_true",
+                      help="keep the shards of this same checkpoint that are complete and intact (sha256)")  # fmt: skip
+    ckpt.add_argument("--overwrite", action="store_true",
+                      help="replace another checkpoint or weight files already in --out (removed first)")  # fmt: skip
     ckpt.add_argument("--fsync", action="store_true", help="flush each shard to disk before renaming it")
     ckpt.add_argument("--stream", action="store_true",
                       help="write chunks to disk at once, bypassing the page cache (huge checkpoints)")  # fmt: skip
     ckpt.add_argument("--override", action="append", metavar="PATTERN=RULE",
                       help="initializer for tensors matching PATTERN: a scheme name or a JSON config")  # fmt: skip
     ckpt.add_argument("--part", metavar="K/N",
-                      help="write only shard files K, K+N, K+2N, ... (run parts 1/N .. N/N on N machines)")  # fmt: skip
+                      help="write only shard files K, K+N, K+2N, ... (parts 1/N .. N/N may run at once, on N "
+                      "machines, into one shared directory)")  # fmt: skip
     ckpt.add_argument("--no-progress", dest="progress", action="store_false")
     ckpt.set_defaults(run=_checkpoint)
 
     verify = sub.add_parser("verify", help="regenerate and compare a checkpoint's tensors")
     verify.add_argument("path", help="checkpoint directory or .safetensors file")
     verify.add_argument("--no-progress", dest="progress", action="store_false")
+    verify.add_argument("--allow-import", action="append", metavar="MODULE",
+                        help="import MODULE so the custom scheme functions it defines can be regenerated "
+                        "(runs its code: only for modules you trust; a file never makes fastinit import one)")  # fmt: skip
     verify.set_defaults(run=_verify)
 
     presets = sub.add_parser("presets", help="list the named model shapes")

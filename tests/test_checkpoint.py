@@ -34,6 +34,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -116,7 +118,8 @@ def all_tensors(directory) -> dict[str, bytes]:
 
 
 def listing(directory) -> list[str]:
-    return sorted(os.listdir(directory))
+    """The directory's entries but the writer's hash records (``.<shard>.fastinit-sha256``)."""
+    return sorted(e for e in os.listdir(directory) if not e.endswith(".fastinit-sha256"))
 
 
 def expected_bytes(spec: ck.TensorSpec, seed: int) -> bytes:
@@ -939,7 +942,8 @@ def test_no_final_name_while_writing(tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "_generate", spy)
     ck.write_checkpoint(m, tmp_path, max_shard_size="8KiB", chunk_bytes=1024)
     names = shard_names(2)
-    assert seen == [sorted([names[0], f".{names[1]}.fastinit-partial"])]
+    assert len(seen) == 1 and seen[0][0] == ".fastinit-lock-1-of-1" and seen[0][2] == names[0]
+    assert re.fullmatch(rf"\.{names[1]}\.[0-9a-f]{{16}}\.fastinit-partial", seen[0][1]) and len(seen[0]) == 3
     assert only_final_files(tmp_path, names)
 
 
@@ -1014,7 +1018,8 @@ def test_sigkill_mid_write_then_resume(tmp_path):
     assert names[0] in left
     assert names[1] not in left and names[2] not in left
     assert not {"config.json", "model.safetensors.index.json"} & set(left)
-    assert set(left) <= {names[0], f".{names[1]}.fastinit-partial"}
+    extra = set(left) - {names[0], ".fastinit-lock-1-of-1"}  # (the dead run's lock: taken over next)
+    assert all(re.fullmatch(rf"\.{names[1]}\.[0-9a-f]{{16}}\.fastinit-partial", e) for e in extra), left
 
     m = ck.manifest_from_json(spec)
     clean = tmp_path / "clean"
@@ -1085,7 +1090,7 @@ def test_os_errors_give_checkpoint_error_and_no_files(tmp_path, monkeypatch, fai
     real = getattr(os, failing)
 
     def fake(path, *args, **kwargs):
-        if str(path).endswith(".fastinit-partial"):
+        if str(path).endswith(".fastinit-partial") and ".safetensors." in str(path):  # a shard's
             raise OSError(code, os.strerror(code), str(path))
         return real(path, *args, **kwargs)
 
@@ -1165,13 +1170,19 @@ RESUME_DAMAGE = {
 
 @pytest.mark.parametrize("damage", list(RESUME_DAMAGE))
 def test_resume_rewrites_only_the_damaged_shard(tmp_path, damage):
+    """A shard whose header is not this checkpoint's is another checkpoint's file: refused
+    unless overwrite=True (which removes it first)."""
     m = small_manifest(n=4, config={"model_type": "x"})
     ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB")
     names = shard_names(2)
     clean = {n: (tmp_path / n).read_bytes() for n in names}
     inode = (tmp_path / names[0]).stat().st_ino
     RESUME_DAMAGE[damage](tmp_path / names[1])
-    r = ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB", resume=True)
+    foreign = damage in ("header-changed", "written-with-another-seed")
+    if foreign:
+        with pytest.raises(ck.CheckpointError, match="overwrite"):
+            ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB", resume=True)
+    r = ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB", resume=True, overwrite=foreign)
     assert r.skipped == [names[0]] and r.written == [names[1]]
     assert (tmp_path / names[0]).stat().st_ino == inode  # not rewritten
     assert {n: (tmp_path / n).read_bytes() for n in names} == clean
@@ -1187,35 +1198,42 @@ def test_resume_of_a_complete_checkpoint_writes_nothing(tmp_path):
     assert r.written == shard_names(2) and r.skipped == []
 
 
-def test_resume_trusts_header_and_size_verify_checks_the_data(tmp_path):
-    """Documented: resume keeps a final shard whose header and size match (the values are not
-    regenerated); a changed value inside it is what ``verify`` finds."""
+def test_resume_checks_the_recorded_hash_verify_checks_the_data(tmp_path):
+    """resume keeps a final shard only when its bytes still have the sha256 recorded when it was
+    written: a changed value is found by ``verify`` and rewritten by ``resume``."""
     m = small_manifest(n=2)
     ck.write_checkpoint(m, tmp_path, seed=1)
     path = tmp_path / "model.safetensors"
     raw = bytearray(path.read_bytes())
     raw[-1] ^= 0xFF
     path.write_bytes(bytes(raw))
-    assert ck.write_checkpoint(m, tmp_path, seed=1, resume=True).skipped == ["model.safetensors"]
     assert ck.verify_checkpoint(tmp_path).different == [("layer1.weight", "model.safetensors")]
+    assert ck.write_checkpoint(m, tmp_path, seed=1, resume=True).written == ["model.safetensors"]
+    assert ck.verify_checkpoint(tmp_path).passed
 
 
 @pytest.mark.parametrize("before, after", [("3KiB", "1GB"), ("1GB", "3KiB"), ("3KiB", "8KiB")],
                          ids=["sharded-to-single", "single-to-sharded", "3-to-2-shards"])  # fmt: skip
-def test_stale_shards_of_an_earlier_layout_are_removed(tmp_path, before, after):
+def test_another_layout_is_refused_and_replaced_with_overwrite(tmp_path, before, after):
+    """Another shard size is another checkpoint: refused (nothing changes); overwrite=True removes
+    its shards, index and any other weight file first; other files are left alone."""
     m = small_manifest(n=4, rows=24, config={"model_type": "x"})  # 3 KiB tensors
     ck.write_checkpoint(m, tmp_path, max_shard_size=before)
-    foreign = tmp_path / "model-00001-of-00009.safetensors"  # not fastinit's: kept
+    foreign = tmp_path / "model-00001-of-00009.safetensors"  # not fastinit's: shadows nothing, still weights
     safetensors.numpy.save_file({"x": np.zeros(2, np.float32)}, foreign)
     (tmp_path / "notes.txt").write_text("mine")
+    before_files = listing(tmp_path)
     for resume in (False, True):
-        r = ck.write_checkpoint(m, tmp_path, max_shard_size=after, resume=resume)
-        index = ["model.safetensors.index.json"] if len(r.files) > 1 else []
-        assert listing(tmp_path) == sorted(r.files + index + ["config.json", foreign.name, "notes.txt"])
-        assert ck.verify_checkpoint(tmp_path).passed
-        if len(r.files) > 1:
-            index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
-            assert sorted(set(index["weight_map"].values())) == r.files
+        with pytest.raises(ck.CheckpointError, match="overwrite"):
+            ck.write_checkpoint(m, tmp_path, max_shard_size=after, resume=resume)
+        assert listing(tmp_path) == before_files
+    r = ck.write_checkpoint(m, tmp_path, max_shard_size=after, overwrite=True)
+    index = ["model.safetensors.index.json"] if len(r.files) > 1 else []
+    assert listing(tmp_path) == sorted(r.files + index + ["config.json", "notes.txt"])
+    assert ck.verify_checkpoint(tmp_path).passed
+    if len(r.files) > 1:
+        index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+        assert sorted(set(index["weight_map"].values())) == r.files
 
 
 def test_partial_files_of_a_dead_run_are_removed_without_resume(tmp_path):
@@ -1358,8 +1376,10 @@ def _file_digests(directory) -> dict[str, str]:
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_parts_together_equal_the_single_run(tmp_path, n):
-    """Each part writes its own shard files (and the same index and config); the union of the
-    parts' files is the single run's, file for file, even written into separate directories."""
+    """Each part writes its own shard files; the union of the parts' files is the single run's,
+    file for file, even written into separate directories. A part alone never writes the index
+    and config: once the directories are merged, a run without part and with resume (which
+    keeps every shard) writes them."""
     m = small_manifest(n=7, config={"model_type": "custom"})
     ck.write_checkpoint(m, tmp_path / "single", seed=4, max_shard_size="5KB")
     single = _file_digests(tmp_path / "single")
@@ -1373,7 +1393,13 @@ def test_parts_together_equal_the_single_run(tmp_path, n):
         assert shards == sorted(result.files) == all_shards[k - 1 :: n]
         for name, digest in files.items():
             assert union.setdefault(name, digest) == digest, f"parts disagree on {name}"
-    assert union == single
+    small = () if n == 1 else ("config.json", "model.safetensors.index.json")  # (part 1/1 is the whole)
+    assert union == {k: v for k, v in single.items() if k not in small}
+    merged = tmp_path / "merged"
+    for k in range(1, n + 1):
+        shutil.copytree(tmp_path / f"part{k}", merged, dirs_exist_ok=True)
+    r = ck.write_checkpoint(m, merged, seed=4, max_shard_size="5KB", resume=True)
+    assert r.written == [] and r.complete and _file_digests(merged) == single
 
 
 def test_parts_in_one_directory_make_a_verified_checkpoint(tmp_path):
