@@ -43,9 +43,10 @@ LOOP = dict(_COMMON, nogil=True)
 KERNEL = dict(_COMMON, parallel=True, nogil=True)
 SERIAL_KERNEL = dict(_COMMON, nogil=True)
 # for functions users hand to fastinit (custom schemes): not cached on disk, since Numba
-# cannot cache closures over them
+# cannot cache closures over them; the user's function keeps Python's semantics
+# (error_model="python": a division by zero raises ZeroDivisionError instead of giving 0 or inf)
 KERNEL_NOCACHE = dict(KERNEL, cache=False)
-SERIAL_KERNEL_NOCACHE = dict(SERIAL_KERNEL, cache=False)
+USER_FUNCTION = dict(SERIAL_KERNEL, cache=False, error_model="python")
 
 
 def pure(fn):

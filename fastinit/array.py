@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
+import numbers
 import sys
 
 import numpy as np
@@ -219,9 +221,10 @@ class FastArray:
         ((2, 3), dtype('uint16'), 0)
         """
         dtype = resolve_dtype(dtype)
-        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
-        if any(n < 0 for n in shape):
-            raise ValueError(f"shape={shape} has a negative dimension")
+        shape = _check_dims(shape)
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no silent int64 wraparound
+        if nbytes > sys.maxsize - ALIGNMENT:
+            raise ValueError(f"shape={shape} needs {nbytes} bytes, more than a process can address")
         device = _check_device(device)
         if device != "cpu":
             # cudaMalloc's allocations are 256-byte aligned
@@ -230,7 +233,6 @@ class FastArray:
             with cuda.gpus[index]:
                 storage = cuda.device_array(shape, dtype.storage)
             return cls(storage, dtype, f"cuda:{index}")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
         start = -raw.ctypes.data % ALIGNMENT
         storage = raw[start : start + nbytes].view(dtype.storage).reshape(shape)
@@ -474,6 +476,22 @@ def _check_device(device) -> str:
     if name == "cpu" or name == "cuda" or name.startswith("cuda:"):
         return name
     raise ValueError(f"device={device!r} is not supported by FastArray; use 'cpu' or 'cuda[:N]'")
+
+
+def _check_dims(shape) -> tuple[int, ...]:
+    """shape as a tuple of ints >= 0 (an int is a 1-D shape); floats, bools and strings are refused,
+    never truncated."""
+    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints, got {type(shape).__name__}") from None
+    for n in dims:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"shape={shape!r} must contain only ints, got {type(n).__name__}")
+        if n < 0:
+            raise ValueError(f"shape={shape!r} has a negative dimension")
+    return tuple(int(n) for n in dims)
 
 
 def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -98,6 +98,8 @@ def resolve_dtype(dtype, *, argname: str = "dtype") -> DType:
     """
     if isinstance(dtype, DType):
         return dtype
+    if dtype is None:  # np.dtype(None) is float64: callers resolve their None defaults first
+        raise TypeError(f"{argname}=None is not a dtype; choose one of {', '.join(DTYPES)}")
     key = None
     if isinstance(dtype, str):
         key = dtype.strip().lower()

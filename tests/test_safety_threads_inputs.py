@@ -93,3 +93,148 @@ def test_concurrent_threads_are_safe_and_exact(layer):
     # concurrency is kept where the layer is thread-safe (omp, tbb)
     serialized = done.stdout.startswith("workqueue")
     assert f"serialized {serialized}" in done.stdout
+
+
+# ==== item 18: inputs that must be refused ==========================================================
+
+
+@pytest.mark.parametrize("shape", [(2.7,), 2.7, (3, 2.0), (True,), ("3",), (np.float64(2.0),), None])
+def test_fastarray_empty_refuses_non_integer_shapes(shape):
+    with pytest.raises(TypeError, match=r"^shape"):
+        FastArray.empty(shape, "float32")
+
+
+@pytest.mark.parametrize("shape, expected", [((2, 3), (2, 3)), (4, (4,)), ((np.int64(5), np.int32(2)), (5, 2)), ((), ())])
+def test_fastarray_empty_accepts_integer_shapes(shape, expected):
+    assert FastArray.empty(shape, "float32").shape == expected
+
+
+def test_fastarray_empty_negative_dimension_names_shape():
+    with pytest.raises(ValueError, match=r"^shape"):
+        FastArray.empty((2, -1), "float32")
+
+
+def test_resolve_dtype_refuses_none():
+    with pytest.raises(TypeError, match=r"^dtype=None"):
+        resolve_dtype(None)
+    with pytest.raises(TypeError, match=r"^tensor\.dtype=None"):
+        resolve_dtype(None, argname="tensor.dtype")
+    with pytest.raises(TypeError, match=r"^dtype=None"):
+        FastArray.empty((2,), None)
+
+
+def test_dtype_none_default_still_means_float32_or_outs_dtype():
+    # the samplers' and schemes' dtype=None default is resolved before resolve_dtype is reached
+    assert fastinit.normal((3,), seed=0).dtype.name == "float32"
+    assert fastinit.normal((3,), seed=0, dtype=None).dtype.name == "float32"
+    out = np.zeros(3, np.float64)
+    fastinit.uniform((3,), seed=0, dtype=None, out=out)
+    assert np.all(out != 0)
+    assert fastinit.zeros((2,), dtype=None).dtype.name == "float32"
+    out16 = np.ones((2, 2), np.float16)
+    fastinit.eye((2, 2), dtype=None, out=out16)
+    assert out16.tolist() == [[1, 0], [0, 1]]
+
+
+DETERMINISTIC = {
+    "constant": lambda **kw: fastinit.constant((2, 3), 0.5, **kw),
+    "zeros": lambda **kw: fastinit.zeros((2, 3), **kw),
+    "ones": lambda **kw: fastinit.ones((2, 3), **kw),
+    "eye": lambda **kw: fastinit.eye((2, 3), **kw),
+    "dirac": lambda **kw: fastinit.dirac((2, 2, 3), **kw),
+}
+BAD_SEEDS = [(-1, ValueError), (2**64, ValueError), (1.5, TypeError), ("0", TypeError), (True, TypeError),
+             (None, TypeError)]  # fmt: skip
+
+
+@pytest.mark.parametrize("scheme", DETERMINISTIC)
+@pytest.mark.parametrize("seed, error", BAD_SEEDS)
+def test_deterministic_schemes_validate_seed_as_the_samplers_do(scheme, seed, error):
+    with pytest.raises(error, match=r"^seed") as refused:
+        DETERMINISTIC[scheme](seed=seed)
+    with pytest.raises(error) as sampler:
+        fastinit.normal((2, 3), seed=seed)
+    assert str(refused.value) == str(sampler.value)
+
+
+@pytest.mark.parametrize("scheme", DETERMINISTIC)
+def test_deterministic_schemes_validate_name_and_accept_valid_seeds(scheme):
+    with pytest.raises(TypeError, match=r"^name"):
+        DETERMINISTIC[scheme](name=3)
+    reference = np.asarray(DETERMINISTIC[scheme]())
+    for seed in (0, 2**64 - 1, np.uint64(7)):
+        assert np.array_equal(np.asarray(DETERMINISTIC[scheme](seed=seed, name="w")), reference)
+
+
+def int_division(w):
+    # w * 0.0 truncates to 0 for every draw: integer division by zero
+    return float(7 // int(w * 0.0))
+
+
+def float_division(w):
+    return 1.0 / (w - w)
+
+
+def raises_value_error(w):
+    if w > 0.5:
+        raise ValueError("w too large")
+    return w
+
+
+@pytest.mark.parametrize("fn, error, text", [
+    (int_division, ZeroDivisionError, "division by zero"),
+    (float_division, ZeroDivisionError, "division by zero"),
+    (raises_value_error, ValueError, "w too large"),
+])  # fmt: skip
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_custom_function_errors_are_raised_naming_the_function(fn, error, text, dtype):
+    init = fastinit.custom(fn, draw="uniform")
+    out = np.full(1000, 3.0, dtype)
+    with pytest.raises(error, match=rf"^custom function '{fn.__name__}'.*{text}") as raised:
+        init((1000,), seed=0, name="w", out=out)
+    assert "\n" not in str(raised.value)
+    assert np.all(out == 3.0)  # nothing delivered
+
+
+def test_custom_function_without_errors_is_unchanged():
+    def halve_or_keep(w):
+        return w * 0.5 if w > 0.0 else 7 // 2 + w
+
+    got = np.asarray(fastinit.custom(halve_or_keep, draw="normal")((999,), seed=2, name="h"))
+    draws = np.asarray(fastinit.normal((999,), seed=2, name="h"))
+    assert np.array_equal(got, np.where(draws > 0, draws * np.float32(0.5), draws + np.float32(3.0)))
+
+
+# an exception inside a parallel loop is lost under workqueue (the values stay half-written)
+CUSTOM_ERROR = textwrap.dedent(
+    """
+    import numpy as np
+    import fastinit
+
+    def int_division(w):
+        return float(7 // int(w * 0.0))
+
+    try:
+        fastinit.custom(int_division, draw="uniform")((10_000,), seed=0)
+    except ZeroDivisionError as error:
+        print("raised", error)
+    """
+)
+
+
+@pytest.mark.parametrize("layer", ["workqueue", None], ids=["workqueue", "default"])
+def test_custom_function_error_surfaces_under_every_layer(layer):
+    env = dict(os.environ)
+    env.pop("NUMBA_THREADING_LAYER", None)
+    if layer is not None:
+        env["NUMBA_THREADING_LAYER"] = layer
+    done = subprocess.run([sys.executable, "-c", CUSTOM_ERROR], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("raised custom function 'int_division'")
+
+
+def test_fastarray_empty_refuses_unaddressable_shapes():
+    # int64 arithmetic would wrap 2**80 bytes to 0 and fail later with an unrelated message
+    with pytest.raises(ValueError, match=r"^shape=\(1099511627776, 1099511627776\) needs"):
+        FastArray.empty((2**40, 2**40), "float32")

@@ -24,7 +24,7 @@ import numpy as np
 from numba import float32, int16, int64, prange, types, uint64
 from numba.core.extending import overload
 
-from .._jit import KERNEL, KERNEL_NOCACHE, SERIAL_KERNEL_NOCACHE, loop, pure
+from .._jit import KERNEL, KERNEL_NOCACHE, USER_FUNCTION, loop, pure
 from ..distributions import NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
 from ..distributions.normal import normal_pair_f32, normal_pair_f64
 from ..distributions.rounding import bfloat16_bits, float16_bits
@@ -527,29 +527,60 @@ _ELEMENTWISE: dict = {}
 
 
 def elementwise_kernel(fn):
-    """A parallel kernel x[i] = fn(x[i]) over a 1-D float array, fn compiled by Numba.
+    """A parallel kernel x[i] = fn(x[i]) over a 1-D float array, fn compiled by Numba with
+    Python's semantics (a division by zero raises ZeroDivisionError).
 
-    Built once per fn in a process (a closure over the user's function cannot be cached on
-    disk, so the first call compiles: about a second).
+    An exception fn raises is raised again, its message prefixed by fn's name; x is then
+    partly overwritten. Built once per fn in a process (a closure over the user's function
+    cannot be cached on disk, so the first call compiles: about a second).
     """
     kernel = _ELEMENTWISE.get(fn)
     if kernel is None:
-        compiled = (
-            fn
-            if isinstance(fn, numba.core.dispatcher.Dispatcher)
-            else numba.njit(**SERIAL_KERNEL_NOCACHE)(fn)
-        )
+        compiled = fn if isinstance(fn, numba.core.dispatcher.Dispatcher) else numba.njit(**USER_FUNCTION)(fn)
+
+        # An exception cannot leave a parallel loop (Numba drops it under workqueue and garbles
+        # it into a SystemError under omp): it is caught per element, the loop reports the
+        # first failing index, and a serial call on that element raises it for real.
+        @numba.njit(**USER_FUNCTION)
+        def guarded(v):
+            try:
+                return compiled(v), False
+            except Exception:
+                return v, True
 
         @numba.njit(**KERNEL_NOCACHE)
         def apply(x):
+            first_failure = x.size
             for i in prange(x.size):
-                x[i] = compiled(x[i])
+                v, failed = guarded(x[i])
+                if failed:
+                    first_failure = min(first_failure, i)
+                else:
+                    x[i] = v
+            return first_failure
 
         def kernel(x):
-            launch(apply, x)
+            first_failure = launch(apply, x)
+            if first_failure < x.size:
+                _raise_from(fn, compiled, x[first_failure])
 
         _ELEMENTWISE[fn] = kernel
     return kernel
+
+
+def _raise_from(fn, compiled, value):
+    """Raise what compiled(value) raises, as the same exception type naming fn."""
+    name = getattr(getattr(fn, "py_func", fn), "__qualname__", type(fn).__name__)
+    try:
+        compiled(value)
+    except Exception as error:
+        message = f"custom function {name!r} raised {type(error).__name__}: {error}".splitlines()[0]
+        try:
+            named = type(error)(message)
+        except Exception:  # an exception type whose constructor takes other arguments
+            named = RuntimeError(message)
+        raise named from None
+    raise RuntimeError(f"custom function {name!r} failed in a parallel run but not when called again")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Schemes with no randomness: constant, zeros, ones, eye, dirac.
 
 Each takes the common keywords (``dtype``, ``device``, ``index``, ``out``; ``seed`` and ``name``
-are accepted and ignored so every scheme has one calling convention) and honours ``index=``
-by computing only the selected elements.
+are validated as the samplers validate them, then ignored, so every scheme has one calling
+convention and a bad seed fails the same way whichever scheme a config names) and honours
+``index=`` by computing only the selected elements.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from .. import api
 from ..distributions import UNIFORM
+from ..rng.streams import check_name, check_seed
 
 __all__ = ["constant", "zeros", "ones", "eye", "dirac"]
 
@@ -25,6 +27,8 @@ def constant(shape, value, *, seed=0, name=None, dtype=None, device="cpu", index
     array([[0.5, 0.5, 0.5],
            [0.5, 0.5, 0.5]], dtype=float32)
     """
+    check_seed(seed)
+    check_name(name)
     value = api.check_real(value, "value", allow_inf=True)
     dt = api.output_dtype(dtype, out)
     v = api.round_to_dtype(value, dt)
@@ -42,7 +46,7 @@ def zeros(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out
     >>> fastinit.zeros(3).raw
     array([0., 0., 0.], dtype=float32)
     """
-    return constant(shape, 0.0, dtype=dtype, device=device, index=index, out=out)
+    return constant(shape, 0.0, seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
 
 
 def ones(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
@@ -52,7 +56,7 @@ def ones(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=
     >>> fastinit.ones(3).raw
     array([1., 1., 1.], dtype=float32)
     """
-    return constant(shape, 1.0, dtype=dtype, device=device, index=index, out=out)
+    return constant(shape, 1.0, seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
 
 
 def _deliver_mask(shape, mask_fn, dtype, device, index, out):
@@ -74,6 +78,8 @@ def eye(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=N
     array([[1., 0., 0.],
            [0., 1., 0.]], dtype=float32)
     """
+    check_seed(seed)
+    check_name(name)
     shape = api.check_shape(shape)
     if len(shape) != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
@@ -92,6 +98,8 @@ def dirac(shape, groups=1, *, seed=0, name=None, dtype=None, device="cpu", index
            [0., 0.],
            [0., 0.]], dtype=float32)
     """
+    check_seed(seed)
+    check_name(name)
     shape = api.check_shape(shape)
     if len(shape) not in (3, 4, 5):
         raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
