@@ -24,6 +24,7 @@ import importlib.util
 import math
 import numbers
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -147,6 +148,19 @@ def _consumer_stream(cuda, stream):
     if stream == 2:
         return cuda.per_thread_default_stream()
     return cuda.external_stream(stream)
+
+
+def _int_pair(value, argname: str) -> tuple[int, int] | None:
+    """None, or a (major, minor) / (device type, device id) pair of ints >= 0, as ints."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0 for v in value)
+    ):
+        raise TypeError(f"{argname} must be None or a tuple of two ints >= 0, got {value!r}")
+    return int(value[0]), int(value[1])
 
 
 class FastArray:
@@ -376,18 +390,19 @@ class FastArray:
         "do not synchronize" (0 is refused). The consumer's stream is made to wait (an event,
         no host synchronization) for the work that wrote the values.
         """
+        max_version = _int_pair(max_version, "max_version")
+        dl_device = _int_pair(dl_device, "dl_device")
+        if copy is not None and not isinstance(copy, bool):
+            raise TypeError(f"copy must be None, True or False, got {type(copy).__name__}")
         device = self.__dlpack_device__()
         if stream is not None and self._device == "cpu":
             raise BufferError(
                 f"stream={stream!r}: a {self._device} array has no streams; the array "
                 "API allows only stream=None here"
             )
-        if dl_device is not None and (int(dl_device[0]), int(dl_device[1])) != device:
-            raise BufferError(
-                f"cannot export a {self._device} FastArray to DLPack device "
-                f"{tuple(int(d) for d in dl_device)}"
-            )
-        versioned = max_version is not None and int(max_version[0]) >= 1
+        if dl_device is not None and dl_device != device:
+            raise BufferError(f"cannot export a {self._device} FastArray to DLPack device {dl_device}")
+        versioned = max_version is not None and max_version[0] >= 1
         if self._device != "cpu":
             storage, owner = self._export_cuda(stream, copy)
             return dlpack.make_capsule(
@@ -479,13 +494,16 @@ def _check_device(device) -> str:
 
 
 def _check_dims(shape) -> tuple[int, ...]:
-    """shape as a tuple of ints >= 0 (an int is a 1-D shape); floats, bools and strings are refused,
-    never truncated."""
-    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
-    try:
-        dims = tuple(dims)
-    except TypeError:
-        raise TypeError(f"shape must be an int or a tuple of ints, got {type(shape).__name__}") from None
+    """shape as a tuple of ints >= 0: an int, a sequence of ints or a 1-D integer array. Floats
+    and bools are refused, never truncated; sets, dicts and strings are refused, never iterated."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        dims = (shape,)
+    elif isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu":
+        dims = shape.tolist()
+    elif isinstance(shape, Sequence) and not isinstance(shape, (str, bytes, bytearray)):
+        dims = tuple(shape)
+    else:
+        raise TypeError(f"shape must be an int or a tuple of ints, got {type(shape).__name__}")
     for n in dims:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             raise TypeError(f"shape={shape!r} must contain only ints, got {type(n).__name__}")

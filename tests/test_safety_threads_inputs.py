@@ -28,11 +28,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # array on the threaded scheduler); every result must equal the single-threaded call's bytes.
 CONCURRENT = textwrap.dedent(
     """
-    import sys, threading
+    import hashlib, pathlib, sys, tempfile, threading
     import dask
     import numba
     import numpy as np
     import fastinit, fastinit.dask
+    import fastinit.checkpoint as ck
     from fastinit.backends import cpu
 
     def halve(w):
@@ -63,12 +64,27 @@ CONCURRENT = textwrap.dedent(
             if raw(CALLS[j]()) != expected[j]:
                 failures.append(j)
 
+    # a checkpoint whose shards Dask's threaded scheduler writes at once, beside the workers
+    manifest = ck.manifest_from_json([{"name": f"w{i}", "shape": [96, 64], "init": {"scheme": "xavier_uniform"}}
+                                      for i in range(6)])
+    tmp = pathlib.Path(tempfile.mkdtemp())
+
+    def digests(directory):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.glob("*.safetensors")}
+
+    def checkpoint():
+        fastinit.dask.write_checkpoint(manifest, tmp / "dask", seed=3, max_shard_size="30KB")
+
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    threads.append(threading.Thread(target=checkpoint))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    print(numba.threading_layer(), "serialized", cpu.launches_serialized(), "failures", sorted(set(failures)))
+    ck.write_checkpoint(manifest, tmp / "single", seed=3, max_shard_size="30KB")
+    if len(digests(tmp / "single")) < 3 or digests(tmp / "dask") != digests(tmp / "single"):
+        failures.append("checkpoint")
+    print(numba.threading_layer(), "serialized", cpu.launches_serialized(), "failures", sorted(set(map(str, failures))))
     sys.exit(1 if failures else 0)
     """
 )
@@ -107,6 +123,18 @@ def test_fastarray_empty_refuses_non_integer_shapes(shape):
 @pytest.mark.parametrize("shape, expected", [((2, 3), (2, 3)), (4, (4,)), ((np.int64(5), np.int32(2)), (5, 2)), ((), ())])
 def test_fastarray_empty_accepts_integer_shapes(shape, expected):
     assert FastArray.empty(shape, "float32").shape == expected
+
+
+@pytest.mark.parametrize("shape", [{3: 4}, {3}, "33", b"3", np.array([[2, 3]]), np.array([2.0])])
+def test_fastarray_empty_refuses_unordered_or_text_shapes(shape):
+    # tuple() of a dict, set or string would make a shape out of its keys, members or characters
+    with pytest.raises(TypeError, match=r"^shape"):
+        FastArray.empty(shape, "float32")
+
+
+@pytest.mark.parametrize("shape", [[2, 3], range(2, 4), np.array([2, 3]), np.array([2, 3], np.uint8)])
+def test_fastarray_empty_accepts_sequences_and_integer_vectors(shape):
+    assert FastArray.empty(shape, "float32").shape == (2, 3)
 
 
 def test_fastarray_empty_negative_dimension_names_shape():
