@@ -17,11 +17,14 @@ import subprocess
 import sys
 import textwrap
 
+import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastinit
-from fastinit import dlpack
+from fastinit import api, dlpack
 from fastinit.dtypes import DTYPES
 
 torch = pytest.importorskip("torch")
@@ -103,7 +106,9 @@ def test_masked_arrays_are_refused():
     "make",
     [
         pytest.param(lambda: np.zeros(4, np.float32).view(np.recarray), id="recarray"),
-        pytest.param(lambda: np.lib.stride_tricks.as_strided(np.zeros(8, np.float32), (4,), (8,)), id="as_strided"),
+        pytest.param(
+            lambda: np.lib.stride_tricks.as_strided(np.zeros(8, np.float32), (4,), (8,)), id="as_strided"
+        ),
         pytest.param(lambda: np.frombuffer(bytearray(17), np.float32, count=4, offset=1), id="unaligned"),
         pytest.param(lambda: (ctypes.c_float * 4)(), id="ctypes"),
         pytest.param(lambda: array.array("f", [0.0] * 4), id="array.array"),
@@ -127,12 +132,12 @@ def test_memmap_out(tmp_path):
 class Producer:
     """A CPU DLPack producer whose capsules describe whatever it is told."""
 
-    def __init__(self, owner, pointer, shape, strides):
-        self.args = (owner, pointer, shape, strides)
+    def __init__(self, owner, pointer, shape, strides, dtype=DTYPES["float32"], read_only=False):
+        self.args = (owner, pointer, shape, strides, dtype)
+        self.read_only = read_only
 
     def __dlpack__(self, **kwargs):
-        owner, pointer, shape, strides = self.args
-        return dlpack.make_capsule(owner, pointer, shape, strides, DTYPES["float32"], versioned=True)
+        return dlpack.make_capsule(*self.args, versioned=True, read_only=self.read_only)
 
     def __dlpack_device__(self):
         return (1, 0)
@@ -256,3 +261,165 @@ def test_a_cuda_out_at_a_misaligned_address_is_refused(pointer):
 
     with pytest.raises(ValueError, match="^out is at address .* not a multiple of its itemsize 4"):
         dlpack.device_view(Fake())
+
+
+# ---- item 4: a fuzzer of out= layouts ------------------------------------------------------------
+
+STORAGE = {
+    "float32": np.float32,
+    "float64": np.float64,
+    "float16": np.float16,
+    "bfloat16": ml_dtypes.bfloat16,
+}
+SAMPLERS = {"uniform": fastinit.uniform, "normal": fastinit.normal, "orthogonal": fastinit.orthogonal}
+CONTAINERS = ["numpy", "numpy", "torch", "torch", "memoryview", "dlpack", "matrix", "bf16-bits"]
+# None: a well-formed out. Every other flaw, where the container can express it, must be
+# refused with out's memory untouched; "unaligned" must be filled (the host writes unaligned
+# memory correctly, through Numba's unaligned array types).
+FLAWS = [
+    *(None, None, None),
+    *("unaligned", "readonly", "broadcast", "byteswap", "wrong_shape", "wrong_dtype", "neg_bit"),
+]
+
+
+@st.composite
+def out_cases(draw):
+    ndim = draw(st.integers(1, 3))
+    full = tuple(draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim)))
+    index = []
+    for n in full:
+        kind = draw(st.sampled_from(["all", "slice", "int"] if n else ["all", "slice"]))
+        if kind == "int":
+            index.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            step = draw(st.sampled_from([1, 2, 3, -1, -2]))
+            index.append(slice(draw(st.integers(-n - 1, n + 1)), draw(st.integers(-n - 1, n + 1)), step))
+        else:
+            index.append(slice(None))
+    index = tuple(index) if draw(st.booleans()) else None
+    result = api.result_shape(full, index)
+    samplers = ["uniform", "uniform", "normal"] + (["orthogonal"] if ndim >= 2 else [])
+    return dict(
+        full=full,
+        index=index,
+        result=result,
+        layout=dict(
+            perm=draw(st.permutations(range(len(result)))),
+            steps=[draw(st.sampled_from([1, 1, 2, 3, -1, -2])) for _ in result],
+            pads=[draw(st.integers(0, 2)) for _ in result],
+            offset=draw(st.integers(0, 3)),
+        ),
+        dtype=draw(st.sampled_from(list(STORAGE))),
+        container=draw(st.sampled_from(CONTAINERS)),
+        flaw=draw(st.sampled_from(FLAWS)),
+        sampler=draw(st.sampled_from(samplers)),
+        pass_dtype=draw(st.booleans()),
+    )
+
+
+def storage_dims(shape, layout):
+    """The dense block the view is cut from: its axis k holds the view's axis perm[k]."""
+    return [shape[a] * abs(layout["steps"][a]) + layout["pads"][a] for a in layout["perm"]]
+
+
+def strided_view(buffer: np.ndarray, storage, shape, layout, unaligned: bool) -> np.ndarray:
+    """A view of ``shape`` into ``buffer`` (bytes; the first 64 are guard) with permuted axes,
+    steps of either sign, padding and an offset. The same arguments give the same elements."""
+    itemsize = np.dtype(storage).itemsize
+    perm, steps, pads = layout["perm"], layout["steps"], layout["pads"]
+    dims = storage_dims(shape, layout)
+    start = 64 + layout["offset"] * itemsize + (1 if unaligned else 0)
+    store = buffer[start : start + int(np.prod(dims)) * itemsize].view(storage).reshape(dims)
+    if not perm:
+        return store  # 0-d: store[()] would be a scalar, not a view
+    view = store[
+        tuple(slice(pads[a] // 2, pads[a] // 2 + shape[a] * abs(steps[a]), abs(steps[a])) for a in perm)
+    ]
+    view = view[tuple(slice(None, None, -1) if steps[a] < 0 else slice(None) for a in perm)]
+    return view.transpose(np.argsort(perm))
+
+
+def buffer_bytes(shape, layout) -> int:
+    return 64 + (layout["offset"] + int(np.prod(storage_dims(shape, layout)))) * 8 + 1 + 64
+
+
+def as_container(view: np.ndarray, buffer: np.ndarray, case, read_only: bool):
+    """out as the container the case names, over the memory of ``view`` (None: inexpressible)."""
+    kind, dtype = case["container"], case["dtype"]
+    if kind == "numpy":
+        return view
+    if kind == "bf16-bits":
+        return view.view(np.uint16) if dtype == "bfloat16" else None
+    if kind == "matrix":
+        return np.asmatrix(view) if view.ndim == 2 else None
+    if kind == "memoryview":  # the buffer protocol has no bfloat16 format
+        if dtype == "bfloat16":
+            return None
+        return memoryview(view).toreadonly() if read_only else memoryview(view)
+    itemsize = view.itemsize
+    strides = tuple(s // itemsize for s in view.strides)
+    if kind == "dlpack":
+        return Producer(view, view.ctypes.data, view.shape, strides, DTYPES[dtype], read_only)
+    if any(s < 0 for s in strides):
+        return None  # torch has no negative strides
+    offset = view.ctypes.data - buffer.ctypes.data
+    skew = offset % itemsize
+    usable = (buffer.size - skew) // itemsize * itemsize
+    storage = torch.from_numpy(buffer[skew : skew + usable]).view(getattr(torch, dtype))
+    return storage.as_strided(view.shape, strides, offset // itemsize)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
+@settings(max_examples=500, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(out_cases())
+def test_out_layouts_fill_exactly_the_view_or_raise_naming_out(case):
+    dtype, storage, flaw, shape = case["dtype"], STORAGE[case["dtype"]], case["flaw"], case["result"]
+    buffer = np.random.default_rng(0).integers(0, 256, buffer_bytes(shape, case["layout"]), np.uint8)
+    view = strided_view(buffer, storage, shape, case["layout"], unaligned=flaw == "unaligned")
+    container, refused = case["container"], True
+    broadcast = flaw == "broadcast" and view.size > 1 and container in ("numpy", "torch", "dlpack")
+    if broadcast:  # one axis of stride 0: its elements share memory
+        axis = next(i for i, n in enumerate(shape) if n > 1)
+        strides = [0 if i == axis else s for i, s in enumerate(view.strides)]
+        view = np.lib.stride_tricks.as_strided(view, strides=strides, writeable=True)
+    read_only = flaw == "readonly" and container in ("numpy", "matrix", "memoryview", "dlpack")
+    out = as_container(view, buffer, case, read_only)
+    if out is None:
+        return
+    if read_only and container in ("numpy", "matrix"):
+        out.flags.writeable = False
+    elif broadcast or read_only:
+        pass
+    elif flaw == "byteswap" and container == "numpy" and dtype != "bfloat16":
+        out = view.view(view.dtype.newbyteorder())
+    elif flaw == "wrong_shape" and container in ("numpy", "torch"):
+        out = out[None]
+    elif flaw == "neg_bit" and container == "torch":
+        out = torch._neg_view(out)
+    else:
+        refused = flaw == "wrong_dtype"
+    ask = dtype if case["pass_dtype"] or container == "bf16-bits" else None
+    if flaw == "wrong_dtype":
+        ask = "float64" if dtype != "float64" else "float32"
+    sampler = SAMPLERS[case["sampler"]]
+    key = dict(seed=9, name="fuzz", index=case["index"])
+    before = buffer.copy()
+    version = out._version if isinstance(out, torch.Tensor) else None
+    try:
+        result = sampler(case["full"], **key, dtype=ask, out=out)
+    except (TypeError, ValueError) as error:
+        assert refused, f"a well-formed out was refused: {error}"
+        assert "out" in str(error) and "\n" not in str(error), str(error)
+        assert buffer.tobytes() == before.tobytes(), "a refused call wrote into out's buffer"
+        return
+    assert not refused, f"{flaw} was not refused"
+    assert result is out
+    expected = before.copy()
+    want = sampler(case["full"], **key, dtype=dtype).raw
+    bits = f"u{want.itemsize}"  # bfloat16 is compared as its bits
+    target = strided_view(expected, storage, shape, case["layout"], unaligned=flaw == "unaligned")
+    target.view(bits)[...] = want.view(bits)
+    assert buffer.tobytes() == expected.tobytes(), "out's elements differ, or bytes around them changed"
+    if version is not None:
+        assert out._version > version
