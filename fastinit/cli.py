@@ -153,7 +153,7 @@ def _checkpoint(args) -> int:
     print(f"{len(manifest)} tensors, {manifest.numel / 1e9:.3f} B parameters in {len(result.files)} file(s)"
           f"{kept}: {args.out}")  # fmt: skip
     if not result.complete:
-        print(f"part {args.part} done; the index is written by the part that completes the set "
+        print("not every shard is in place yet: the part that completes the set writes the index and config.json "
               "(or run again without --part, with --resume)")  # fmt: skip
     return 0
 

@@ -282,7 +282,9 @@ def test_dtype_seed_threads_and_resume(tmp_path, capsys):
     code, stdout, _ = main(args + ["--resume"], capsys)
     assert code == 0 and f"{len(files) - 1} already complete" in stdout
     assert tensors_of(out) == tensors_of(ref)
-    code, stdout, _ = main(args + ["--seed", 8], capsys)  # last --seed wins
+    code, _, stderr = main(args + ["--seed", 8], capsys)  # last --seed wins: another checkpoint
+    assert code == 2 and "--overwrite" in stderr
+    code, stdout, _ = main(args + ["--seed", 8, "--overwrite"], capsys)
     assert code == 0 and "already complete" not in stdout
     assert tensors_of(out) != tensors_of(ref)
 
@@ -402,21 +404,26 @@ def test_one_real_tiny_write_per_family(tmp_path, capsys):
         code, _, stderr = main(["checkpoint", "--config", write_json(tmp_path / f"{family}.json", config),
                                 "--out", out, "--no-progress"], capsys)  # fmt: skip
         assert code == 0, stderr
-        assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
+        assert sorted(os.listdir(out)) == [".model.safetensors.fastinit-sha256", "config.json", "model.safetensors"]
         assert ck.verify_checkpoint(out).passed
         code, stdout, _ = main(["verify", out, "--no-progress"], capsys)
         assert code == 0 and stdout.strip().endswith("0 differ")
 
 
 def test_rewrite_with_another_shard_size_then_verify(tmp_path, capsys):
-    """Sharded, then rewritten into one file in the same directory: only the new files remain
-    (no stale index pointing at removed shards) and verify passes."""
+    """Sharded, then rewritten into one file in the same directory: another checkpoint, refused
+    without --overwrite; with it only the new files remain (no stale index pointing at removed
+    shards) and verify passes."""
     config = write_json(tmp_path / "c.json", LLAMA)
     out = tmp_path / "out"
-    for size in ("20KB", "5GB"):
-        code, _, stderr = main(["checkpoint", "--config", config, "--out", out, "--max-shard-size", size], capsys)
-        assert code == 0, stderr
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
+    args = ["checkpoint", "--config", config, "--out", out]
+    code, _, stderr = main([*args, "--max-shard-size", "20KB"], capsys)
+    assert code == 0, stderr
+    code, _, stderr = main([*args, "--max-shard-size", "5GB"], capsys)
+    assert code == 2 and "--overwrite" in stderr
+    code, _, stderr = main([*args, "--max-shard-size", "5GB", "--overwrite"], capsys)
+    assert code == 0, stderr
+    assert sorted(os.listdir(out)) == [".model.safetensors.fastinit-sha256", "config.json", "model.safetensors"]
     code, stdout, stderr = main(["verify", out], capsys)
     assert code == 0 and stdout.strip().endswith(" 0 differ"), stderr
 
