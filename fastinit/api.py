@@ -19,6 +19,7 @@ from ._memory import advise_huge_pages
 from .array import FastArray, cuda_device_index
 from .backends import cpu
 from .distributions import N_PARAMS, NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
+from .distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
 from .distributions.special import NDTRI_CENTRAL_MIN_P
 from .dtypes import DType, resolve_dtype
 from .rng.streams import derive_key
@@ -41,6 +42,16 @@ __all__ = [
 # Below this mass the interval lies beyond ~11 sigma and its probabilities no longer fit a
 # float32: the truncated normal switches to its log-space tail form (distributions/truncnormal).
 _TAIL_MASS = 2.0**-90
+# The truncated normal's inverse CDF is accurate to about eps (1 + |z|) in z (see _nearly_flat),
+# and an interval it resolves to worse than _NARROW of its width is drawn as the uniform where
+# that is closer. Beyond _FAR_Z std its tail form is rescaled to _FAR_Z (the exponential limit).
+_QUANTILE_EPS_F32 = 2.0**-21
+_QUANTILE_EPS_F64 = 2.0**-50
+_NARROW = 2.0**-12
+_FAR_Z = 4096.0
+# how far past the mean or the nearer bound (in std) the truncated normal's kernels can reach
+_TRUNCNORM_REACH = 14.2
+
 
 
 # ---- argument checks ---------------------------------------------------------------------
@@ -66,7 +77,10 @@ def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
 def check_real(value, argname: str, *, allow_inf: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{argname} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float64
+        raise ValueError(f"{argname} is beyond the range of float64") from None
     if math.isnan(value):
         raise ValueError(f"{argname} is NaN")
     if not allow_inf and math.isinf(value):
@@ -550,6 +564,11 @@ def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="c
     std = check_real(std, "std")
     if std < 0:
         raise ValueError(f"std={std} must be >= 0")
+    dt = output_dtype(dtype, out)
+    if abs(mean) > _largest(dt):
+        raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({_largest(dt):g})")
+    z_max = NORMAL_MAX_Z_F64 if dt.compute == 64 else NORMAL_MAX_Z_F32
+    _check_reach(std, mean - z_max * std, mean + z_max * std, dt)
     return sample(
         shape,
         NORMAL,
@@ -561,6 +580,17 @@ def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="c
         index=index,
         out=out,
     )
+
+
+def _check_reach(std: float, x_min: float, x_max: float, dt: DType) -> None:
+    """Refuse std when a value the kernels can produce, in [x_min, x_max], lies beyond dt's
+    finite range (it would become inf, or be clamped to the largest value: both wrong)."""
+    biggest = _largest(dt)
+    if max(abs(x_min), abs(x_max)) > biggest:
+        reach = x_max if abs(x_max) >= abs(x_min) else x_min
+        raise ValueError(
+            f"std={std} gives values up to {reach:g}, beyond the largest {dt.name} ({biggest:g})"
+        )
 
 
 class _DefaultBound(float):
@@ -614,16 +644,23 @@ def truncated_normal(
             raise ValueError(
                 "pass the bounds either as a/b (absolute) or as lower/upper (in units of std), not both"
             )
-        lower = check_real(-2.0 if lower is None else lower, "lower", allow_inf=True)
-        upper = check_real(2.0 if upper is None else upper, "upper", allow_inf=True)
-        a, b = mean + lower * std, mean + upper * std
-        names = ("lower", "upper")
+        alpha = check_real(-2.0 if lower is None else lower, "lower", allow_inf=True)
+        beta = check_real(2.0 if upper is None else upper, "upper", allow_inf=True)
+        if not alpha < beta:
+            raise ValueError(f"lower must be < upper, got {alpha} and {beta}")
+        # std 0: every value is mean + z * 0 = mean, whatever the bounds in units of std
+        a, b = (mean + alpha * std, mean + beta * std) if std > 0 else (mean, mean)
+        width = beta - alpha
+        if a == b and std == 0 and abs(mean) > _largest(output_dtype(dtype, out)):
+            raise ValueError(f"mean={mean} is beyond the largest {output_dtype(dtype, out).name}")
     else:
         a = check_real(a, "a", allow_inf=True)
         b = check_real(b, "b", allow_inf=True)
-        names = ("a", "b")
-    if not a < b:
-        raise ValueError(f"{names[0]} must be < {names[1]}, got {a} and {b}")
+        if not a < b:
+            raise ValueError(f"a must be < b, got {a} and {b}")
+        alpha, beta = (_standardize(a, mean, std), _standardize(b, mean, std)) if std > 0 else (0.0, 0.0)
+        # from the bounds themselves: beta - alpha loses a narrow interval far from the mean
+        width = _standardize(b, a, std) if std > 0 else 0.0
     dt = output_dtype(dtype, out)
     lo, hi = _round_into(a, dt, up=True), _round_into(b, dt, up=False)
     if lo > hi:
@@ -632,16 +669,35 @@ def truncated_normal(
     if std == 0.0:
         value = min(max(mean, lo), hi)
         return sample(shape, UNIFORM, _params(value, 0.0, value, value), **common)
+    # the farthest values the kernels reach on each side: a bound, or 14.2 std past the mean or
+    # the nearer bound (the smallest probability they form, 2**-143, has |z| < 14.1)
+    z_min = max(alpha, min(beta, 0.0) - _TRUNCNORM_REACH)
+    z_max = min(beta, max(alpha, 0.0) + _TRUNCNORM_REACH)
+    _check_reach(std, a if z_min == alpha else mean + z_min * std, b if z_max == beta else mean + z_max * std, dt)
     from scipy import special  # imported here: it costs ~0.3 s, and only this sampler needs it
 
-    alpha, beta = (a - mean) / std, (b - mean) / std
     split = min(max(0.0, alpha), beta)
     p_left = float(special.ndtr(alpha))
     q_right = float(special.ndtr(-beta))
     mass_left = float(special.ndtr(split) - special.ndtr(alpha))
     mass_right = float(special.ndtr(-split) - special.ndtr(-beta))
     total = mass_left + mass_right
+    sign = 1.0 if alpha >= 0 else -1.0
+    near, far = (alpha, beta) if sign > 0 else (-beta, -alpha)
+    if _nearly_flat(alpha, beta, width, near, total >= _TAIL_MASS and dt.compute == 32):
+        compute = np.float64 if dt.compute == 64 else np.float32
+        with np.errstate(over="ignore"):
+            width = compute(b) - compute(a)
+        if not np.isfinite(width):
+            raise ValueError(f"b - a = {b - a:g} overflows float{dt.compute}, in which {dt.name} values are computed")
+        return sample(shape, UNIFORM, _params(a, b - a, lo, hi), **common)
     if total >= _TAIL_MASS:
+        if dt.compute == 32 and max(abs(mean), std) > _largest(resolve_dtype("float32")):
+            argname, value = ("std", std) if std > abs(mean) else ("mean", mean)
+            raise ValueError(
+                f"{argname}={value} is beyond float32, in which {dt.name} values are computed; "
+                "use dtype='float64'"
+            )
         params = _params(mean, std, lo, hi, p_left, q_right, mass_left, total)
         # every p formed lies between the bounds' tail probabilities and 1/2; when those are
         # not in the quantile's tail region, the kernel that skips it gives the same bits
@@ -652,8 +708,53 @@ def truncated_normal(
         )
         return sample(shape, TRUNCNORM_CENTRAL if central else TRUNCNORM, params, **common)
     # Deep in one tail: reflect it to the right tail and work in log space.
-    sign = 1.0 if alpha >= 0 else -1.0
-    near, far = (alpha, beta) if sign > 0 else (-beta, -alpha)
+    if near > _FAR_Z:
+        # The exponential limit: the density is exp(-near t - t**2 / 2) at t std past the
+        # nearer bound, and t**2 / 2 is negligible. The same bound and rate near / std at
+        # distance _FAR_Z give the same distribution to 1 / (2 _FAR_Z**2) = 3e-8, without
+        # cancelling mean + z * std at |z| ~ near (which leaves ulp(near) of resolution).
+        bound = a if sign > 0 else b
+        far = _FAR_Z + width * (near / _FAR_Z)
+        std = std * (_FAR_Z / near)
+        near = _FAR_Z
+        mean = bound - sign * near * std
     logq_near = float(special.log_ndtr(-near))
     ratio = 0.0 if math.isinf(far) else math.exp(float(special.log_ndtr(-far)) - logq_near)
     return sample(shape, TRUNCNORM_TAIL, _params(mean, std, lo, hi, sign, logq_near, ratio), **common)
+
+
+def _standardize(x: float, mean: float, std: float) -> float:
+    """(x - mean) / std, also where x - mean overflows but the quotient does not."""
+    d = x - mean
+    if math.isinf(d) and not math.isinf(x):
+        return x / std - mean / std
+    return d / std
+
+
+def _nearly_flat(alpha: float, beta: float, width: float, near: float, float32_quantile: bool) -> bool:
+    """Whether the uniform on [alpha, beta] is closer to the truncated normal than the inverse
+    CDF can resolve it (the density is then flat across the interval to within that error).
+
+    The quantile's error in z is about eps (1 + |z|) (special.py: relative error 3.4e-7 in
+    float32, 4e-16 in float64, plus the rounding of p). Only an interval whose width is
+    below 4096 such errors counts (wider ones keep the inverse CDF, and their bits); then the
+    uniform is taken if its CDF, off by at most delta / 2 of the interval where delta is the
+    range of the log density over it, is closer than the quantile's resolution.
+    """
+    if math.isinf(width):
+        return False
+    if width == 0:  # narrower than float64 resolves, in units of std
+        return True
+    if float32_quantile:
+        error = _QUANTILE_EPS_F32 * (1.0 + min(max(abs(alpha), abs(beta)), near + 9.0))
+    else:  # float64 quantile or the tail form, which works at distance min(near, _FAR_Z)
+        scaled = min(near, _FAR_Z)
+        error = _QUANTILE_EPS_F64 * (1.0 + scaled) * (scaled / near if near > 0 else 1.0)
+    resolution = error / width
+    if resolution <= _NARROW:
+        return False
+    if alpha >= 0 or beta <= 0:  # one side of the mean: (beta**2 - alpha**2) / 2
+        delta = width * abs(alpha + beta) / 2
+    else:
+        delta = max(alpha * alpha, beta * beta) / 2
+    return delta / 2 < resolution
