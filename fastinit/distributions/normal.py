@@ -20,7 +20,13 @@ from .._jit import pure
 from ..rng.convert import quarter_turn_f32, quarter_turn_f64, u01_f32_oc, u01_f64_oc
 from .special import log_f32, log_f64, sincos_quarter_f32, sincos_quarter_f64
 
-__all__ = ["normal_pair_f32", "normal_pair_f64"]
+__all__ = ["normal_pair_f32", "normal_pair_f64", "NORMAL_MAX_Z_F32", "NORMAL_MAX_Z_F64"]
+
+# Bounds on |z| = |r cos t|, |r sin t|: r is largest at the smallest u, 2**-32 (float32:
+# sqrt(64 ln 2) = 6.6604) and 2**-53 (float64: sqrt(106 ln 2) = 8.5717); the margins cover
+# log's < 1.25 ulp. The API refuses a mean and std whose mean + z std can leave the dtype.
+NORMAL_MAX_Z_F32 = 6.661
+NORMAL_MAX_Z_F64 = 8.572
 
 _M2_F32 = float32(-2.0)
 _M2_F64 = float64(-2.0)
