@@ -266,3 +266,46 @@ def test_fastarray_empty_refuses_unaddressable_shapes():
     # int64 arithmetic would wrap 2**80 bytes to 0 and fail later with an unrelated message
     with pytest.raises(ValueError, match=r"^shape=\(1099511627776, 1099511627776\) needs"):
         FastArray.empty((2**40, 2**40), "float32")
+
+
+# A process forked while another thread is inside a (serialized) launch: the child must not
+# inherit the held launch lock (workqueue is fork-safe, so this worked before launches were
+# serialized). Linux only: it needs os.fork.
+FORK_DURING_LAUNCH = textwrap.dedent(
+    """
+    import os, threading, time
+    import numpy as np
+    import fastinit
+    from fastinit.backends import cpu
+
+    fastinit.normal((1000,), seed=0)  # the layer is known from here on
+    assert cpu.launches_serialized()
+    big = threading.Thread(target=lambda: fastinit.normal((60_000_000,), seed=0))
+    big.start()
+    time.sleep(0.2)  # the thread is inside its launch (it takes ~1 s)
+    pid = os.fork()
+    if pid == 0:
+        x = np.asarray(fastinit.normal((100_000,), seed=1, name="c"))
+        os._exit(0 if np.array_equal(x, np.asarray(fastinit.normal((100_000,), seed=1, name="c"))) else 3)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            print("child exit", os.waitstatus_to_exitcode(status))
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        print("child hung")
+    big.join()
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_during_a_serialized_launch_does_not_hang_the_child():
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    done = subprocess.run([sys.executable, "-c", FORK_DURING_LAUNCH], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "child exit 0"

@@ -16,6 +16,7 @@ flat indices of the tensor go to which elements of ``out``.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from dataclasses import dataclass
 
@@ -496,6 +497,16 @@ def convert(values: np.ndarray, storage_dtype) -> np.ndarray:
 # run, so launches are serialized until then, and from then on only under workqueue.
 _LAUNCH_LOCK = threading.Lock()
 _layer_is_thread_safe: bool | None = None  # None: no parallel kernel has run yet
+
+
+def _new_launch_lock() -> None:
+    # a fork copies the lock as another thread held it, and no thread of the child releases it
+    global _LAUNCH_LOCK
+    _LAUNCH_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_new_launch_lock)
 
 
 def _thread_safe_layer() -> bool | None:
