@@ -492,6 +492,7 @@ def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
         )
     if _is_torch_tensor(obj):
         _check_no_lazy_bits(obj, argname)
+        _check_torch_storage(obj, argname)
     if isinstance(obj, np.ma.MaskedArray):
         raise ValueError(
             f"{argname} is a masked array; pass its data ({argname}.data) to fill every element"
@@ -544,6 +545,24 @@ def _check_no_lazy_bits(tensor, argname: str) -> None:
         raise TypeError(
             f"{argname} has torch's lazy conjugation bit set; fill a plain tensor "
             f"(e.g. {argname}.resolve_conj()) and copy it in"
+        )
+
+
+def _check_torch_storage(tensor, argname: str) -> None:
+    # A storage can be resized under its tensors (FSDP frees flat parameters with resize_(0)),
+    # leaving a shape that reaches past the memory.
+    if tensor.numel() == 0 or tensor.layout != sys.modules["torch"].strided:
+        return
+    try:
+        held = tensor.untyped_storage().nbytes()
+    except (RuntimeError, NotImplementedError):  # no storage (a wrapper subclass): export decides
+        return
+    last = sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride(), strict=True))
+    end = (tensor.storage_offset() + last + 1) * tensor.element_size()
+    if end > held:
+        raise ValueError(
+            f"{argname} reaches byte {end} of its storage, but its storage holds {held} bytes "
+            "(resized or freed under the tensor)"
         )
 
 
@@ -885,6 +904,7 @@ def _torch_device_view(t, argname: str, writable: bool) -> DeviceView:
             "memory, so the tensor is filled in place), inside torch.no_grad() as torch.nn.init does"
         )
     _check_no_lazy_bits(t, argname)
+    _check_torch_storage(t, argname)
     try:
         dtype = resolve_dtype(t.dtype, argname=argname)
     except TypeError:

@@ -150,6 +150,28 @@ def test_a_producer_with_negative_dimensions_is_refused():
     assert not a.any()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("storage_bytes", [0, 400])
+def test_a_torch_tensor_larger_than_its_storage_is_refused(dtype, storage_bytes):
+    # A storage resized under its tensor (FSDP frees flat parameters this way) leaves a tensor
+    # whose shape reaches past its memory: before the fix, a heap overflow or a NumPy error.
+    result = run_isolated(
+        f"""
+        import torch, fastinit
+        t = torch.zeros(1000, dtype=torch.{dtype})
+        t.untyped_storage().resize_({storage_bytes})
+        try:
+            fastinit.uniform((1000,), out=t)
+        except ValueError as error:
+            print(error)
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    end = 1000 * (2 if dtype == "bfloat16" else 4)
+    assert result.stdout.startswith(f"out reaches byte {end} of its storage")
+    assert f"its storage holds {storage_bytes} bytes" in result.stdout
+
+
 # ---- item 2: torch's lazy negation / conjugation bits -------------------------------------------
 
 
