@@ -553,21 +553,19 @@ def elementwise_kernel(fn):
         # it into a SystemError under omp): it is caught per element, the loop reports the
         # first failing index, and a serial call on that element raises it for real.
         @numba.njit(**USER_FUNCTION)
-        def guarded(v):
+        def failed_at(x, i):
             try:
-                return compiled(v), False
+                x[i] = compiled(x[i])
+                return False
             except Exception:
-                return v, True
+                return True
 
         @numba.njit(**KERNEL_NOCACHE)
         def apply(x):
             first_failure = x.size
             for i in prange(x.size):
-                v, failed = guarded(x[i])
-                if failed:
+                if failed_at(x, i):
                     first_failure = min(first_failure, i)
-                else:
-                    x[i] = v
             return first_failure
 
         def kernel(x):
