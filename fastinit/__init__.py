@@ -11,6 +11,7 @@ from .rng.philox import philox4x32
 from .rng.streams import STREAM_VERSION, StreamKey, derive_key
 from .schemes import *  # noqa: F403
 from .schemes import __all__ as _schemes_all
+from .schemes.custom import register_custom
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,7 @@ __all__ = _schemes_all + [
     "derive_key",
     "normal",
     "philox4x32",
+    "register_custom",
     "resolve_dtype",
     "truncated_normal",
     "uniform",

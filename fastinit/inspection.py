@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .checkpoint import CheckpointError, checkpoint_files, manifest_from_config, manifest_from_json
+from .checkpoint.files import read_regular
+from .checkpoint.safetensors_format import read_raw_header
 from .checkpoint.writer import INDEX_NAME
 from .schemes import Initializer
 from .schemes.registry import SCHEMES
@@ -85,6 +87,7 @@ ALPHA = 1e-6  # p-value below which a test flags a tensor (see the module docstr
 MAX_SAMPLES = 100_000  # values kept per tensor for the KS test and the histograms
 CHUNK = 1 << 22  # values read at a time
 GRAM_LIMIT = 1 << 24  # orthogonal tensors up to this many values get the Q^T Q check
+MAX_MANIFEST_BYTES = 100_000_000
 
 _CONSTANT_SCHEMES = ("constant", "zeros", "ones")
 _EXACT_SCHEMES = ("constant", "zeros", "ones", "eye", "dirac")
@@ -286,9 +289,31 @@ def _safe_predict(config, shape, zero_rows) -> Prediction:
     if config["scheme"] == "custom":
         return Prediction("unknown", _scheme_text(config), note="custom scheme: no prediction")
     try:
-        return predict(config, shape, zero_rows)
-    except (TypeError, ValueError, KeyError, AttributeError) as error:
-        return Prediction("unknown", str(config), note=f"cannot predict: {error}")
+        init = Initializer.from_config(config)
+        if shape:  # the parameters are valid for this shape: a call that selects no element
+            init(shape, index=(slice(0, 0),))
+        return predict(init, shape, zero_rows)
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError, RecursionError) as error:
+        return Prediction("unknown", _scheme_label(config), note=f"cannot predict: {error}")
+
+
+def _scheme_label(config: dict) -> str:
+    try:
+        return _scheme_text(config)
+    except (TypeError, ValueError, RecursionError):
+        return "unreadable config"
+
+
+def _recorded(record, shape) -> tuple[object, tuple[int, ...], str | None]:
+    """(init config, zero rows, why the record is unusable or None) of a file's record."""
+    if not isinstance(record, dict):
+        return record, (), None
+    rows = record.get("zero_rows", [])
+    limit = shape[0] if shape else 1
+    if not isinstance(rows, list) or not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < limit
+                                             for r in rows):  # fmt: skip
+        return record.get("init"), (), f"zero_rows must be row numbers in [0, {limit})"
+    return record.get("init"), tuple(sorted(set(rows))), None
 
 
 # ---- reading values ---------------------------------------------------------------------------
@@ -591,9 +616,10 @@ def _inspect_tensor(
     t = TensorReport(name, shape, dtype, file, numel=math.prod(shape))
     zero_rows: tuple[int, ...] = ()
     if record is not None:
-        t.init = record.get("init")
-        zero_rows = tuple(sorted(set(int(r) for r in record.get("zero_rows", ()))))
-        t.predicted = _safe_predict(t.init, shape, zero_rows)
+        init, zero_rows, problem = _recorded(record, shape)
+        t.init = init if isinstance(init, dict) else None
+        t.predicted = (_safe_predict(init, shape, zero_rows) if problem is None else
+                       Prediction("unknown", "unreadable record", note=problem))  # fmt: skip
     if t.numel == 0:
         return t
     if dtype == "bfloat16":  # safetensors' numpy reader names the dtype; ml_dtypes defines it
@@ -705,11 +731,22 @@ def _manifest_report(path: str, spec, select) -> InspectReport:
 
 
 def _files(path: str) -> list[str]:
+    """The files to read, each checked to be a regular file whose header fits its size."""
     if os.path.isdir(path):
-        return checkpoint_files(path)
-    if os.path.basename(path) == INDEX_NAME or path.endswith(".index.json"):
-        return checkpoint_files(os.path.dirname(path) or ".")
-    return [path]
+        files = checkpoint_files(path)
+    elif os.path.basename(path) == INDEX_NAME or path.endswith(".index.json"):
+        files = checkpoint_files(os.path.dirname(path) or ".")
+    else:
+        files = [path]
+    for file in files:
+        try:
+            read_raw_header(file)
+        except CheckpointError:
+            raise
+        except ValueError as error:
+            detail = str(error).removeprefix(f"{file}: ")
+            raise InspectError(f"{file}: not a readable safetensors file ({detail})") from None
+    return files
 
 
 def inspect_path(path, *, select: Sequence[str] | None = None, alpha: float = ALPHA, max_samples: int = MAX_SAMPLES,
@@ -727,12 +764,13 @@ def inspect_path(path, *, select: Sequence[str] | None = None, alpha: float = AL
         raise ValueError(f"max_samples={max_samples!r} must be an int >= 1")
     if not os.path.exists(path):
         raise InspectError(f"{path}: no such file or directory")
-    if os.path.isfile(path) and path.endswith(".json") and not path.endswith(".index.json"):
+    if not os.path.isdir(path) and path.endswith(".json") and not path.endswith(".index.json"):
         try:
-            with open(path) as f:
-                spec = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InspectError(f"{path}: not a readable JSON manifest ({error})") from None
+            spec = json.loads(read_regular(path, MAX_MANIFEST_BYTES).decode("utf-8"))
+        except CheckpointError as error:
+            raise InspectError(str(error)) from None
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise InspectError(f"{path}: not a readable JSON manifest (not JSON)") from None
         return _manifest_report(path, spec, select)
     try:
         files = _files(path)
@@ -747,13 +785,15 @@ def inspect_path(path, *, select: Sequence[str] | None = None, alpha: float = AL
     for file in files:
         try:
             handle = safe_open(file, framework="numpy")
-        except Exception as error:  # safetensors raises its own SafetensorError / OSError types
-            raise InspectError(f"{file}: not a readable safetensors file ({error})") from None
+        except Exception:  # safetensors raises its own SafetensorError / OSError types
+            raise InspectError(f"{file}: not a readable safetensors file") from None
         with handle as f:
             metadata = f.metadata() or {}
             try:
                 records = json.loads(metadata.get("fastinit.tensors", "{}"))
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
+                records = {}
+            if not isinstance(records, dict):
                 records = {}
             for name in sorted(f.keys(), key=_natural_key):
                 if not _selected(name, select):

@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 FAMILIES = ("llama", "mistral", "qwen2", "gpt2")
+# Refused up front, before any list is built: beyond any real model, and what a crafted config or
+# manifest would use to exhaust time or memory.
+MAX_TENSORS = 1_000_000
+MAX_TOTAL_BYTES = 1 << 50  # 1 PiB
 
 
 class CheckpointError(ValueError):
@@ -60,17 +64,21 @@ class TensorSpec:
         """Raise CheckpointError naming this tensor if it cannot be written: zero_rows out of
         its rows, or an initializer that refuses its shape, dtype or parameters (found by a
         call that selects no element, so nothing is generated)."""
+        self.check_rows()
+        index = (slice(0, 0),) if self.shape else None
+        try:
+            self.init(self.shape, dtype=self.dtype, name=self.name, index=index)
+        except (TypeError, ValueError, ArithmeticError) as error:
+            raise CheckpointError(f"tensor {self.name!r}: {error}") from None
+
+    def check_rows(self) -> None:
+        """Raise CheckpointError naming this tensor unless zero_rows are row numbers of it."""
         rows = self.shape[0] if self.shape else 1
         for row in self.zero_rows:
             if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < rows:
                 raise CheckpointError(
                     f"tensor {self.name!r}: zero_rows must be row numbers in [0, {rows}), got {row!r}"
                 )
-        index = (slice(0, 0),) if self.shape else None
-        try:
-            self.init(self.shape, dtype=self.dtype, name=self.name, index=index)
-        except (TypeError, ValueError, ImportError) as error:
-            raise CheckpointError(f"tensor {self.name!r}: {error}") from None
 
     @property
     def nbytes(self) -> int:
@@ -132,17 +140,30 @@ def _get_float(config: dict, key: str, default: float) -> float:
 
 
 def _config_dtype(config: dict, dtype) -> DType:
-    chosen = dtype if dtype is not None else config.get("dtype", config.get("torch_dtype")) or "float32"
+    # transformers writes "dtype" (new) or "torch_dtype" (old); a null one says nothing
+    chosen = next((d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), "float32")
     try:
         return resolve_dtype(chosen, argname="dtype")
     except TypeError as error:
         raise CheckpointError(str(error)) from None
 
 
+def _check_layers(layers: int, key: str, per_layer: int) -> None:
+    if layers * per_layer > MAX_TENSORS:
+        raise CheckpointError(f"config: '{key}' {layers} is not plausible (more than {MAX_TENSORS:,} tensors)")
+
+
+def _check_total(specs: list[TensorSpec], what: str) -> None:
+    total = sum(spec.nbytes for spec in specs)
+    if total > MAX_TOTAL_BYTES:
+        raise CheckpointError(f"{what}: {total:.3g} bytes of tensors is not plausible (more than 1 PiB)")
+
+
 def _llama_like(config: dict, family: str, dtype: DType) -> list[TensorSpec]:
     hidden = _get_int(config, "hidden_size", family)
     inter = _get_int(config, "intermediate_size", family)
     layers = _get_int(config, "num_hidden_layers", family)
+    _check_layers(layers, "num_hidden_layers", per_layer=16)
     heads = _get_int(config, "num_attention_heads", family)
     kv_heads = _get_int(config, "num_key_value_heads", family, heads)
     vocab = _get_int(config, "vocab_size", family)
@@ -199,6 +220,7 @@ def _llama_like(config: dict, family: str, dtype: DType) -> list[TensorSpec]:
 def _gpt2(config: dict, dtype: DType) -> list[TensorSpec]:
     n = _get_int(config, "n_embd", "gpt2", config.get("hidden_size"))
     layers = _get_int(config, "n_layer", "gpt2", config.get("num_hidden_layers"))
+    _check_layers(layers, "n_layer", per_layer=12)
     positions = _get_int(config, "n_positions", "gpt2", config.get("n_ctx"))
     vocab = _get_int(config, "vocab_size", "gpt2")
     inner = config.get("n_inner") or 4 * n
@@ -255,6 +277,7 @@ def manifest_from_config(config: dict, *, dtype=None) -> Manifest:
         )
     dt = _config_dtype(config, dtype)
     specs = _gpt2(config, dt) if family == "gpt2" else _llama_like(config, family, dt)
+    _check_total(specs, "config")
     written = dict(config)
     written["dtype"] = dt.name
     written.pop("torch_dtype", None)
@@ -284,8 +307,8 @@ def manifest_from_json(spec, *, dtype=None) -> Manifest:
     if isinstance(spec, (str, bytes)):
         try:
             spec = json.loads(spec)
-        except json.JSONDecodeError as error:
-            raise CheckpointError(f"manifest: not valid JSON ({error})") from None
+        except (ValueError, RecursionError):
+            raise CheckpointError("manifest: not valid JSON") from None
     config = None
     default_dtype = dtype
     if isinstance(spec, dict):
@@ -293,12 +316,17 @@ def manifest_from_json(spec, *, dtype=None) -> Manifest:
             raise CheckpointError("manifest: a JSON object needs a 'tensors' list")
         config = spec.get("config")
         if default_dtype is None:
+            if "dtype" in spec and spec["dtype"] is None:
+                raise CheckpointError("manifest: 'dtype' is null: name a dtype or leave the key out")
             default_dtype = spec.get("dtype")
         tensors = spec["tensors"]
     else:
         tensors = spec
     if not isinstance(tensors, list) or not tensors:
         raise CheckpointError("manifest: 'tensors' must be a non-empty list")
+    if len(tensors) > MAX_TENSORS:
+        raise CheckpointError(f"manifest: {len(tensors):,} tensors is not plausible (at most {MAX_TENSORS:,})")
+    total = 0
     specs, seen = [], set()
     for i, item in enumerate(tensors):
         if not isinstance(item, dict):
@@ -316,9 +344,11 @@ def manifest_from_json(spec, *, dtype=None) -> Manifest:
             raise CheckpointError(
                 f"manifest: tensor {name!r} needs a shape: a list of integers >= 0, got {shape!r}"
             )
+        if "dtype" in item and item["dtype"] is None:
+            raise CheckpointError(f"manifest: tensor {name!r}: 'dtype' is null: name a dtype or leave the key out")
         try:
             dt = resolve_dtype(dtype if dtype is not None else item.get("dtype", default_dtype or "float32"))
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
             raise CheckpointError(f"manifest: tensor {name!r}: {error}") from None
         init = item.get("init")
         if not isinstance(init, dict):
@@ -327,14 +357,17 @@ def manifest_from_json(spec, *, dtype=None) -> Manifest:
             )
         try:
             initializer = Initializer.from_config(init)
-        except (TypeError, ValueError, ImportError, AttributeError) as error:
+        except (TypeError, ValueError) as error:
             raise CheckpointError(f"manifest: tensor {name!r}: {error}") from None
         zero_rows = item.get("zero_rows", [])
         if not isinstance(zero_rows, list):
             raise CheckpointError(f"manifest: tensor {name!r}: zero_rows must be a list of row numbers")
         spec = TensorSpec(name, tuple(shape), dt, initializer, tuple(zero_rows))
-        try:
-            spec.check()
+        total += spec.nbytes
+        if total > MAX_TOTAL_BYTES:
+            raise CheckpointError(f"manifest: tensor {name!r}: more than 1 PiB of tensors is not plausible")
+        try:  # a custom function known only by name is refused when written, not when read
+            spec.check() if initializer.resolved else spec.check_rows()
         except CheckpointError as error:
             raise CheckpointError(f"manifest: {error}") from None
         specs.append(spec)
@@ -360,7 +393,7 @@ def with_overrides(manifest: Manifest, overrides: dict) -> Manifest:
                 init = get_initializer(rule)
             else:
                 init = Initializer.from_config(rule)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RecursionError) as error:
             raise CheckpointError(f"override {pattern!r}: {error}") from None
         rules.append((pattern, init))
     tensors = []

@@ -12,14 +12,22 @@ every tensor can then be generated straight into its place in the file.
 from __future__ import annotations
 
 import json
+import math
+import os
 import struct
 
 from ..dtypes import DType, resolve_dtype
+from .files import open_regular, shown
 
-__all__ = ["SAFETENSORS_DTYPES", "build_header", "read_header", "HeaderEntry"]
+__all__ = ["SAFETENSORS_DTYPES", "ITEMSIZE", "MAX_HEADER_BYTES", "build_header", "read_header", "read_raw_header",
+           "HeaderEntry"]  # fmt: skip
 
 SAFETENSORS_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
 _FROM_CODE = {code: name for name, code in SAFETENSORS_DTYPES.items()}
+# bytes per element of every dtype code the safetensors format defines
+ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
+            "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
 
 
 class HeaderEntry:
@@ -54,30 +62,80 @@ def build_header(tensors, metadata: dict[str, str]) -> tuple[bytes, list[HeaderE
     return struct.pack("<Q", len(text)) + text, entries
 
 
-def read_header(path) -> tuple[dict[str, str], list[HeaderEntry], int]:
-    """(metadata, entries in file order, start of the data section) of a safetensors file.
+def read_raw_header(path) -> tuple[dict[str, str], list[tuple[str, str, tuple[int, ...], int, int]], int]:
+    """(metadata, [(name, dtype code, shape, begin, end)] in file order, start of the data
+    section) of the safetensors file at ``path``, any dtype safetensors defines.
 
-    Raises ValueError with the file name when it is not a valid safetensors file.
+    The file is untrusted: it must be a regular file (see files.py) whose header is a JSON object
+    of the documented form, every shape a list of integers >= 0, every byte range inside the file
+    and exactly dtype size x shape long, the ranges covering the data section without gap or
+    overlap. Anything else raises ValueError naming the file, so that no work is done for what a
+    file merely claims to hold.
     """
-    with open(path, "rb") as f:
+    path = os.fspath(path)
+    with os.fdopen(open_regular(path), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         prefix = f.read(8)
         if len(prefix) != 8:
             raise ValueError(f"{path}: too short to be a safetensors file")
         (n,) = struct.unpack("<Q", prefix)
-        if n > 100_000_000:
-            raise ValueError(f"{path}: header length {n} is not plausible: not a safetensors file")
+        if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+            raise ValueError(f"{path}: header length {n} does not fit the file ({size} bytes): not a safetensors file")
         raw = f.read(n)
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ValueError(f"{path}: the header is not valid JSON: not a safetensors file") from None
-    metadata = header.pop("__metadata__", {}) or {}
-    entries = []
-    for name, info in header.items():
-        code = info.get("dtype")
-        if code not in _FROM_CODE:
-            raise ValueError(f"{path}: tensor {name} has dtype {code}, which fastinit does not handle")
-        begin, end = info["data_offsets"]
-        entries.append(HeaderEntry(name, resolve_dtype(_FROM_CODE[code]), tuple(info["shape"]), begin, end))
-    entries.sort(key=lambda e: e.begin)
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the header is not a JSON object: not a safetensors file")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError(f"{path}: __metadata__ must map names to strings")
+    entries = sorted((_entry(path, name, info) for name, info in header.items()), key=lambda e: (e[3], e[4]))
+    end = 0
+    for name, _, _, begin, stop in entries:
+        if begin != end:
+            raise ValueError(f"{path}: tensor {shown(name)} starts at byte {begin} of the data, not {end} "
+                             "(tensors overlap or leave a gap)")  # fmt: skip
+        end = stop
+    if 8 + n + end != size:
+        raise ValueError(f"{path}: the file has {size} bytes but its header describes {8 + n + end} "
+                         f"({'trailing bytes' if size > 8 + n + end else 'truncated'})")  # fmt: skip
     return metadata, entries, 8 + n
+
+
+def _entry(path: str, name: str, info) -> tuple[str, str, tuple[int, ...], int, int]:
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: tensor {shown(name)} is not described by an object")
+    code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if not isinstance(code, str) or code not in ITEMSIZE:
+        raise ValueError(f"{path}: tensor {shown(name)} has an unknown dtype {shown(code, 20)}")
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise ValueError(f"{path}: tensor {shown(name)}: shape must be a list of integers >= 0")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):
+        raise ValueError(f"{path}: tensor {shown(name)}: data_offsets must be two integers >= 0")
+    begin, end = offsets
+    nbytes = ITEMSIZE[code] * math.prod(shape)
+    if end - begin != nbytes:
+        raise ValueError(f"{path}: tensor {shown(name)} has {end - begin} bytes for shape {shape} in {code} "
+                         f"({nbytes} bytes)")  # fmt: skip
+    return name, code, tuple(shape), begin, end
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def read_header(path) -> tuple[dict[str, str], list[HeaderEntry], int]:
+    """(metadata, entries in file order, start of the data section) of a safetensors file whose
+    tensors all have a dtype fastinit writes; checked as ``read_raw_header`` checks.
+
+    Raises ValueError with the file name when it is not a valid safetensors file.
+    """
+    metadata, raw, data_start = read_raw_header(path)
+    entries = []
+    for name, code, shape, begin, end in raw:
+        if code not in _FROM_CODE:
+            raise ValueError(f"{path}: tensor {shown(name)} has dtype {code}, which fastinit does not handle")
+        entries.append(HeaderEntry(name, resolve_dtype(_FROM_CODE[code]), shape, begin, end))
+    return metadata, entries, data_start

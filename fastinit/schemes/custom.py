@@ -17,14 +17,76 @@ scalar function Numba can compile (``@numba.njit`` semantics: no Python objects)
 
 from __future__ import annotations
 
+import importlib
+import types
+
 import numpy as np
 
 from .. import api
 from ..backends import cpu
 
-__all__ = ["custom", "DRAWS"]
+__all__ = ["custom", "DRAWS", "REGISTERED", "register_custom", "registered_function", "function_path",
+           "allow_import"]  # fmt: skip
 
 DRAWS = {"uniform": api.uniform, "normal": api.normal, "truncated_normal": api.truncated_normal}
+# 'module:qualname' -> function: the only custom functions a config (a file) may name. A config
+# is data: it is never a reason to import a module.
+REGISTERED: dict[str, object] = {}
+
+
+def function_path(fn) -> str:
+    """'module:qualname' of a module-level function (how a config records it)."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    py_func = getattr(fn, "py_func", None)  # a numba dispatcher
+    if py_func is not None:
+        module, qualname = py_func.__module__, py_func.__qualname__
+    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ValueError(
+            f"the custom function {fn!r} cannot be recorded in a config: define it at module level "
+            "so it can be named by 'module:qualname'"
+        )
+    return f"{module}:{qualname}"
+
+
+def register_custom(fn) -> str:
+    """Let configs name ``fn`` (by its 'module:qualname', returned). ``fastinit.custom`` does this
+    for you; call it for a function you use in a checkpoint made elsewhere, before verifying it.
+
+    >>> import fastinit
+    >>> def double(w):
+    ...     return 2.0 * w
+    >>> fastinit.register_custom(double)  # doctest: +ELLIPSIS
+    '...:double'
+    """
+    if not callable(fn):
+        raise TypeError(f"register_custom() needs a function, got {type(fn).__name__}")
+    path = function_path(fn)
+    REGISTERED[path] = fn
+    return path
+
+
+def registered_function(path: str):
+    """The function registered under ``path``, or None."""
+    return REGISTERED.get(path)
+
+
+def allow_import(module_name: str) -> int:
+    """Import ``module_name`` (a name the user typed, e.g. ``verify --allow-import``, never one
+    read from a file) and register its module-level functions; the number registered."""
+    if not isinstance(module_name, str) or not all(p.isidentifier() for p in module_name.split(".")):
+        raise ValueError(f"--allow-import {module_name!r}: not a module name")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"--allow-import {module_name}: cannot import it ({error})") from None
+    count = 0
+    for value in list(vars(module).values()):
+        fn = getattr(value, "py_func", value)
+        if isinstance(fn, types.FunctionType) and fn.__module__ == module_name:
+            register_custom(value)
+            count += 1
+    return count
 
 
 def apply_custom(fn, shape, *, draw="uniform", draw_params=None, seed=0, name=None, dtype=None, device="cpu",
@@ -32,6 +94,10 @@ def apply_custom(fn, shape, *, draw="uniform", draw_params=None, seed=0, name=No
     """Draw, apply fn element-wise, deliver (the body of a custom initializer)."""
     if draw not in DRAWS:
         raise ValueError(f"draw={draw!r} must be one of {', '.join(DRAWS)}")
+    if isinstance(fn, str):
+        raise ValueError(f"the custom function {fn!r} is not registered in this process: import the module "
+                         "that defines it (fastinit.custom registers it), call fastinit.register_custom(fn), "
+                         "or pass --allow-import MODULE on the command line")  # fmt: skip
     if not callable(fn):
         raise TypeError(f"the custom scheme's function must be callable, got {type(fn).__name__}")
     dt = api.output_dtype(dtype, out)
@@ -51,7 +117,9 @@ def custom(fn=None, *, draw="uniform", **draw_params):
     Usable as a decorator (``@fastinit.custom(draw="normal", std=0.02)``) or a call
     (``fastinit.custom(fn, draw="uniform", low=-1, high=1)``). Returns an ``Initializer``
     (see registry.py): call it with ``(shape, *, seed, name, dtype, device, index, out)``;
-    ``to_config()`` records the function by import path.
+    ``to_config()`` records the function as 'module:qualname', and the function is registered
+    so that a config naming it resolves in this process (a config never imports a module:
+    elsewhere, import the defining module first, or ``fastinit verify --allow-import MODULE``).
 
     >>> import fastinit, numpy as np
     >>> @fastinit.custom(draw="uniform", low=-10.0, high=10.0)

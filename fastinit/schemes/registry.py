@@ -10,14 +10,14 @@ A checkpoint header records ``to_config()`` per tensor, so anyone can regenerate
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import importlib
 import inspect
 import json
 
 from .. import api
 from . import variance_scaling as vs
-from .custom import apply_custom
+from .custom import apply_custom, function_path, register_custom, registered_function
 from .deterministic import constant, dirac, eye, ones, zeros
 from .orthogonal import delta_orthogonal, orthogonal
 from .sparse import sparse
@@ -70,30 +70,14 @@ def _canonical(scheme) -> str:
     return scheme
 
 
-def _function_path(fn) -> str:
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    py_func = getattr(fn, "py_func", None)  # a numba dispatcher
-    if py_func is not None:
-        module, qualname = py_func.__module__, py_func.__qualname__
-    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
-        raise ValueError(
-            f"the custom function {fn!r} cannot be recorded in a config: define it at module level "
-            "so it can be imported by 'module:qualname'"
-        )
-    return f"{module}:{qualname}"
-
-
-def _import_function(path: str):
+def _resolve_function(path: str):
+    """The registered function a config names, or the name itself (an unresolved custom
+    initializer: it records and compares, and raises when called). Never imports."""
     module, _, qualname = path.partition(":")
     if not module or not qualname:
         raise ValueError(f"function={path!r} must be 'module:qualname'")
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    if isinstance(obj, Initializer):  # a function decorated with @fastinit.custom
-        obj = obj.params["function"]
-    return obj
+    function = registered_function(path)
+    return path if function is None else function
 
 
 def _check_custom_params(params: dict) -> None:
@@ -114,6 +98,10 @@ def _check_custom_params(params: dict) -> None:
     inspect.signature(DRAWS[params["draw"]]).bind(None, **draw_params)
 
 
+def _recorded_path(function) -> str:
+    return function if isinstance(function, str) else function_path(function)
+
+
 class Initializer:
     """A scheme with its parameters bound; call it with a shape and the per-call keywords.
 
@@ -131,8 +119,14 @@ class Initializer:
         scheme = _canonical(scheme)
         if scheme == "custom":
             _check_custom_params(params)
-            if isinstance(params["function"], str):
-                params["function"] = _import_function(params["function"])
+            function = params["function"]
+            if isinstance(function, str):
+                params["function"] = _resolve_function(function)
+            else:
+                if isinstance(function, Initializer):  # a function decorated with @fastinit.custom
+                    params["function"] = function = function.params["function"]
+                with contextlib.suppress(ValueError):  # a lambda can be used, not recorded
+                    register_custom(function)
         else:
             signature = _signature(scheme)
             for key in params:
@@ -152,11 +146,17 @@ class Initializer:
             return apply_custom(p["function"], shape, draw=p["draw"], draw_params=p["draw_params"], **common)
         return SCHEMES[self.scheme](shape, **self.params, **common)
 
+    @property
+    def resolved(self) -> bool:
+        """False for a custom initializer whose function is only a name read from a config (not
+        registered in this process): it records and compares, but cannot generate."""
+        return not (self.scheme == "custom" and isinstance(self.params["function"], str))
+
     def to_config(self) -> dict:
         """A JSON-serializable dict: {"scheme": name, **params}."""
         params = dict(self.params)
         if self.scheme == "custom":
-            params["function"] = _function_path(params["function"])
+            params["function"] = _recorded_path(params["function"])
         config = {"scheme": self.scheme, **params}
         json.dumps(config)  # raises TypeError for parameters JSON cannot hold
         return config
@@ -165,7 +165,10 @@ class Initializer:
     def from_config(cls, config: dict) -> Initializer:
         """Rebuild an initializer from ``to_config()``'s dict (or its JSON text)."""
         if isinstance(config, str):
-            config = json.loads(config)
+            try:
+                config = json.loads(config)
+            except (ValueError, RecursionError):
+                raise ValueError("an initializer config given as text must be valid JSON") from None
         if not isinstance(config, dict) or "scheme" not in config:
             raise ValueError(f"an initializer config is a dict with a 'scheme' key, got {config!r}")
         # JSON has no tuples: sequences (in_axis, out_axis, batch_axis) come back as lists
