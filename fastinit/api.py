@@ -553,7 +553,9 @@ def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="c
     Each pair of Philox words gives two values: r = sqrt(-2 log u) with u in (0, 1], and an
     angle; |z| <= 6.66 in float32 (32-bit u) and <= 8.57 in float64 (53-bit u). log, sin and
     cos are fastinit's own polynomials (< 2 ulp), identical on every backend.
-    Arguments as ``uniform``; std >= 0 (0 gives the constant mean).
+    Arguments as ``uniform``; std >= 0 (0 gives the constant mean). A mean and std with which
+    mean +- 6.661 std (float64: 8.572 std, the largest |z| the kernels produce) leaves the
+    dtype's range are refused: such values would be inf.
 
     >>> import fastinit, numpy as np
     >>> x = np.asarray(fastinit.normal(100_000, 0.0, 0.02, seed=1, name="w"))
@@ -630,6 +632,13 @@ def truncated_normal(
     with absolute bounds (std=0.002, a=-2, b=2) gives exactly N(0, 0.002**2) and bounds far out
     keep full precision. Values are clamped into [a, b] after rounding to dtype.
 
+    The limits are exact too. An interval too narrow for the inverse CDF to resolve (narrow
+    against std, e.g. std=1e8 on [-1, 1]) has a density flat to within that resolution: it is
+    drawn as the uniform on [a, b]. Beyond 4096 std the density is exponential, with rate
+    |bound - mean| / std**2 from the nearer bound, and is drawn as such. std=0 gives the
+    constant mean (clamped into [a, b]). Parameters that could give values beyond dtype's
+    range are refused (ValueError naming the argument), as in ``normal``.
+
     >>> import fastinit, numpy as np
     >>> x = np.asarray(fastinit.truncated_normal(10_000, 0.0, 0.02, -0.04, 0.04, seed=0, name="w"))
     >>> bool(x.min() >= -0.04 and x.max() <= 0.04)
@@ -648,11 +657,8 @@ def truncated_normal(
         beta = check_real(2.0 if upper is None else upper, "upper", allow_inf=True)
         if not alpha < beta:
             raise ValueError(f"lower must be < upper, got {alpha} and {beta}")
-        # std 0: every value is mean + z * 0 = mean, whatever the bounds in units of std
         a, b = (mean + alpha * std, mean + beta * std) if std > 0 else (mean, mean)
         width = beta - alpha
-        if a == b and std == 0 and abs(mean) > _largest(output_dtype(dtype, out)):
-            raise ValueError(f"mean={mean} is beyond the largest {output_dtype(dtype, out).name}")
     else:
         a = check_real(a, "a", allow_inf=True)
         b = check_real(b, "b", allow_inf=True)
@@ -662,10 +668,15 @@ def truncated_normal(
         # from the bounds themselves: beta - alpha loses a narrow interval far from the mean
         width = _standardize(b, a, std) if std > 0 else 0.0
     dt = output_dtype(dtype, out)
+    common = dict(seed=seed, name=name, dtype=dt, device=device, index=index, out=out)
+    if std == 0.0 and (lower is not None or upper is not None):
+        # every value is mean + z * 0 = mean, whatever the bounds in units of std
+        if abs(mean) > _largest(dt):
+            raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({_largest(dt):g})")
+        return sample(shape, UNIFORM, _params(mean, 0.0, mean, mean), **common)
     lo, hi = _round_into(a, dt, up=True), _round_into(b, dt, up=False)
     if lo > hi:
         raise ValueError(f"no {dt.name} value lies in [a={a}, b={b}]")
-    common = dict(seed=seed, name=name, dtype=dt, device=device, index=index, out=out)
     if std == 0.0:
         value = min(max(mean, lo), hi)
         return sample(shape, UNIFORM, _params(value, 0.0, value, value), **common)
@@ -673,7 +684,9 @@ def truncated_normal(
     # the nearer bound (the smallest probability they form, 2**-143, has |z| < 14.1)
     z_min = max(alpha, min(beta, 0.0) - _TRUNCNORM_REACH)
     z_max = min(beta, max(alpha, 0.0) + _TRUNCNORM_REACH)
-    _check_reach(std, a if z_min == alpha else mean + z_min * std, b if z_max == beta else mean + z_max * std, dt)
+    x_min = a if z_min == alpha else mean + z_min * std
+    x_max = b if z_max == beta else mean + z_max * std
+    _check_reach(std, x_min, x_max, dt)
     from scipy import special  # imported here: it costs ~0.3 s, and only this sampler needs it
 
     split = min(max(0.0, alpha), beta)
@@ -684,12 +697,14 @@ def truncated_normal(
     total = mass_left + mass_right
     sign = 1.0 if alpha >= 0 else -1.0
     near, far = (alpha, beta) if sign > 0 else (-beta, -alpha)
-    if _nearly_flat(alpha, beta, width, near, total >= _TAIL_MASS and dt.compute == 32):
+    if _nearly_flat(alpha, beta, width, max(near, 0.0), total >= _TAIL_MASS and dt.compute == 32):
         compute = np.float64 if dt.compute == 64 else np.float32
         with np.errstate(over="ignore"):
-            width = compute(b) - compute(a)
-        if not np.isfinite(width):
-            raise ValueError(f"b - a = {b - a:g} overflows float{dt.compute}, in which {dt.name} values are computed")
+            span = compute(b) - compute(a)
+        if not np.isfinite(span):
+            raise ValueError(
+                f"b - a = {b - a:g} overflows float{dt.compute}, in which {dt.name} values are computed"
+            )
         return sample(shape, UNIFORM, _params(a, b - a, lo, hi), **common)
     if total >= _TAIL_MASS:
         if dt.compute == 32 and max(abs(mean), std) > _largest(resolve_dtype("float32")):
@@ -734,6 +749,7 @@ def _standardize(x: float, mean: float, std: float) -> float:
 def _nearly_flat(alpha: float, beta: float, width: float, near: float, float32_quantile: bool) -> bool:
     """Whether the uniform on [alpha, beta] is closer to the truncated normal than the inverse
     CDF can resolve it (the density is then flat across the interval to within that error).
+    width: beta - alpha, near: the interval's distance from the mean (0 if it holds the mean).
 
     The quantile's error in z is about eps (1 + |z|) (special.py: relative error 3.4e-7 in
     float32, 4e-16 in float64, plus the rounding of p). Only an interval whose width is

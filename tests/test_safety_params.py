@@ -197,6 +197,8 @@ ZERO_STD = [
     ("truncated_normal lower/upper off-centre",
      lambda **kw: fastinit.truncated_normal((4, 3), 1.5, 0.0, lower=1, upper=3, **kw), 1.5),
     ("truncated_normal a/b", lambda **kw: fastinit.truncated_normal((4, 3), 1.5, 0.0, 1.0, 2.0, **kw), 1.5),
+    ("truncated_normal lower/upper, mean not a dtype value",
+     lambda **kw: fastinit.truncated_normal((4, 3), -0.0, 0.0, lower=-2, upper=2, **kw), 0.0),
     ("normal", lambda **kw: fastinit.normal((4, 3), 1.5, 0.0, **kw), 1.5),
 ] + [
     (f"variance_scaling {d}", (lambda d: lambda **kw: fastinit.variance_scaling((4, 3), 0.0, "fan_in", d, **kw))(d), 0.0)
@@ -215,6 +217,13 @@ ZERO_STD = [
 def test_zero_std_gives_the_constant(label, call, expected, dtype):
     x = _values(call(seed=2, name="zero", dtype=dtype))
     assert np.all(x == expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_std_lower_upper_rounds_mean_once(dtype):
+    """std 0 with lower/upper gives mean rounded to nearest (0.1 is no float32: it was refused)."""
+    x = _values(fastinit.truncated_normal(3, 0.1, 0.0, lower=-1.0, upper=1.0, dtype=dtype))
+    assert np.all(x == api.round_to_dtype(0.1, dtype))
 
 
 def test_jax_zero_stddev():
@@ -297,5 +306,7 @@ def test_fuzz_truncated_normal_lower_upper(mean, std, lower, upper, dtype):
     with np.errstate(all="ignore"):
         lo, hi = mean + lower * std if std else mean, mean + upper * std if std else mean
     lo, hi = (-math.inf if math.isnan(lo) else lo), (math.inf if math.isnan(hi) else hi)
+    if std == 0:  # the constant mean, rounded once to dtype
+        lo = hi = api.round_to_dtype(mean, dtype)
     call = lambda: fastinit.truncated_normal(16, mean, std, lower=lower, upper=upper, seed=1, name="f", dtype=dtype)  # noqa: E731
     _check(call, lo, hi)
