@@ -632,7 +632,27 @@ def _view_numpy(array: np.ndarray, argname: str, bits_of: DType | None = None) -
         )
     strides = tuple(s // itemsize for s in array.strides)
     _check_no_overlap(array.shape, strides, argname)
+    _check_inside_owner(array, argname)
     return WritableView(array.view(dtype.storage), dtype)
+
+
+def _check_inside_owner(array: np.ndarray, argname: str) -> None:
+    """Refuse a view that reaches outside the ndarray owning its memory (``as_strided`` can
+    describe any address). Memory owned by other objects is taken as described."""
+    if array.size == 0:
+        return
+    owner = array.base
+    for _ in range(64):  # base links (ndarray.base, as_strided's DummyArray.base) to the owner
+        if owner is None or (isinstance(owner, np.ndarray) and owner.flags.owndata):
+            break
+        owner = getattr(owner, "base", None)
+    if not isinstance(owner, np.ndarray) or not owner.flags.owndata:
+        return
+    spans = [(n - 1) * s for n, s in zip(array.shape, array.strides, strict=True)]
+    low = array.ctypes.data + sum(d for d in spans if d < 0)
+    high = array.ctypes.data + sum(d for d in spans if d > 0) + array.itemsize
+    if low < owner.ctypes.data or high > owner.ctypes.data + owner.nbytes:
+        raise ValueError(f"{argname} reaches past the memory of the array it views (an as_strided view?)")
 
 
 def _numpy_dtype_row(np_dtype: np.dtype, argname: str) -> DType:

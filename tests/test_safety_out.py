@@ -172,6 +172,27 @@ def test_a_torch_tensor_larger_than_its_storage_is_refused(dtype, storage_bytes)
     assert f"its storage holds {storage_bytes} bytes" in result.stdout
 
 
+def test_an_as_strided_view_past_its_array_is_refused():
+    # as_strided can describe memory its array does not own; where the owner is an ndarray,
+    # the view's extent is checked against it (before the fix: a write past the allocation).
+    result = run_isolated(
+        """
+        import numpy as np, fastinit
+        owner = np.zeros(16, np.float32)
+        lie = np.lib.stride_tricks.as_strided(owner[4:], (100_000,), (4,))
+        inside = np.lib.stride_tricks.as_strided(owner[4:], (3, 4), (16, 4))[:, ::-1]
+        fastinit.uniform((3, 4), out=inside)
+        assert owner[4:].tobytes() == fastinit.uniform((3, 4)).raw[:, ::-1].tobytes()
+        try:
+            fastinit.uniform((100_000,), out=lie)
+        except ValueError as error:
+            print(error)
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("out reaches past the memory of the array it views")
+
+
 # ---- item 2: torch's lazy negation / conjugation bits -------------------------------------------
 
 
