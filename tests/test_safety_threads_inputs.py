@@ -16,6 +16,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastinit
 from fastinit.array import FastArray
@@ -309,3 +311,54 @@ def test_fork_during_a_serialized_launch_does_not_hang_the_child():
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "child exit 0"
+
+
+# ==== fuzzers (bounded: a few seconds each) ===========================================================
+
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+small_dim = st.integers(-3, 6)
+anything = st.one_of(st.none(), st.booleans(), small_dim, st.floats(allow_nan=True), st.text(max_size=3),
+                     st.binary(max_size=3), st.just(np.int64(2)), st.just(np.float32(2.0)))  # fmt: skip
+shapes = st.one_of(anything, st.lists(anything, max_size=3), st.lists(anything, max_size=3).map(tuple),
+                   st.sets(small_dim, max_size=3), st.dictionaries(small_dim, small_dim, max_size=2),
+                   st.lists(small_dim, max_size=3).map(np.array))  # fmt: skip
+
+
+def _valid_dims(shape):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        return (int(shape),) if shape >= 0 else None
+    if isinstance(shape, np.ndarray):
+        ok = shape.ndim == 1 and shape.dtype.kind in "iu" and (shape >= 0).all()
+        return tuple(shape.tolist()) if ok else None
+    if isinstance(shape, (list, tuple)) and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                                                and d >= 0 for d in shape):  # fmt: skip
+        return tuple(int(d) for d in shape)
+    return None
+
+
+@FUZZ
+@given(shape=shapes)
+def test_fuzz_fastarray_empty_shapes(shape):
+    expected = _valid_dims(shape)
+    if expected is None:
+        with pytest.raises((TypeError, ValueError), match=r"^shape") as refused:
+            FastArray.empty(shape, "float32")
+        assert "\n" not in str(refused.value)
+    else:
+        assert FastArray.empty(shape, "float32").shape == expected
+
+
+seeds = st.one_of(st.integers(-(2**65), 2**65), st.just(2**64), st.just(2**64 - 1), anything,
+                  st.just(np.uint64(2**64 - 1)), st.just(np.int8(-1)))  # fmt: skip
+
+
+@FUZZ
+@given(scheme=st.sampled_from(sorted(DETERMINISTIC)), seed=seeds)
+def test_fuzz_deterministic_schemes_seed(scheme, seed):
+    valid = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= int(seed) < 2**64
+    if valid:
+        assert np.array_equal(np.asarray(DETERMINISTIC[scheme](seed=seed)), np.asarray(DETERMINISTIC[scheme]()))
+    else:
+        with pytest.raises((TypeError, ValueError), match=r"^seed") as refused:
+            DETERMINISTIC[scheme](seed=seed)
+        assert "\n" not in str(refused.value)
