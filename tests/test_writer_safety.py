@@ -556,3 +556,27 @@ def test_symlinks_placed_during_a_run_are_not_followed(tmp_path, monkeypatch):
     except ck.CheckpointError as error:
         one_line(error)
     assert victim.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("name", ["model-00001-of-00002.safetensors", "config.json", ".fastinit-lock-1-of-1"])
+def test_a_fifo_in_the_directory_does_not_hang_the_writer(tmp_path, name):
+    import threading
+
+    os.mkfifo(tmp_path / name)
+    outcome = []
+
+    def run():
+        try:
+            ck.write_checkpoint(small_manifest(n=4, config={"model_type": "x"}), tmp_path, max_shard_size="8KiB")
+            outcome.append("written")
+        except ck.CheckpointError as error:
+            outcome.append(one_line(error))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(15)
+    if thread.is_alive():
+        os.close(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK))  # release the blocked open
+        thread.join(30)
+        pytest.fail(f"the writer blocked opening the FIFO {name}")
+    assert outcome and (name.startswith(".") or "overwrite" in outcome[0])

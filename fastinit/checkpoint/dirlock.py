@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 
 from .manifest import CheckpointError
 
@@ -79,14 +80,18 @@ def _alive(pid: int, start) -> bool:
 
 
 def _read(path: str):
+    """A lock's content: None when there is none, {} when it cannot be read (not a regular file,
+    not JSON)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         return None
     except OSError:
         return {}
     try:
         with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return {}
             info = json.loads(f.read(4096))
     except (OSError, ValueError):
         return {}
