@@ -263,6 +263,23 @@ def test_index_paths_outside_the_directory_are_refused(sharded, target):
         assert "SECRET" not in stderr + stdout
 
 
+@pytest.mark.parametrize("content", [SECRET, safetensors_bytes({"w": {"dtype": "SECRETS!", "shape": [1],
+                                                                      "data_offsets": [0, 4]}}, b"\0" * 4),
+                                     safetensors_bytes({"__metadata__": fastinit_metadata({}, seed="SECRETS!"),
+                                                        "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+                                                       b"\0" * 4)])  # fmt: skip
+def test_errors_never_echo_file_content(tmp_path, content):
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes(content)
+    for command in ("verify", "inspect"):
+        code, stdout, stderr = run_cli([command, d])
+        if command == "verify" or b"F32" not in content:  # (inspect reads a file with no records)
+            assert_one_line_error(code, stderr)
+        assert str(struct.unpack("<Q", content[:8])[0]) not in stderr + stdout
+        assert "SECRET" not in stderr + stdout
+
+
 def test_symlinks_leading_out_fifos_and_devices_are_refused(tmp_path):
     d = tmp_path / "ckpt"
     ck.write_checkpoint(small_manifest(n=1), d)
@@ -377,6 +394,40 @@ def test_shards_written_with_different_seeds(tmp_path, sharded):
     code, _, stderr = run_cli(["verify", d])
     assert_one_line_error(code, stderr)
     assert "seed" in stderr
+
+
+def edit_header(path: Path, edit) -> None:
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    edit(header)
+    path.write_bytes(safetensors_bytes(header, raw[8 + n :]))
+
+
+def test_a_shard_with_another_stream_version(sharded):
+    d, _ = sharded
+    edit_header(d / "model-00002-of-00003.safetensors",
+                lambda h: h["__metadata__"].update({"fastinit.stream_version": "999"}))  # fmt: skip
+    code, _, stderr = run_cli(["verify", d])
+    assert_one_line_error(code, stderr)
+    assert "stream version" in stderr and "999" not in stderr
+
+
+def test_a_tensor_in_two_shards(tmp_path):
+    d = tmp_path / "ckpt"
+    ck.write_checkpoint(small_manifest(n=2), d, seed=1, max_shard_size=600)
+    index = json.loads((d / "model.safetensors.index.json").read_text())
+
+    def rename(h):
+        h["layer0.weight"] = h.pop("layer1.weight")
+        records = json.loads(h["__metadata__"]["fastinit.tensors"])
+        records["layer0.weight"] = records.pop("layer1.weight")
+        h["__metadata__"]["fastinit.tensors"] = json.dumps(records)
+
+    edit_header(d / index["weight_map"]["layer1.weight"], rename)
+    code, _, stderr = run_cli(["verify", d])
+    assert_one_line_error(code, stderr)
+    assert "layer0.weight" in stderr
 
 
 def test_a_good_sharded_checkpoint_still_verifies(sharded):

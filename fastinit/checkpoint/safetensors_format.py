@@ -80,7 +80,7 @@ def read_raw_header(path) -> tuple[dict[str, str], list[tuple[str, str, tuple[in
             raise ValueError(f"{path}: too short to be a safetensors file")
         (n,) = struct.unpack("<Q", prefix)
         if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
-            raise ValueError(f"{path}: header length {n} does not fit the file ({size} bytes): not a safetensors file")
+            raise ValueError(f"{path}: the header length does not fit the file ({size} bytes): not a safetensors file")
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
@@ -109,7 +109,7 @@ def _entry(path: str, name: str, info) -> tuple[str, str, tuple[int, ...], int, 
         raise ValueError(f"{path}: tensor {shown(name)} is not described by an object")
     code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if not isinstance(code, str) or code not in ITEMSIZE:
-        raise ValueError(f"{path}: tensor {shown(name)} has an unknown dtype {shown(code, 20)}")
+        raise ValueError(f"{path}: tensor {shown(name)} has a dtype the safetensors format does not define")
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
         raise ValueError(f"{path}: tensor {shown(name)}: shape must be a list of integers >= 0")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):

@@ -153,8 +153,8 @@ def _shard(path: str) -> _Shard:
         raise CheckpointError(f"{path}: fastinit.seed must be an integer in [0, 2**64)") from None
     stream_version = metadata.get("fastinit.stream_version")
     if stream_version is not None and stream_version != str(STREAM_VERSION):
-        raise CheckpointError(f"{path}: written with stream version {shown(stream_version, 20)}; this fastinit "
-                              f"generates stream version {STREAM_VERSION}: cannot regenerate")  # fmt: skip
+        raise CheckpointError(f"{path}: written with another stream version than this fastinit's "
+                              f"({STREAM_VERSION}): cannot regenerate")  # fmt: skip
     names = {entry.name for entry in entries}
     extra = sorted(set(records) - names)
     if extra:
