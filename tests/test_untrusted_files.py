@@ -310,6 +310,16 @@ def test_symlinks_leading_out_fifos_and_devices_are_refused(tmp_path):
         assert_one_line_error(*run_cli([command, d], timeout=20)[::2])
 
 
+def test_an_index_that_is_a_link_leading_out_is_refused(sharded):
+    d, _ = sharded
+    os.rename(d / "model.safetensors.index.json", d.parent / "index.json")
+    os.symlink(d.parent / "index.json", d / "model.safetensors.index.json")
+    for command in ("verify", "inspect"):
+        code, _, stderr = run_cli([command, d])
+        assert_one_line_error(code, stderr)
+        assert "leading out" in stderr
+
+
 def test_a_symlink_inside_the_directory_is_followed(tmp_path):
     d = tmp_path / "ckpt"
     ck.write_checkpoint(small_manifest(n=1), d)

@@ -61,7 +61,7 @@ def _load_json(path: str, what: str):
 def _read_index(directory: str) -> dict[str, str]:
     """The index's weight_map, checked to map tensor names to file names in the directory."""
     path = os.path.join(directory, INDEX_NAME)
-    index = _load_json(path, "index")
+    index = _load_json(member_path(directory, INDEX_NAME), "index")
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{path}: not a valid index (weight_map must be a non-empty object)")
