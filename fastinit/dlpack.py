@@ -491,8 +491,7 @@ def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
             "jax.numpy.from_dlpack (no copy)"
         )
     if _is_torch_tensor(obj):
-        _check_no_lazy_bits(obj, argname)
-        _check_torch_storage(obj, argname)
+        _check_plain_tensor(obj, argname)
     if isinstance(obj, np.ma.MaskedArray):
         raise ValueError(
             f"{argname} is a masked array; pass its data ({argname}.data) to fill every element"
@@ -548,6 +547,16 @@ def _check_no_lazy_bits(tensor, argname: str) -> None:
         )
 
 
+def _check_plain_tensor(tensor, argname: str) -> None:
+    """Refuse torch tensors whose memory does not hold exactly their values."""
+    if tensor.is_nested:
+        raise TypeError(f"{argname} is a nested tensor; fill its components one by one")
+    if tensor.is_meta:
+        raise ValueError(f"{argname} is a meta tensor: it has no memory to fill")
+    _check_no_lazy_bits(tensor, argname)
+    _check_torch_storage(tensor, argname)
+
+
 def _check_torch_storage(tensor, argname: str) -> None:
     # A storage can be resized under its tensors (FSDP frees flat parameters with resize_(0)),
     # leaving a shape that reaches past the memory.
@@ -564,6 +573,8 @@ def _check_torch_storage(tensor, argname: str) -> None:
             f"{argname} reaches byte {end} of its storage, but its storage holds {held} bytes "
             "(resized or freed under the tensor)"
         )
+    if tensor.data_ptr() == 0:  # a FakeTensor
+        raise ValueError(f"{argname} has no memory (its data pointer is NULL)")
 
 
 def mark_written(obj) -> None:
@@ -923,8 +934,7 @@ def _torch_device_view(t, argname: str, writable: bool) -> DeviceView:
             f"{argname} requires grad; pass {argname}=tensor.detach() instead (it shares the "
             "memory, so the tensor is filled in place), inside torch.no_grad() as torch.nn.init does"
         )
-    _check_no_lazy_bits(t, argname)
-    _check_torch_storage(t, argname)
+    _check_plain_tensor(t, argname)
     try:
         dtype = resolve_dtype(t.dtype, argname=argname)
     except TypeError:

@@ -193,6 +193,29 @@ def test_an_as_strided_view_past_its_array_is_refused():
     assert result.stdout.startswith("out reaches past the memory of the array it views")
 
 
+def fake_tensor():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        return torch.zeros(3)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(lambda: torch.empty(3, device="meta"), "^out is a meta tensor", id="meta"),
+        pytest.param(fake_tensor, "^out has no memory", id="fake"),
+        pytest.param(
+            lambda: torch.nested.nested_tensor([torch.zeros(3), torch.zeros(3)]), "^out is a nested", id="nested"
+        ),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's nested tensors are a prototype
+def test_torch_tensors_without_plain_memory_are_refused(make, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        fastinit.uniform((3,), out=make())
+
+
 # ---- item 2: torch's lazy negation / conjugation bits -------------------------------------------
 
 
