@@ -575,6 +575,7 @@ def test_malformed_file_is_a_one_line_error(malformed, key):
 @pytest.mark.parametrize(
     "index",
     [DEEP, "[]", '{"weight_map": []}', '{"weight_map": {"w": ["a"]}}', "\xff", '{"weight_map": {"w": null}}'],
+    ids=lambda v: v[:30],
 )
 def test_malformed_index(sharded, index):
     d, _ = sharded
@@ -602,6 +603,7 @@ def test_malformed_index(sharded, index):
          "num_attention_heads": 2, "vocab_size": 10},
         {"model_type": "gpt2", "n_embd": 2**31, "n_layer": 2, "n_positions": 8, "vocab_size": 2**31},
     ],
+    ids=lambda v: (v if isinstance(v, str) else json.dumps(v))[:40],
 )  # fmt: skip
 def test_malformed_manifest_or_config(tmp_path, manifest):
     path = tmp_path / "m.json"
