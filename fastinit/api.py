@@ -42,16 +42,16 @@ __all__ = [
 # Below this mass the interval lies beyond ~11 sigma and its probabilities no longer fit a
 # float32: the truncated normal switches to its log-space tail form (distributions/truncnormal).
 _TAIL_MASS = 2.0**-90
-# The truncated normal's inverse CDF is accurate to about eps (1 + |z|) in z (see _nearly_flat),
-# and an interval it resolves to worse than _NARROW of its width is drawn as the uniform where
-# that is closer. Beyond _FAR_Z std its tail form is rescaled to _FAR_Z (the exponential limit).
+# The truncated normal's inverse CDF is accurate to about eps (1 + |z|) in z (see _truncnorm_regime),
+# and an interval it resolves to worse than _NARROW of its width is drawn another way where that
+# is closer. The tail form works between _TAIL_Z and _FAR_Z std (see _truncnorm_regime).
 _QUANTILE_EPS_F32 = 2.0**-21
 _QUANTILE_EPS_F64 = 2.0**-50
 _NARROW = 2.0**-12
+_TAIL_Z = 8.0
 _FAR_Z = 4096.0
 # how far past the mean or the nearer bound (in std) the truncated normal's kernels can reach
 _TRUNCNORM_REACH = 14.2
-
 
 
 # ---- argument checks ---------------------------------------------------------------------
@@ -697,7 +697,8 @@ def truncated_normal(
     total = mass_left + mass_right
     sign = 1.0 if alpha >= 0 else -1.0
     near, far = (alpha, beta) if sign > 0 else (-beta, -alpha)
-    if _nearly_flat(alpha, beta, width, max(near, 0.0), total >= _TAIL_MASS and dt.compute == 32):
+    regime = _truncnorm_regime(alpha, beta, width, near, total, dt.compute == 32)
+    if regime == "uniform":
         compute = np.float64 if dt.compute == 64 else np.float32
         with np.errstate(over="ignore"):
             span = compute(b) - compute(a)
@@ -706,7 +707,7 @@ def truncated_normal(
                 f"b - a = {b - a:g} overflows float{dt.compute}, in which {dt.name} values are computed"
             )
         return sample(shape, UNIFORM, _params(a, b - a, lo, hi), **common)
-    if total >= _TAIL_MASS:
+    if regime == "inverse_cdf":
         if dt.compute == 32 and max(abs(mean), std) > _largest(resolve_dtype("float32")):
             argname, value = ("std", std) if std > abs(mean) else ("mean", mean)
             raise ValueError(
@@ -722,16 +723,14 @@ def truncated_normal(
             and (mass_right == 0 or q_right >= NDTRI_CENTRAL_MIN_P)
         )
         return sample(shape, TRUNCNORM_CENTRAL if central else TRUNCNORM, params, **common)
-    # Deep in one tail: reflect it to the right tail and work in log space.
-    if near > _FAR_Z:
-        # The exponential limit: the density is exp(-near t - t**2 / 2) at t std past the
-        # nearer bound, and t**2 / 2 is negligible. The same bound and rate near / std at
-        # distance _FAR_Z give the same distribution to 1 / (2 _FAR_Z**2) = 3e-8, without
-        # cancelling mean + z * std at |z| ~ near (which leaves ulp(near) of resolution).
+    # One side of the mean, in log space: reflected to the right tail and, where it is not
+    # already there, moved to a distance the tail form handles (see _truncnorm_regime).
+    target = _tail_distance(near)
+    if target != near:
         bound = a if sign > 0 else b
-        far = _FAR_Z + width * (near / _FAR_Z)
-        std = std * (_FAR_Z / near)
-        near = _FAR_Z
+        far = target + width * (near / target)
+        std = std * (target / near)
+        near = target
         mean = bound - sign * near * std
     logq_near = float(special.log_ndtr(-near))
     ratio = 0.0 if math.isinf(far) else math.exp(float(special.log_ndtr(-far)) - logq_near)
@@ -746,31 +745,54 @@ def _standardize(x: float, mean: float, std: float) -> float:
     return d / std
 
 
-def _nearly_flat(alpha: float, beta: float, width: float, near: float, float32_quantile: bool) -> bool:
-    """Whether the uniform on [alpha, beta] is closer to the truncated normal than the inverse
-    CDF can resolve it (the density is then flat across the interval to within that error).
-    width: beta - alpha, near: the interval's distance from the mean (0 if it holds the mean).
+def _tail_distance(near: float) -> float:
+    """Where the tail form draws an interval whose nearer bound is ``near`` std from the mean:
+    there if in [_TAIL_Z, _FAR_Z] (its Newton inverse needs >= 8; beyond _FAR_Z, mean + z std
+    keeps only ulp(z) of the distribution), else the nearest end of that range."""
+    return min(max(near, _TAIL_Z), _FAR_Z)
 
-    The quantile's error in z is about eps (1 + |z|) (special.py: relative error 3.4e-7 in
-    float32, 4e-16 in float64, plus the rounding of p). Only an interval whose width is
-    below 4096 such errors counts (wider ones keep the inverse CDF, and their bits); then the
-    uniform is taken if its CDF, off by at most delta / 2 of the interval where delta is the
-    range of the log density over it, is closer than the quantile's resolution.
+
+def _truncnorm_regime(alpha, beta, width, near, total, float32_compute) -> str:
+    """How truncated_normal draws [alpha, beta]: "inverse_cdf", "tail" or "uniform".
+
+    By default the inverse CDF, or the tail form when the mass is below _TAIL_MASS. Their
+    error in z is about eps (1 + |z|) (special.py: the quantile's relative error 3.4e-7 in
+    float32, 4e-16 in float64, plus the rounding of p). An interval narrower than 4096 such
+    errors (``_NARROW``) is not resolved, and takes whichever of these is closer:
+
+    - the uniform on [a, b]: its CDF is off by at most delta / 2 of the interval, delta the
+      range of the log density over it;
+    - on one side of the mean, the tail form (float64 inside) moved to distance
+      t' = _tail_distance(near) with the same bound and rate near / std: the log density
+      -(near t + t**2 / 2) at t std past the bound becomes -(near t + t**2 / (2 k**2)),
+      k = t' / near, so the CDF is off by at most t**2 |1 - 1/k**2| / 4 over the t that
+      carries the mass (at most the width, and 40 / near: e**-40 lies beyond), plus the tail
+      form's own error.
+
+    The resolution test keeps the bits of every interval that was already resolved.
     """
-    if math.isinf(width):
-        return False
+    # the tail form's error in z: its own at distance t', scaled back by k = t' / near
+    tail_error = math.inf
+    if near > 0:
+        k = _tail_distance(near) / near
+        tail_error = _QUANTILE_EPS_F64 * (1.0 + _tail_distance(near)) * k
+    if total >= _TAIL_MASS:
+        default = "inverse_cdf"
+        eps = _QUANTILE_EPS_F32 if float32_compute else _QUANTILE_EPS_F64
+        error = eps * (1.0 + min(max(abs(alpha), abs(beta)), max(near, 0.0) + 9.0))
+    else:
+        default, error = "tail", tail_error
+    if math.isinf(width) or error <= _NARROW * width:
+        return default
     if width == 0:  # narrower than float64 resolves, in units of std
-        return True
-    if float32_quantile:
-        error = _QUANTILE_EPS_F32 * (1.0 + min(max(abs(alpha), abs(beta)), near + 9.0))
-    else:  # float64 quantile or the tail form, which works at distance min(near, _FAR_Z)
-        scaled = min(near, _FAR_Z)
-        error = _QUANTILE_EPS_F64 * (1.0 + scaled) * (scaled / near if near > 0 else 1.0)
-    resolution = error / width
-    if resolution <= _NARROW:
-        return False
+        return "uniform"
     if alpha >= 0 or beta <= 0:  # one side of the mean: (beta**2 - alpha**2) / 2
         delta = width * abs(alpha + beta) / 2
     else:
         delta = max(alpha * alpha, beta * beta) / 2
-    return delta / 2 < resolution
+    uniform = delta / 2
+    if near <= 0:
+        return "uniform"
+    t = min(width, 40.0 / near)
+    tail = t * t * abs(1.0 - 1.0 / (k * k)) / 4 + tail_error / width
+    return "uniform" if uniform <= tail else "tail"

@@ -93,6 +93,9 @@ NARROW = [
     (-1.0, 1.0, 0.0, 1e-6, "float32"),  # narrow at 1 std, values near 0: finer than the quantile
     (-1.0, 1.0, 0.0, 1e-14, "float64"),
     (-3.0, 1.0, 0.0, 3e-4, "float32"),
+    (-8.0, 1.0, 0.0, 3e-3, "float32"),  # narrow, one side, tilted: not flat, not resolved in float32
+    (-5.0, 1.0, 0.0, 2e-3, "float32"),
+    (5.0, 1.0, -1e-3, 0.0, "float32"),
     (5.0, 2.0, 3.0, 3.0 + 1e-9, "float64"),
 ]
 
