@@ -763,7 +763,13 @@ def _view_managed(managed, versioned: bool, imported, argname: str) -> WritableV
         "data": (pointer, False),
         "strides": tuple(s * dtype.itemsize for s in strides),
     }
-    return WritableView(np.asarray(imported), dtype)
+    try:
+        array = np.asarray(imported)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"{argname} describes more memory than an address space holds (shape {shape}, strides {strides})"
+        ) from None
+    return WritableView(array, dtype)
 
 
 def _managed_layout(managed, versioned: bool, argname: str, *, writable: bool, check_device):

@@ -206,7 +206,9 @@ def fake_tensor():
         pytest.param(lambda: torch.empty(3, device="meta"), "^out is a meta tensor", id="meta"),
         pytest.param(fake_tensor, "^out has no memory", id="fake"),
         pytest.param(
-            lambda: torch.nested.nested_tensor([torch.zeros(3), torch.zeros(3)]), "^out is a nested", id="nested"
+            lambda: torch.nested.nested_tensor([torch.zeros(3), torch.zeros(3)]),
+            "^out is a nested",
+            id="nested",
         ),
     ],
 )
@@ -214,6 +216,16 @@ def fake_tensor():
 def test_torch_tensors_without_plain_memory_are_refused(make, message):
     with pytest.raises((TypeError, ValueError), match=message):
         fastinit.uniform((3,), out=make())
+
+
+@pytest.mark.parametrize(
+    ("shape", "strides"),
+    [((2**40, 2**40), (2**40, 1)), ((2**62,), (1,)), ((4,), (2**61,)), ((2, 2), (-(2**62), 1))],
+)
+def test_a_producer_describing_impossible_memory_is_refused(shape, strides):
+    a = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="^out describes"):
+        fastinit.uniform(shape, out=Producer(a, a.ctypes.data, shape, strides))
 
 
 # ---- item 2: torch's lazy negation / conjugation bits -------------------------------------------
