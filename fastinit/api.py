@@ -632,12 +632,13 @@ def truncated_normal(
     with absolute bounds (std=0.002, a=-2, b=2) gives exactly N(0, 0.002**2) and bounds far out
     keep full precision. Values are clamped into [a, b] after rounding to dtype.
 
-    The limits are exact too. An interval too narrow for the inverse CDF to resolve (narrow
-    against std, e.g. std=1e8 on [-1, 1]) has a density flat to within that resolution: it is
-    drawn as the uniform on [a, b]. Beyond 4096 std the density is exponential, with rate
-    |bound - mean| / std**2 from the nearer bound, and is drawn as such. std=0 gives the
-    constant mean (clamped into [a, b]). Parameters that could give values beyond dtype's
-    range are refused (ValueError naming the argument), as in ``normal``.
+    The limits are exact too. An interval too narrow for the inverse CDF to resolve (e.g.
+    std=1e8 on [-1, 1], or [0, 1e-30]) is drawn as the uniform on [a, b] where the density is
+    flat across it, and else, on one side of the mean, by the float64 tail form with the same
+    bound and rate |bound - mean| / std**2. Beyond 4096 std the density is exponential with
+    that rate and is drawn as such. std=0 gives the constant mean (clamped into [a, b]).
+    Parameters that could give values beyond dtype's range are refused (ValueError naming the
+    argument), as in ``normal``.
 
     >>> import fastinit, numpy as np
     >>> x = np.asarray(fastinit.truncated_normal(10_000, 0.0, 0.02, -0.04, 0.04, seed=0, name="w"))

@@ -26,12 +26,12 @@ with the interval reflected to the right tail ([alpha', beta'], sign = -1 if it 
 left) and Qinv by Newton's method on log Q (special.log_norm_sf_inverse). The caller clamps
 every value to [a, b] (rounded into the output dtype), so the support is exact.
 
-Two limits are handled by the caller's choice of parameters, with no kernel of their own
-(fastinit.api.truncated_normal): an interval the quantile cannot resolve to 1/4096 of its
-width, where the density is flat to within that resolution, is drawn by the uniform kernel;
-and an interval beyond 4096 sigma (exponential with rate alpha' / std) is passed to the tail
-form rescaled to alpha' = 4096 with the same bound and rate, since mean + z std at |z| ~ 1e8
-keeps only ulp(z) of the distribution.
+The limits are handled by the caller's choice of kernel and parameters, with no kernel of
+their own (fastinit.api._truncnorm_regime). An interval the quantile cannot resolve to 1/4096
+of its width is drawn by the uniform kernel where its density is flat to within that, or else
+(one side of the mean) by the tail form moved to alpha' = 8 with the same bound and rate
+alpha' / std. An interval beyond 4096 sigma (exponential) is moved to alpha' = 4096 likewise,
+since mean + z std at |z| ~ 1e8 keeps only ulp(z) of the distribution.
 """
 
 from __future__ import annotations
