@@ -465,10 +465,13 @@ _DEVICE_NAMES = {
 def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
     """View ``obj`` as a writable NumPy array of its storage dtype, sharing its memory.
 
-    Accepts a writeable NumPy array, any CPU DLPack producer (torch tensors, including
-    non-contiguous views and bfloat16), and writable buffers (``array.array``, a
-    ``memoryview`` cast to a float format). Raises TypeError / ValueError naming
-    ``argname`` for anything fastinit cannot write into.
+    Accepts a writeable NumPy array (a subclass is viewed as the base class over the same
+    memory), any CPU DLPack producer (torch tensors, including non-contiguous views and
+    bfloat16), and writable buffers (``array.array``, a ``memoryview`` cast to a float
+    format). Raises TypeError / ValueError naming ``argname`` for anything fastinit cannot
+    write into exactly: read-only, overlapping or masked arrays, non-native byte order, views
+    reaching past the ndarray that owns their memory, torch tensors with a lazy neg/conj bit or
+    a storage smaller than their shape. DLPack producers are trusted to describe memory they own.
 
     >>> import numpy as np
     >>> a = np.zeros((2, 3), dtype=np.float32)
