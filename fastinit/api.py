@@ -636,7 +636,9 @@ def truncated_normal(
     std=1e8 on [-1, 1], or [0, 1e-30]) is drawn as the uniform on [a, b] where the density is
     flat across it, and else, on one side of the mean, by the float64 tail form with the same
     bound and rate |bound - mean| / std**2. Beyond 4096 std the density is exponential with
-    that rate and is drawn as such. std=0 gives the constant mean (clamped into [a, b]).
+    that rate and is drawn as such. std=0 gives the constant mean (clamped into [a, b]; with
+    lower/upper, rounded to nearest), and so does a lower/upper interval that lies between two
+    neighbouring values of dtype.
     Parameters that could give values beyond dtype's range are refused (ValueError naming the
     argument), as in ``normal``.
 
@@ -676,6 +678,13 @@ def truncated_normal(
             raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({_largest(dt):g})")
         return sample(shape, UNIFORM, _params(mean, 0.0, mean, mean), **common)
     lo, hi = _round_into(a, dt, up=True), _round_into(b, dt, up=False)
+    if lo > hi and (lower is not None or upper is not None) and math.isfinite(a + b):
+        # [a, b] lies between two neighbours of dt, a few std wide: every value rounds to the
+        # nearest one (the user asked for no absolute bounds that could be refused)
+        value = round_to_dtype(a / 2 + b / 2, dt)
+        if math.isinf(value):
+            raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({_largest(dt):g})")
+        return sample(shape, UNIFORM, _params(value, 0.0, value, value), **common)
     if lo > hi:
         raise ValueError(f"no {dt.name} value lies in [a={a}, b={b}]")
     if std == 0.0:

@@ -229,6 +229,14 @@ def test_zero_std_lower_upper_rounds_mean_once(dtype):
     assert np.all(x == api.round_to_dtype(0.1, dtype))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_lower_upper_interval_between_two_dtype_values(dtype):
+    """std far below ulp(mean): [mean - 2 std, mean + 2 std] holds no dtype value, and every
+    value rounds to the nearest one (it was refused, naming a and b, which were not passed)."""
+    x = _values(fastinit.truncated_normal(3, 0.1, 1e-20, lower=-2.0, upper=2.0, dtype=dtype))
+    assert np.all(x == api.round_to_dtype(0.1, dtype))
+
+
 def test_jax_zero_stddev():
     jax = pytest.importorskip("jax")
     import fastinit.jax as fj
@@ -309,7 +317,10 @@ def test_fuzz_truncated_normal_lower_upper(mean, std, lower, upper, dtype):
     with np.errstate(all="ignore"):
         lo, hi = mean + lower * std if std else mean, mean + upper * std if std else mean
     lo, hi = (-math.inf if math.isnan(lo) else lo), (math.inf if math.isnan(hi) else hi)
+    dt = fastinit.dtypes.resolve_dtype(dtype)
     if std == 0:  # the constant mean, rounded once to dtype
         lo = hi = api.round_to_dtype(mean, dtype)
+    elif math.isfinite(lo + hi) and api._round_into(lo, dt, up=True) > api._round_into(hi, dt, up=False):
+        lo = hi = api.round_to_dtype(lo / 2 + hi / 2, dtype)  # between two dtype values: the nearest
     call = lambda: fastinit.truncated_normal(16, mean, std, lower=lower, upper=upper, seed=1, name="f", dtype=dtype)  # noqa: E731
     _check(call, lo, hi)
