@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,6 +40,9 @@ __all__ = [
     "target_device",
 ]
 
+# The most elements a tensor may have: its flat indices are int64.
+MAX_ELEMENTS = 2**63 - 1
+
 # Below this mass the interval lies beyond ~11 sigma and its probabilities no longer fit a
 # float32: the truncated normal switches to its log-space tail form (distributions/truncnormal).
 _TAIL_MASS = 2.0**-90
@@ -58,12 +62,21 @@ _TRUNCNORM_REACH = 14.2
 
 
 def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
-    """An int or a sequence of ints >= 0, as a tuple."""
-    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
-    try:
-        dims = tuple(dims)
-    except TypeError:
-        raise TypeError(f"{argname} must be an int or a tuple of ints, got {type(shape).__name__}") from None
+    """An int or a sequence of ints >= 0 (tuple, list, range, torch.Size, 1-D integer array), as a tuple.
+
+    Sets and dicts (no order), strings, floats and bools are refused, and so are shapes of more
+    than ``MAX_ELEMENTS`` elements: flat indices are int64 in the kernels and in NumPy.
+    """
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        dims = (shape,)
+    elif isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu":
+        dims = shape.tolist()
+    elif isinstance(shape, Sequence) and not isinstance(shape, (str, bytes, bytearray)):
+        dims = shape
+    else:
+        kind = f"a {shape.dtype} array of {shape.ndim} dimensions" if isinstance(shape, np.ndarray) else (
+            type(shape).__name__)  # fmt: skip
+        raise TypeError(f"{argname} must be an int or a sequence of ints, got {kind}")
     out = []
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
@@ -71,6 +84,11 @@ def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
         if d < 0:
             raise ValueError(f"{argname}={shape!r} has a negative dimension")
         out.append(int(d))
+    # NumPy refuses these even with a 0 dimension: count the nonzero dimensions as it does
+    count = math.prod(d for d in out if d)
+    if count > MAX_ELEMENTS:
+        where = "" if 0 not in out else " in its nonzero dimensions"
+        raise ValueError(f"{argname}={tuple(out)} has {count} elements{where}, more than 2**63 - 1")
     return tuple(out)
 
 
@@ -177,7 +195,10 @@ def _index_dims(index, shape):
             if item.step == 0:
                 raise ValueError(f"index[{axis}] has step 0")
             start, stop, step = item.indices(n)
-            dims.append((start, step, len(range(start, stop, step)), True))
+            count = len(range(start, stop, step))
+            # a step that selects at most one element can be any int: make it 1 so that every
+            # bound and stride derived from it fits an int64
+            dims.append((start, step if count > 1 else 1, count, True))
         elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
             i = operator.index(item)
             if not -n <= i < n:

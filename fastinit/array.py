@@ -247,7 +247,10 @@ class FastArray:
             with cuda.gpus[index]:
                 storage = cuda.device_array(shape, dtype.storage)
             return cls(storage, dtype, f"cuda:{index}")
-        raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+        try:
+            raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+        except MemoryError:  # (NumPy's message names the byte buffer's shape, not this one)
+            raise MemoryError(f"shape={shape} needs {nbytes} bytes, more than can be allocated") from None
         start = -raw.ctypes.data % ALIGNMENT
         storage = raw[start : start + nbytes].view(dtype.storage).reshape(shape)
         return cls(storage, dtype, device)

@@ -71,6 +71,8 @@ __all__ = [
     "run",
     "machine_info",
     "parse_count",
+    "physical_memory",
+    "MAX_COUNT",
     "plot",
 ]
 
@@ -95,6 +97,8 @@ FASTINIT = "fastinit"
 # fill right after a jax.random call took 3.4x its time, 1.6x after 50 ms, 1.1x after 200 ms.
 # Every JAX call is therefore followed by this untimed pause (no other peer needs one).
 JAX_SETTLE = 0.25
+# The largest count parse_count accepts: a float64 buffer of it is still addressable (< 2**63 bytes).
+MAX_COUNT = 2**60
 
 
 @dataclass(frozen=True)
@@ -214,13 +218,18 @@ class _CUDA:
             self.cupy.cuda.Device(self.index).synchronize()
 
     def buffer(self, case: Case, n: int):
-        if self.torch is not None:
-            buf = self.torch.empty(n, dtype=getattr(self.torch, case.dtype), device=self.device)
-        else:
-            if case.dtype == "bfloat16":
-                return None  # CuPy has no bfloat16
-            with self.cupy.cuda.Device(self.index):
-                buf = self.cupy.empty(n, case.dtype)
+        try:
+            if self.torch is not None:
+                buf = self.torch.empty(n, dtype=getattr(self.torch, case.dtype), device=self.device)
+            else:
+                if case.dtype == "bfloat16":
+                    return None  # CuPy has no bfloat16
+                with self.cupy.cuda.Device(self.index):
+                    buf = self.cupy.empty(n, case.dtype)
+        except Exception as error:  # torch's and CuPy's out-of-memory errors are no MemoryError
+            if "OutOfMemory" in type(error).__name__:
+                raise MemoryError(f"size={n}: a {case.dtype} buffer does not fit in {self.device}") from None
+            raise
         buf.fill_(0) if self.torch is not None else buf.fill(0)
         self.sync()
         return buf
@@ -566,6 +575,10 @@ def run(case_list: Sequence[Case], *, size: int = FULL["size"], rounds: int = FU
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size={size!r} must be an int >= 1")
     be = backend(device)
+    memory = physical_memory() if be.name == "cpu" else None
+    need = size * max((case.itemsize for case in case_list), default=0)
+    if memory is not None and need > memory:  # (faulting the pages in would end in the OOM killer)
+        raise MemoryError(f"size={size}: a buffer needs {need} bytes, more than this machine has ({memory})")
     peers = installed_peers(be.name) if peers is None else tuple(peers)
     for p in peers:
         if p not in PEERS:
@@ -667,7 +680,9 @@ def parse_count(text) -> int:
         try:
             if "**" in s:
                 base, _, exp = s.partition("**")
-                value = int(base) ** int(exp)
+                base, exp = int(base), int(exp)
+                # refused below without computing the power: 10**999999999 takes minutes
+                value = MAX_COUNT + 1 if abs(base) > 1 and exp * math.log2(abs(base)) > 64 else base**exp
             elif s[-1:].upper() in "KMG" and s[:-1].isdigit():
                 value = int(s[:-1]) << {"K": 10, "M": 20, "G": 30}[s[-1].upper()]
             elif "e" in s.lower():
@@ -675,11 +690,21 @@ def parse_count(text) -> int:
                 value = int(f) if f == int(f) else -1
             else:
                 value = int(s)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, ZeroDivisionError):
             raise ValueError(f"{text!r} is not a count (use e.g. 67108864, 2**26, 64M or 1e6)") from None
     if value < 1:
         raise ValueError(f"{text!r} must be >= 1")
+    if value > MAX_COUNT:
+        raise ValueError(f"{text!r} is more than {MAX_COUNT} (2**60)")
     return value
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def plot(result: BenchResult, path) -> dict[str, list[float]]:

@@ -643,6 +643,13 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
     >>> model[2].weight[0, 0].item(), report.params["0.bias"]["scheme"]
     (42.0, 'uniform')
     """
+    if not isinstance(module, nn.Module):
+        hint = " (fill tensors with fastinit.torch.uniform_ etc.)" if isinstance(module, torch.Tensor) else ""
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}{hint}")
+    if rules is not None and not isinstance(rules, Mapping):
+        raise TypeError(f"rules must be a mapping {{pattern: initializer}}, got {type(rules).__name__}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
     if unknown not in ("raise", "skip"):
         raise ValueError(f"unknown={unknown!r} must be 'raise' or 'skip'")
     rules = dict(rules or {})

@@ -56,6 +56,14 @@ def check_seed(seed, argname: str = "seed") -> int:
 def check_name(name, argname: str = "name"):
     if name is not None and not isinstance(name, str):
         raise TypeError(f"{argname} must be a str or None, got {type(name).__name__}")
+    if name is not None:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as error:  # lone surrogates: the key hashes the UTF-8 bytes
+            raise ValueError(
+                f"{argname} has a character UTF-8 cannot encode ({name[error.start]!r} at position "
+                f"{error.start}); use a str without lone surrogates"
+            ) from None
     return name
 
 

@@ -20,6 +20,8 @@ import math
 import numbers
 from collections.abc import Sequence
 
+from .. import api
+
 __all__ = ["calculate_gain", "compute_fans", "LAYOUTS"]
 
 LAYOUTS = ("torch", "jax", "keras")
@@ -54,6 +56,8 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     >>> calculate_gain("leaky_relu", 0.2)
     1.3867504905630728
     """
+    if not isinstance(nonlinearity, str):
+        raise ValueError(f"Unsupported nonlinearity {nonlinearity!r}")
     if nonlinearity in _LINEAR or nonlinearity == "sigmoid":
         return 1
     if nonlinearity == "tanh":
@@ -101,7 +105,7 @@ def compute_fans(shape, *, layout: str = "torch", in_axis=None, out_axis=None, b
     >>> compute_fans((3, 3, 32, 64), layout="keras")
     (288, 576)
     """
-    shape = tuple(int(d) for d in shape)
+    shape = api.check_shape(shape)
     if layout == "torch":
         if in_axis is not None or out_axis is not None or batch_axis != ():
             raise ValueError("in_axis/out_axis/batch_axis apply to layout='jax' only")

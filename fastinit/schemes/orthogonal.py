@@ -328,6 +328,9 @@ def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr=None, seed
         column_axis %= len(mshape)
     dt = api.output_dtype(dtype, out)
     compute = np.float64 if dt.compute == 64 else np.float32
+    # entries of Q reach nearly 1 in magnitude: gain itself must be a finite, nonzero value of dt
+    if math.isinf(api.round_to_dtype(gain, dt)) or (gain != 0 and api.round_to_dtype(gain, dt) == 0):
+        raise ValueError(f"gain={gain} is {'too large' if abs(gain) > 1 else 'too small'} for {dt.name}")
     coords = api.index_coordinates(shape, index)
     if 0 in shape or 0 in api.result_shape(shape, index):  # nothing to factor / rank
         return api.deliver(np.zeros(api.result_shape(shape, index), compute), shape, dtype=dt, device=device,

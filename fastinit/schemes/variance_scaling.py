@@ -36,8 +36,12 @@ neural networks"; He et al. (2015), "Delving deep into rectifiers"; LeCun et al.
 from __future__ import annotations
 
 import math
+import numbers
+
+import numpy as np
 
 from .. import api
+from ..distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
 from .fans import calculate_gain, compute_fans
 
 __all__ = [
@@ -61,15 +65,51 @@ MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 
 
-def _draw(shape, distribution, std, bound, common):
-    """Sample zero-mean values with this std (normals) or bound (uniform)."""
+def _draw(shape, distribution, std, bound, common, source=None):
+    """Sample zero-mean values with this std (normals) or bound (uniform).
+
+    ``source``: (argname, value) of the user's parameter they derive from, named in the error
+    when the output dtype cannot hold them.
+    """
     if _empty(shape):  # nothing to draw (and fans may be 0): an empty array of the right kind
         return api.normal(shape, 0.0, 0.0, **common)
+    if source is not None:
+        _check_spread(distribution, std, bound, source, common)
     if distribution == "truncated_normal":
         return api.truncated_normal(shape, 0.0, std / TRUNCATED_NORMAL_STD, lower=-2.0, upper=2.0, **common)
     if distribution in ("normal", "untruncated_normal"):
         return api.normal(shape, 0.0, std, **common)
     return api.uniform(shape, -bound, bound, **common)
+
+
+def _largest(dt) -> float:
+    """The largest finite value of dt."""
+    if dt.name == "bfloat16":
+        return float(np.uint32(0x7F7F0000).view(np.float32))
+    return float(np.finfo(dt.storage).max)
+
+
+def _check_spread(distribution, std, bound, source, common) -> None:
+    """Refuse a std / bound the output dtype cannot hold, naming the user's parameter: values
+    beyond its range (inf) or a spread that rounds to 0 (all zeros) when the parameter is not 0."""
+    argname, value = source
+    dt = api.output_dtype(common["dtype"], common["out"])
+    if distribution == "uniform":
+        spread, what = bound, "a bound"
+        # the sampler forms high - low = 2 bound in the compute precision
+        reach, limit = 2 * bound, min(2 * _largest(dt), _largest(api.resolve_dtype(f"float{dt.compute}")))
+    elif distribution == "truncated_normal":
+        spread, what = std, "a std"
+        reach, limit = 2 * std / TRUNCATED_NORMAL_STD, _largest(dt)
+    else:
+        spread, what = std, "a std"
+        reach, limit = std * (NORMAL_MAX_Z_F64 if dt.compute == 64 else NORMAL_MAX_Z_F32), _largest(dt)
+    if not reach <= limit:
+        raise ValueError(f"{argname}={value} gives {what} of {spread:g}: values beyond the largest {dt.name} "
+                         f"({_largest(dt):g})")  # fmt: skip
+    if value != 0 and api.round_to_dtype(spread, dt) == 0:
+        where = "float64" if spread == 0 else dt.name
+        raise ValueError(f"{argname}={value} is too small: {what} derived from it underflows to 0 in {where}")
 
 
 def _fans(shape, layout, in_axis, out_axis, batch_axis):
@@ -112,11 +152,11 @@ def variance_scaling(
     scale = api.check_real(scale, "scale")
     if scale < 0:
         raise ValueError(f"scale={scale} must be >= 0")
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(
             f"invalid mode for variance scaling initializer: {mode} (use one of {', '.join(MODES)})"
         )
-    if distribution not in DISTRIBUTIONS:
+    if not isinstance(distribution, str) or distribution not in DISTRIBUTIONS:
         raise ValueError(
             f"invalid distribution for variance scaling initializer: {distribution} "
             f"(use one of {', '.join(DISTRIBUTIONS)})"
@@ -132,7 +172,7 @@ def variance_scaling(
         "fan_geo_avg": (fan_in * fan_out) ** 0.5,
     }[mode]
     variance = scale / denominator
-    return _draw(shape, distribution, math.sqrt(variance), math.sqrt(3 * variance), common)
+    return _draw(shape, distribution, math.sqrt(variance), math.sqrt(3 * variance), common, ("scale", scale))
 
 
 def _check_gain(gain) -> float:
@@ -161,7 +201,7 @@ def xavier_uniform(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=No
     if _empty(shape):
         return _draw(shape, "uniform", 0.0, 0.0, common)
     std = _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis)
-    return _draw(shape, "uniform", std, math.sqrt(3.0) * std, common)
+    return _draw(shape, "uniform", std, math.sqrt(3.0) * std, common, ("gain", gain))
 
 
 def xavier_normal(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(),
@@ -176,20 +216,24 @@ def xavier_normal(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=Non
     common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
     if _empty(shape):
         return _draw(shape, "normal", 0.0, 0.0, common)
-    return _draw(
-        shape, "normal", _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis), 0.0, common
-    )
+    std = _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis)
+    return _draw(shape, "normal", std, 0.0, common, ("gain", gain))
 
 
 def _kaiming_std(shape, a, mode, nonlinearity, layout, in_axis, out_axis, batch_axis):
     if isinstance(a, float) and not math.isfinite(a):  # would surface as a NaN bound
         raise ValueError(f"a={a} must be finite")
+    if a is not None and (isinstance(a, bool) or not isinstance(a, numbers.Real)):
+        raise ValueError(f"a={a!r} is not a valid negative_slope for leaky_relu: use an int or a float")
     mode = mode.lower() if isinstance(mode, str) else mode
-    if mode not in ("fan_in", "fan_out"):
+    if not isinstance(mode, str) or mode not in ("fan_in", "fan_out"):
         raise ValueError(f"Mode {mode} not supported, please use one of {['fan_in', 'fan_out']}")
     fan_in, fan_out = _fans(shape, layout, in_axis, out_axis, batch_axis)
     fan = fan_in if mode == "fan_in" else fan_out
-    gain = calculate_gain(nonlinearity, a)
+    try:
+        gain = calculate_gain(nonlinearity, a)
+    except OverflowError:  # (torch's calculate_gain raises the same for 1 + a**2)
+        raise ValueError(f"a={a} is too large: 1 + a**2 in the gain sqrt(2 / (1 + a**2)) overflows") from None
     return gain / math.sqrt(fan)
 
 
@@ -210,7 +254,7 @@ def kaiming_uniform(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, l
     if _empty(shape):
         return _draw(shape, "uniform", 0.0, 0.0, common)
     std = _kaiming_std(shape, a, mode, nonlinearity, layout, in_axis, out_axis, batch_axis)
-    return _draw(shape, "uniform", std, math.sqrt(3.0) * std, common)
+    return _draw(shape, "uniform", std, math.sqrt(3.0) * std, common, ("a", a))
 
 
 def kaiming_normal(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, layout="torch", in_axis=None,
@@ -227,7 +271,7 @@ def kaiming_normal(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, la
     if _empty(shape):
         return _draw(shape, "normal", 0.0, 0.0, common)
     return _draw(shape, "normal", _kaiming_std(shape, a, mode, nonlinearity, layout, in_axis, out_axis,
-                                               batch_axis), 0.0, common)  # fmt: skip
+                                               batch_axis), 0.0, common, ("a", a))  # fmt: skip
 
 
 def lecun_uniform(shape, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(), seed=0, name=None,
