@@ -111,6 +111,8 @@ def _fill(tensor, fn, *args, seed=0, name=None, **kwargs):
     with torch.no_grad():
         if _is_dtensor(tensor):
             _fill_shard(tensor, fn, args, kwargs, seed=seed, name=name, dtype=dtype)
+            # the writes bumped the local shard's version counter; autograd checks the DTensor's
+            torch.autograd.graph.increment_version(tensor)
         else:
             fn(tuple(tensor.shape), *args, seed=seed, name=name, dtype=dtype, out=tensor.detach(), **kwargs)
     return tensor

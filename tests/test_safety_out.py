@@ -304,6 +304,38 @@ def test_fills_in_inference_mode_work():
     assert t.numpy().tobytes() == fastinit.normal((3,), seed=1).raw.tobytes()
 
 
+def test_dtensor_fills_bump_the_dtensor_version(tmp_path):
+    # The local shard's counter is not the DTensor's: autograd checks the DTensor's own.
+    result = run_isolated(
+        f"""
+        import torch, torch.distributed as dist
+        dist.init_process_group("gloo", init_method="file://{tmp_path / 'store'}", rank=0, world_size=1)
+        from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+        from torch.distributed.device_mesh import init_device_mesh
+        import fastinit.torch as ftorch
+
+        mesh = init_device_mesh("cpu", (1,))
+        for placement in (Shard(0), Replicate()):
+            w = distribute_tensor(torch.ones(4, 3), mesh, [placement]).requires_grad_()
+            saved = distribute_tensor(torch.full((4, 3), 2.0), mesh, [placement])
+            y = (w * saved).sum()
+            before = saved._version
+            ftorch.uniform_(saved)
+            assert saved._version > before, placement
+            try:
+                y.backward()
+            except RuntimeError as error:
+                assert "modified by an inplace operation" in str(error), error
+            else:
+                raise AssertionError(f"backward used overwritten values ({{placement}})")
+        dist.destroy_process_group()
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
+
+
 def test_cuda_out_bumps_the_version_under_the_simulator():
     pytest.importorskip("numba")
     result = run_isolated(
