@@ -700,8 +700,8 @@ def truncated_normal(
         return sample(shape, UNIFORM, _params(mean, 0.0, mean, mean), **common)
     lo, hi = _round_into(a, dt, up=True), _round_into(b, dt, up=False)
     if lo > hi and (lower is not None or upper is not None) and math.isfinite(a + b):
-        # [a, b] lies between two neighbours of dt, a few std wide: every value rounds to the
-        # nearest one (the user asked for no absolute bounds that could be refused)
+        # std is far below ulp(mean): [a, b] lies between two neighbours in dt and every value
+        # rounds to the nearest one (the user gave no absolute bounds to refuse)
         value = round_to_dtype(a / 2 + b / 2, dt)
         if math.isinf(value):
             raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({_largest(dt):g})")
