@@ -382,7 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     ckpt.add_argument("--no-progress", dest="progress", action="store_false")
     ckpt.set_defaults(run=_checkpoint)
 
-    verify = sub.add_parser("verify", help="regenerate and compare a checkpoint's tensors")
+    verify = sub.add_parser("verify", help="regenerate and compare a checkpoint's tensors",
+                            description="Check a checkpoint's structure (every shard listed and present, every "
+                            "tensor once, one seed, headers consistent with the files), then regenerate every "
+                            "tensor and compare. Exit status 0: all match; 1: a tensor differs; 2: a malformed or "
+                            "inconsistent checkpoint; 3: no difference, but custom-scheme tensors whose function "
+                            "is not registered were not regenerated (see --allow-import).")  # fmt: skip
     verify.add_argument("path", help="checkpoint directory or .safetensors file")
     verify.add_argument("--no-progress", dest="progress", action="store_false")
     verify.add_argument("--allow-import", action="append", metavar="MODULE",

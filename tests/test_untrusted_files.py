@@ -656,7 +656,7 @@ def test_config_dtype_null_takes_torch_dtype():
 # ==== 19: fuzzers ========================================================================================
 
 CANARY = "CANARY-7f3a"
-FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 # (the canary goes only where nothing is meant to be shown: data, notes, the seed)
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
