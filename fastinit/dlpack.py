@@ -662,10 +662,11 @@ def _check_inside_owner(array: np.ndarray, argname: str) -> None:
         owner = getattr(owner, "base", None)
     if not isinstance(owner, np.ndarray) or not owner.flags.owndata:
         return
+    start, owner_start = array.__array_interface__["data"][0], owner.__array_interface__["data"][0]
     spans = [(n - 1) * s for n, s in zip(array.shape, array.strides, strict=True)]
-    low = array.ctypes.data + sum(d for d in spans if d < 0)
-    high = array.ctypes.data + sum(d for d in spans if d > 0) + array.itemsize
-    if low < owner.ctypes.data or high > owner.ctypes.data + owner.nbytes:
+    low = start + sum(d for d in spans if d < 0)
+    high = start + sum(d for d in spans if d > 0) + array.itemsize
+    if low < owner_start or high > owner_start + owner.nbytes:
         raise ValueError(f"{argname} reaches past the memory of the array it views (an as_strided view?)")
 
 
