@@ -382,7 +382,7 @@ STORAGE = {
     "bfloat16": ml_dtypes.bfloat16,
 }
 SAMPLERS = {"uniform": fastinit.uniform, "normal": fastinit.normal, "orthogonal": fastinit.orthogonal}
-CONTAINERS = ["numpy", "numpy", "torch", "torch", "memoryview", "dlpack", "matrix", "bf16-bits"]
+CONTAINERS = ["numpy", "numpy", "torch", "torch", "memoryview", "dlpack", "matrix", "subclass", "bf16-bits"]
 # None: a well-formed out. Every other flaw, where the container can express it, must be
 # refused with out's memory untouched; "unaligned" must be filled (the host writes unaligned
 # memory correctly, through Numba's unaligned array types).
@@ -462,6 +462,8 @@ def as_container(view: np.ndarray, buffer: np.ndarray, case, read_only: bool):
         return view.view(np.uint16) if dtype == "bfloat16" else None
     if kind == "matrix":
         return np.asmatrix(view) if view.ndim == 2 else None
+    if kind == "subclass":
+        return view.view(LyingStrides)
     if kind == "memoryview":  # the buffer protocol has no bfloat16 format
         if dtype == "bfloat16":
             return None
@@ -493,11 +495,11 @@ def test_out_layouts_fill_exactly_the_view_or_raise_naming_out(case):
         axis = next(i for i, n in enumerate(shape) if n > 1)
         strides = [0 if i == axis else s for i, s in enumerate(view.strides)]
         view = np.lib.stride_tricks.as_strided(view, strides=strides, writeable=True)
-    read_only = flaw == "readonly" and container in ("numpy", "matrix", "memoryview", "dlpack")
+    read_only = flaw == "readonly" and container in ("numpy", "matrix", "subclass", "memoryview", "dlpack")
     out = as_container(view, buffer, case, read_only)
     if out is None:
         return
-    if read_only and container in ("numpy", "matrix"):
+    if read_only and container in ("numpy", "matrix", "subclass"):
         out.flags.writeable = False
     elif broadcast or read_only:
         pass
