@@ -77,6 +77,29 @@ def test_np_matrix_out_of_the_wrong_shape_is_refused():
     assert not m.any()
 
 
+@pytest.mark.parametrize(
+    ("plan", "size", "fits"),
+    [
+        (dict(outer=(3,), dst_strides=(4,), dst_base=0, n=4, dst_step=1), 12, True),
+        (dict(outer=(3,), dst_strides=(4,), dst_base=0, n=4, dst_step=1), 11, False),
+        (dict(outer=(3,), dst_strides=(-4,), dst_base=8, n=4, dst_step=1), 12, True),
+        (dict(outer=(3,), dst_strides=(-4,), dst_base=7, n=4, dst_step=1), 12, False),
+        (dict(outer=(), dst_strides=(), dst_base=3, n=4, dst_step=-1), 4, True),
+        (dict(outer=(), dst_strides=(), dst_base=2, n=4, dst_step=-1), 4, False),
+    ],
+)
+def test_the_last_guard_refuses_plans_reaching_outside_the_storage(plan, size, fits):
+    # api._check_within runs before every host kernel: the kernels index without bounds checks.
+    from fastinit.backends.cpu import FillPlan
+
+    full = FillPlan(src_strides=(0,) * len(plan["outer"]), src_base=0, src_step=1, **plan)
+    if fits:
+        api._check_within(full, size)
+    else:
+        with pytest.raises(ValueError, match="^out's memory does not span"):
+            api._check_within(full, size)
+
+
 class LyingStrides(np.ndarray):
     """An ndarray subclass whose ``strides`` property does not describe its memory."""
 
