@@ -74,7 +74,7 @@ def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
     elif isinstance(shape, Sequence) and not isinstance(shape, (str, bytes, bytearray)):
         dims = shape
     else:
-        kind = f"a {shape.dtype} array of {shape.ndim} dimensions" if isinstance(shape, np.ndarray) else (
+        kind = f"a {shape.ndim}-D {shape.dtype} array" if isinstance(shape, np.ndarray) else (
             type(shape).__name__)  # fmt: skip
         raise TypeError(f"{argname} must be an int or a sequence of ints, got {kind}")
     out = []

@@ -237,8 +237,10 @@ class FastArray:
         dtype = resolve_dtype(dtype)
         shape = _check_dims(shape)
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no silent int64 wraparound
-        if nbytes > sys.maxsize - ALIGNMENT:
-            raise ValueError(f"shape={shape} needs {nbytes} bytes, more than a process can address")
+        # NumPy refuses these even with a 0 dimension: it sizes the nonzero dimensions
+        addressed = math.prod(n for n in shape if n) * dtype.itemsize
+        if addressed > sys.maxsize - ALIGNMENT:
+            raise ValueError(f"shape={shape} needs {addressed} bytes, more than a process can address")
         device = _check_device(device)
         if device != "cpu":
             # cudaMalloc's allocations are 256-byte aligned

@@ -68,6 +68,9 @@ def key_to_seed(key) -> int:
     >>> key_to_seed(jax.random.key(42)), key_to_seed(jax.random.PRNGKey(42))
     (42, 42)
     """
+    dtype = getattr(key, "dtype", None)
+    if dtype is None or not any(jnp.issubdtype(dtype, t) for t in (jax.dtypes.prng_key, jnp.unsignedinteger)):
+        raise TypeError(f"key must be a JAX PRNG key (jax.random.key or PRNGKey), got {type(key).__name__}")
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     words = np.asarray(key).astype(np.uint32).reshape(-1)
@@ -138,6 +141,12 @@ def constant(value, dtype=None):
     return lambda key, shape, dtype=dtype: jnp.full(shape, value, _dtype(dtype))
 
 
+def _check_stddev(stddev) -> None:
+    # (checked here so that the error names stddev, not the sampler's std)
+    if api.check_real(stddev, "stddev") < 0:
+        raise ValueError(f"stddev={stddev} must be >= 0")
+
+
 def uniform(scale=1e-2, dtype=None):
     """U[0, scale), as ``jax.nn.initializers.uniform``.
 
@@ -145,17 +154,21 @@ def uniform(scale=1e-2, dtype=None):
     >>> fastinit.jax.uniform(0.5)(jax.random.key(0), (2, 3)).shape
     (2, 3)
     """
+    if api.check_real(scale, "scale") < 0:
+        raise ValueError(f"scale={scale} must be >= 0")
     return _make(lambda shape, **kw: api.uniform(shape, 0.0, scale, **kw), dtype)
 
 
 def normal(stddev=1e-2, dtype=None):
     """N(0, stddev**2), as ``jax.nn.initializers.normal``."""
+    _check_stddev(stddev)
     return _make(lambda shape, **kw: api.normal(shape, 0.0, stddev, **kw), dtype)
 
 
 def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     """stddev times a standard normal truncated to [lower, upper], as
     ``jax.nn.initializers.truncated_normal`` (no variance correction)."""
+    _check_stddev(stddev)
     return _make(
         lambda shape, **kw: api.truncated_normal(shape, 0.0, stddev, lower=lower, upper=upper, **kw), dtype
     )

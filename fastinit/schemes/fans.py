@@ -106,6 +106,8 @@ def compute_fans(shape, *, layout: str = "torch", in_axis=None, out_axis=None, b
     (288, 576)
     """
     shape = api.check_shape(shape)
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r} is not one of {', '.join(map(repr, LAYOUTS))}")
     if layout == "torch":
         if in_axis is not None or out_axis is not None or batch_axis != ():
             raise ValueError("in_axis/out_axis/batch_axis apply to layout='jax' only")
@@ -127,15 +129,14 @@ def compute_fans(shape, *, layout: str = "torch", in_axis=None, out_axis=None, b
         batch_size = _axes_size(shape, batch_axis, "batch_axis")
         receptive = math.prod(shape) / in_size / out_size / batch_size
         return in_size * receptive, out_size * receptive
-    if layout == "keras":
-        if in_axis is not None or out_axis is not None or batch_axis != ():
-            raise ValueError("in_axis/out_axis/batch_axis apply to layout='jax' only")
-        if len(shape) < 1:
-            return 1, 1
-        if len(shape) == 1:
-            return shape[0], shape[0]
-        if len(shape) == 2:
-            return shape[0], shape[1]
-        receptive = math.prod(shape[:-2])
-        return shape[-2] * receptive, shape[-1] * receptive
-    raise ValueError(f"layout={layout!r} is not one of {', '.join(map(repr, LAYOUTS))}")
+    # keras
+    if in_axis is not None or out_axis is not None or batch_axis != ():
+        raise ValueError("in_axis/out_axis/batch_axis apply to layout='jax' only")
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
