@@ -1,12 +1,13 @@
-"""Before/after of the checkpoint writer's per-shard sha256 (TinyLlama bf16, 2.2 GB), interleaved.
+"""Before/after of the checkpoint writer's per-shard digest (XXH3-128) (TinyLlama bf16, 2.2 GB), interleaved.
 
     python benchmarks/writer_hash_overhead.py OUTDIR [durable] [REV]   (ROUNDS=3 by default)
 
 "before" is writer.py at git revision REV (default b41e542~1, the writer without hashing),
-"after" the working tree's; also a plain write of the same number of bytes and sha256 alone.
+"after" the working tree's; also a plain write of the same number of bytes, and XXH3-128 and sha256 alone (the
+digest the writer uses and the one it first used).
 Prints wall seconds and the process's CPU seconds (steadier on a shared machine).
 """
-import hashlib, importlib.util, os, resource, shutil, subprocess, sys, tempfile, time
+import hashlib, importlib.util, xxhash, os, resource, shutil, subprocess, sys, tempfile, time
 import numpy as np
 import fastinit.checkpoint as ck
 from fastinit.checkpoint import writer as new
@@ -46,19 +47,20 @@ def plain(out):
     if opts: os.fsync(fd)
     os.close(fd)
 
-def sha(out):
-    h = hashlib.sha256(); left = nbytes
+def digest(hasher):
+    h = hasher(); left = nbytes
     while left > 0:
         n = min(left, buf.size); h.update(buf[:n]); left -= n
 
 variants = {
     "before (no hash)": lambda out: old.write_checkpoint(m, out, seed=0, **opts),
-    "after (sha256 while writing)": lambda out: new.write_checkpoint(m, out, seed=0, **opts),
+    "after (xxh3 while writing)": lambda out: new.write_checkpoint(m, out, seed=0, **opts),
     "plain write of the same bytes": plain,
-    "sha256 alone, 1 thread": sha,
+    "xxh3_128 alone, 1 thread": lambda out: digest(xxhash.xxh3_128),
+    "sha256 alone, 1 thread": lambda out: digest(hashlib.sha256),
 }
 times = {k: [] for k in variants}
-run("warm", variants["after (sha256 while writing)"]); run("warm", variants["before (no hash)"])
+run("warm", variants["after (xxh3 while writing)"]); run("warm", variants["before (no hash)"])
 for r in range(int(os.environ.get("ROUNDS", "3"))):
     keys = list(variants) if r % 2 == 0 else list(variants)[::-1]
     for k in keys:

@@ -118,8 +118,8 @@ def all_tensors(directory) -> dict[str, bytes]:
 
 
 def listing(directory) -> list[str]:
-    """The directory's entries but the writer's hash records (``.<shard>.fastinit-sha256``)."""
-    return sorted(e for e in os.listdir(directory) if not e.endswith(".fastinit-sha256"))
+    """The directory's entries but the writer's hash records (``.<shard>.fastinit-xxh3``)."""
+    return sorted(e for e in os.listdir(directory) if not e.endswith(".fastinit-xxh3"))
 
 
 def expected_bytes(spec: ck.TensorSpec, seed: int) -> bytes:
@@ -1199,7 +1199,7 @@ def test_resume_of_a_complete_checkpoint_writes_nothing(tmp_path):
 
 
 def test_resume_checks_the_recorded_hash_verify_checks_the_data(tmp_path):
-    """resume keeps a final shard only when its bytes still have the sha256 recorded when it was
+    """resume keeps a final shard only when its bytes still have the digest recorded when it was
     written: a changed value is found by ``verify`` and rewritten by ``resume``."""
     m = small_manifest(n=2)
     ck.write_checkpoint(m, tmp_path, seed=1)

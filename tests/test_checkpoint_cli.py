@@ -404,7 +404,7 @@ def test_one_real_tiny_write_per_family(tmp_path, capsys):
         code, _, stderr = main(["checkpoint", "--config", write_json(tmp_path / f"{family}.json", config),
                                 "--out", out, "--no-progress"], capsys)  # fmt: skip
         assert code == 0, stderr
-        assert sorted(os.listdir(out)) == [".model.safetensors.fastinit-sha256", "config.json", "model.safetensors"]
+        assert sorted(os.listdir(out)) == [".model.safetensors.fastinit-xxh3", "config.json", "model.safetensors"]
         assert ck.verify_checkpoint(out).passed
         code, stdout, _ = main(["verify", out, "--no-progress"], capsys)
         assert code == 0 and stdout.strip().endswith("0 differ")
@@ -423,7 +423,7 @@ def test_rewrite_with_another_shard_size_then_verify(tmp_path, capsys):
     assert code == 2 and "--overwrite" in stderr
     code, _, stderr = main([*args, "--max-shard-size", "5GB", "--overwrite"], capsys)
     assert code == 0, stderr
-    assert sorted(os.listdir(out)) == [".model.safetensors.fastinit-sha256", "config.json", "model.safetensors"]
+    assert sorted(os.listdir(out)) == [".model.safetensors.fastinit-xxh3", "config.json", "model.safetensors"]
     code, stdout, stderr = main(["verify", out], capsys)
     assert code == 0 and stdout.strip().endswith(" 0 differ"), stderr
 

@@ -8,7 +8,7 @@ What is checked, and against what:
 - One checkpoint per directory: files of another checkpoint (other seed, config, dtype, shard
   size) or weight files fastinit did not write are refused unless ``overwrite``, which removes
   them first; a run killed after that never leaves a loadable mixed checkpoint.
-- Integrity: every shard's sha256, recorded as it is written, equals hashlib's over the file;
+- Integrity: every shard's XXH3-128 digest, recorded as it is written, equals xxhash's over the file;
   ``resume`` rewrites a shard whose bytes changed.
 - No symlink in the directory is ever followed; Ctrl-C leaves no temporary file and exits 130.
 - A kill/race harness: writers in subprocesses killed with SIGKILL/SIGINT at random points
@@ -19,7 +19,6 @@ What is checked, and against what:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors.numpy
+import xxhash
 
 import fastinit
 import fastinit.checkpoint as ck
@@ -119,7 +119,7 @@ def test_lock_of_a_dead_process_on_this_host_is_taken_over(tmp_path):
     (tmp_path / f".model.safetensors.{'0' * 16}.fastinit-partial").write_bytes(b"junk")
     ck.write_checkpoint(small_manifest(n=1), tmp_path)
     assert visible(tmp_path) == ["model.safetensors"]
-    assert hidden(tmp_path) == [".model.safetensors.fastinit-sha256"]
+    assert hidden(tmp_path) == [".model.safetensors.fastinit-xxh3"]
 
 
 @pytest.mark.parametrize("where", ["other-host", "live-pid", "unreadable"])
@@ -259,7 +259,7 @@ def test_killed_overwrite_never_leaves_a_loadable_mixed_checkpoint(tmp_path, mon
         ck.write_checkpoint(m, tmp_path, seed=2, max_shard_size="8KiB", chunk_bytes=1024, overwrite=True)
     assert visible(tmp_path) == [shard_names(2)[0]]  # the new seed's first shard, no index
     assert json.loads(ck.writer.read_header(tmp_path / shard_names(2)[0])[0]["fastinit.seed"]) == 2
-    assert all(e.endswith(".fastinit-sha256") for e in hidden(tmp_path))
+    assert all(e.endswith(".fastinit-xxh3") for e in hidden(tmp_path))
 
 
 def test_overwrite_on_the_command_line(tmp_path, capsys):
@@ -280,13 +280,13 @@ def test_overwrite_on_the_command_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("chunk_bytes", [100, 1024, 64 << 20])
-def test_recorded_hash_is_the_files_sha256(tmp_path, chunk_bytes):
+def test_recorded_hash_is_the_files_digest(tmp_path, chunk_bytes):
     m = small_manifest(n=5, rows=33, config={"model_type": "x"})
     r = ck.write_checkpoint(m, tmp_path, max_shard_size="9KiB", chunk_bytes=chunk_bytes)
     assert len(r.files) == 3
     for name in r.files:
-        digest = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
-        assert (tmp_path / f".{name}.fastinit-sha256").read_text() == f"{digest}  {name}\n"
+        digest = xxhash.xxh3_128((tmp_path / name).read_bytes()).hexdigest()
+        assert (tmp_path / f".{name}.fastinit-xxh3").read_text() == f"{digest}  {name}\n"
 
 
 @pytest.mark.parametrize("where", ["first-data-byte", "middle", "last-byte"])
@@ -308,7 +308,7 @@ def test_resume_rewrites_a_shard_whose_bytes_changed(tmp_path, where):
 def test_resume_rewrites_a_shard_without_a_recorded_hash(tmp_path):
     m = small_manifest(n=4)
     ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB")
-    (tmp_path / f".{shard_names(2)[0]}.fastinit-sha256").unlink()
+    (tmp_path / f".{shard_names(2)[0]}.fastinit-xxh3").unlink()
     r = ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB", resume=True)
     assert r.written == shard_names(2)[:1] and r.skipped == shard_names(2)[1:]
 
@@ -327,7 +327,7 @@ def test_a_symlink_at_a_temporary_path_is_not_followed(tmp_path, monkeypatch, ki
         "shard": f".{shard_names(2)[0]}.{'a' * 16}.fastinit-partial",
         "config": f".config.json.{'a' * 16}.fastinit-partial",
         "index": f".{INDEX}.{'a' * 16}.fastinit-partial",
-        "hash": f".{shard_names(2)[0]}.fastinit-sha256.{'a' * 16}.fastinit-partial",
+        "hash": f".{shard_names(2)[0]}.fastinit-xxh3.{'a' * 16}.fastinit-partial",
         "lock": f".fastinit-lock-1-of-1.{'a' * 16}.fastinit-partial",
     }[kind]
     os.symlink(victim, out / target)
@@ -433,7 +433,7 @@ def check_invariants(out: Path, reference: dict[str, bytes], *, complete: bool |
     for name in hidden(out):
         if killed and (name.endswith(".fastinit-partial") or name.startswith(".fastinit-lock-")):
             continue
-        assert name.endswith(".fastinit-sha256"), f"left over: {name}"
+        assert name.endswith(".fastinit-xxh3"), f"left over: {name}"
         assert (out / name).read_bytes() == reference[name], name
     shards = sorted(n for n in reference if n.endswith(".safetensors") and not n.startswith("."))
     if INDEX in names:
@@ -543,7 +543,7 @@ def test_symlinks_placed_during_a_run_are_not_followed(tmp_path, monkeypatch):
 
     def plant():
         tokens = {dirlock.token_of_temporary(e) for e in os.listdir(out)} - {None}
-        names = [shard_names(2)[1], "config.json", INDEX, f".{shard_names(2)[0]}.fastinit-sha256"]
+        names = [shard_names(2)[1], "config.json", INDEX, f".{shard_names(2)[0]}.fastinit-xxh3"]
         for name in names:
             os.symlink(victim, out / f".{name.lstrip('.')}.fastinit-partial")  # (older fastinit's names)
             for token in tokens:

@@ -19,9 +19,9 @@ size) or weight files it did not write, unless ``overwrite=True``, which removes
 shard is written under a hidden temporary name unique to the run, created with
 O_EXCL|O_NOFOLLOW (no symlink in the directory is ever followed), and renamed only when complete,
 so an interrupted or killed run never leaves a file that looks complete; temporary files of
-dead runs are removed by the next run. Each shard's sha256, computed from the bytes as they are
-written, is recorded in ``.<shard>.fastinit-sha256`` (``sha256sum`` format) once the shard is in
-place; ``resume=True`` keeps only shards whose header, size and hash match. The index and
+dead runs are removed by the next run. Each shard's XXH3-128 digest, computed from the bytes as they
+are written, is recorded in ``.<shard>.fastinit-xxh3`` (one ``<hex>  <shard>`` line) once the shard
+is in place; ``resume=True`` keeps only shards whose header, size and hash match. The index and
 config.json are written once every shard is in place, by whichever part completes the set.
 Disk-full and permission problems raise ``CheckpointError`` and leave no partial final file.
 ``fsync=True`` also flushes each shard to the disk before the rename (durable against power
@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+import xxhash
 
 from .. import __version__
 from ..rng.streams import STREAM_VERSION
@@ -68,7 +69,7 @@ __all__ = [
 ]
 
 INDEX_NAME = "model.safetensors.index.json"
-HASH_SUFFIX = ".fastinit-sha256"
+HASH_SUFFIX = ".fastinit-xxh3"
 DEFAULT_CHUNK_BYTES = 64 << 20
 # files a loader could pick up as the model's weights: in the directory only if this run wrote them
 _WEIGHT_FILE = re.compile(r"\.(safetensors|bin|pt|pth|ckpt|h5|msgpack|gguf|npz)$|\.index\.json$")
@@ -132,7 +133,12 @@ class WriteResult:
 
 
 def hash_record_name(filename: str) -> str:
-    """The file recording a shard's sha256: ``.<shard>.fastinit-sha256``, one ``sha256sum`` line."""
+    """The file recording a shard's digest: ``.<shard>.fastinit-xxh3``, one ``<hex>  <shard>`` line.
+
+    XXH3-128, not a cryptographic hash: it guards against torn writes and flipped bytes (whoever can
+    rewrite a shard can rewrite its record too) and runs at memory speed (~20 GB/s, against ~1 GB/s
+    for sha256), so hashing while writing costs the writer nothing measurable.
+    """
     return f".{filename}{HASH_SUFFIX}"
 
 
@@ -242,12 +248,12 @@ def _read_regular(path: str, limit: int | None = None) -> bytes | None:
         return f.read() if limit is None else f.read(limit)
 
 
-def _file_sha256(path: str) -> str | None:
+def _file_digest(path: str) -> str | None:
     try:
         fd = os.open(path, _READ_FLAGS)
     except OSError:
         return None
-    hasher = hashlib.sha256()
+    hasher = xxhash.xxh3_128()
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             return None
@@ -256,9 +262,9 @@ def _file_sha256(path: str) -> str | None:
     return hasher.hexdigest()
 
 
-def _recorded_sha256(directory: str, filename: str) -> str | None:
+def _recorded_digest(directory: str, filename: str) -> str | None:
     raw = _read_regular(os.path.join(directory, hash_record_name(filename)), 4096)
-    match = re.fullmatch(rb"([0-9a-f]{64})  (.+)\n", raw or b"")
+    match = re.fullmatch(rb"([0-9a-f]{32})  (.+)\n", raw or b"")
     return match.group(1).decode() if match and match.group(2) == filename.encode() else None
 
 
@@ -271,15 +277,15 @@ def _shard_in_place(directory: str, plan: ShardPlan) -> bool:
         return False
     return (stat.S_ISREG(info.st_mode) and info.st_size == plan.size
             and _read_regular(path, len(plan.header)) == plan.header
-            and _recorded_sha256(directory, plan.filename) is not None)  # fmt: skip
+            and _recorded_digest(directory, plan.filename) is not None)  # fmt: skip
 
 
 def _shard_is_complete(directory: str, plan: ShardPlan) -> bool:
     """A shard from an earlier run is kept when it has this run's header and size and its bytes
-    still have the sha256 recorded when it was written."""
+    still have the digest recorded when it was written."""
     if not _shard_in_place(directory, plan):
         return False
-    return _file_sha256(os.path.join(directory, plan.filename)) == _recorded_sha256(directory, plan.filename)
+    return _file_digest(os.path.join(directory, plan.filename)) == _recorded_digest(directory, plan.filename)
 
 
 def _write_shard(directory: str, plan: ShardPlan, seed: int, chunk_bytes: int, fsync: bool, progress,
@@ -288,7 +294,7 @@ def _write_shard(directory: str, plan: ShardPlan, seed: int, chunk_bytes: int, f
     partial = os.path.join(directory, temporary_name(plan.filename, token))
     buffers = [np.empty(chunk_bytes, np.uint8), np.empty(chunk_bytes, np.uint8)]
     pending = [None, None]
-    hasher = hashlib.sha256(plan.header)
+    hasher = xxhash.xxh3_128(plan.header)
     fd = None
     try:
         fd = create_exclusive(partial)
@@ -531,7 +537,7 @@ def write_shard(directory: str, plan: ShardPlan, seed: int, *, chunk_bytes: int 
                 fsync: bool = False, stream: bool = False, progress=None, token: str | None = None,
                 lock: DirectoryLock | None = None) -> str:  # fmt: skip
     """Write one shard file completely (under a temporary name, then renamed) and record its
-    sha256; return its name.
+    digest; return its name.
 
     The unit of work of a distributed writer: any process with the directory mounted can
     write any shard, and the file is byte-identical to the single-process writer's. ``token``
@@ -599,7 +605,7 @@ def write_checkpoint(manifest: Manifest, directory, *, seed: int = 0, max_shard_
     A directory holding another checkpoint (or weight files fastinit did not write) is refused
     unless ``overwrite=True``, which removes those files first; a directory another run is
     writing is refused. ``resume=True`` keeps the shards of this same checkpoint whose bytes
-    still have their recorded sha256; without it every shard is rewritten.
+    still have their recorded digest; without it every shard is rewritten.
 
     ``part=(k, n)`` (1 <= k <= n) writes only shard files k, k + n, k + 2n, ...: n machines,
     each running its part with no communication (at the same time or not, into one shared
