@@ -28,7 +28,14 @@ from dask.highlevelgraph import HighLevelGraph
 
 from . import api, schemes
 from .checkpoint import Manifest, WriteResult, plan_shards
-from .checkpoint.writer import check_run_arguments, finalize, prepare_directory, shards_to_write, write_shard
+from .checkpoint.writer import (
+    check_run_arguments,
+    claim_directory,
+    finalize,
+    prepare_directory,
+    shards_to_write,
+    write_shard,
+)
 from .dtypes import resolve_dtype
 from .schemes.registry import Initializer
 
@@ -142,25 +149,32 @@ sparse = _chunked(schemes.sparse)
 
 
 def write_checkpoint(manifest: Manifest, directory, *, client=None, seed: int = 0, max_shard_size="5GB",
-                     resume: bool = False, fsync: bool = False, stream: bool = False,
+                     resume: bool = False, overwrite: bool = False, fsync: bool = False, stream: bool = False,
                      chunk_bytes: int = 64 << 20) -> WriteResult:  # fmt: skip
     """The checkpoint writer with its shard files written by Dask workers, one task per shard.
 
     ``client``: a ``dask.distributed.Client`` (default: Dask's current scheduler). The
     directory must be reachable at the same path by every worker. Every file is byte-identical
-    to ``fastinit.checkpoint.write_checkpoint``'s.
+    to ``fastinit.checkpoint.write_checkpoint``'s, and the directory rules are the same: this
+    process holds the directory's lock for the run, and another checkpoint there is refused
+    unless ``overwrite=True``.
     """
     seed = check_run_arguments(seed, chunk_bytes)
     plans = plan_shards(manifest, max_shard_size, seed)
     directory = prepare_directory(directory)
-    todo, kept = shards_to_write(directory, plans, resume=resume)
-    tasks = [
-        dask.delayed(write_shard, pure=False)(
-            directory, plan, seed, chunk_bytes=chunk_bytes, fsync=fsync, stream=stream
-        )
-        for plan in todo
-    ]
-    written = list(client.compute(tasks, sync=True) if client is not None else dask.compute(*tasks))
-    finalize(directory, manifest, plans, fsync=fsync)
+    lock = claim_directory(directory, manifest, plans, overwrite=overwrite)
+    try:
+        todo, kept = shards_to_write(directory, plans, resume=resume)
+        tasks = [
+            dask.delayed(write_shard, pure=False)(
+                directory, plan, seed, chunk_bytes=chunk_bytes, fsync=fsync, stream=stream, token=lock.token
+            )
+            for plan in todo
+        ]
+        written = list(client.compute(tasks, sync=True) if client is not None else dask.compute(*tasks))
+        lock.check()
+        finalize(directory, manifest, plans, fsync=fsync, token=lock.token)
+    finally:
+        lock.release()
     return WriteResult(directory, [p.filename for p in plans], written=written, skipped=kept,
                        total_bytes=manifest.nbytes)  # fmt: skip

@@ -100,3 +100,29 @@ def test_checkpoint_with_the_default_scheduler_matches(tmp_path):
     fd.write_checkpoint(manifest, tmp_path / "a", seed=1, max_shard_size="20KB")
     ck.write_checkpoint(manifest, tmp_path / "b", seed=1, max_shard_size="20KB")
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+
+
+def test_dask_checkpoint_has_one_owner_and_one_checkpoint(tmp_path):
+    """The Dask writer follows the single-process writer's directory rules: another checkpoint in
+    the directory is refused unless overwrite=True, and a directory another run holds is refused."""
+    from fastinit.checkpoint import CheckpointError
+    from fastinit.checkpoint.dirlock import DirectoryLock
+    from fastinit.checkpoint.writer import checkpoint_fingerprint
+
+    manifest = ck.manifest_from_json([{"name": f"w{i}", "shape": [40, 30], "init": {"scheme": "normal"}}
+                                      for i in range(3)])  # fmt: skip
+    ck.write_checkpoint(manifest, tmp_path, seed=1, max_shard_size="6KB")
+    with pytest.raises(CheckpointError, match="another checkpoint"):
+        fd.write_checkpoint(manifest, tmp_path, seed=2, max_shard_size="6KB")
+    fd.write_checkpoint(manifest, tmp_path, seed=2, max_shard_size="6KB", overwrite=True)
+    assert ck.verify_checkpoint(tmp_path).passed
+    other = tmp_path / "held"
+    ck.write_checkpoint(manifest, other, seed=2, max_shard_size="6KB")
+    plans = ck.plan_shards(manifest, "6KB", 2)
+    lock = DirectoryLock(str(other), (1, 1), checkpoint_fingerprint(manifest, plans)).acquire()
+    try:
+        with pytest.raises(CheckpointError):
+            fd.write_checkpoint(manifest, other, seed=2, max_shard_size="6KB")
+    finally:
+        lock.release()
+    assert not [e for e in os.listdir(other) if e.endswith(".fastinit-partial") or "lock" in e]
