@@ -38,6 +38,11 @@ Flags (any flag makes ``fastinit inspect`` exit with status 1):
     ``_orthogonality_tolerance``). With thousands of tensors, alpha = 1e-6 keeps the chance of
     a false flag on a correct checkpoint below 0.1 % per thousand tensors per test.
 
+Files are data: a custom scheme's function is never imported (its tensors get no prediction);
+only regular files inside a checkpoint directory are read, each header checked against its
+file's size before any value is read (``checkpoint.verify`` and ``checkpoint.files``); a record
+that is not valid for its tensor gets no prediction, with the reason.
+
 Rows a checkpoint zeroed after drawing (``zero_rows``, an embedding's padding row) are
 checked to be zero and left out of the tests (not out of the displayed statistics).
 
