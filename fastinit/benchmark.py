@@ -73,6 +73,7 @@ __all__ = [
     "parse_count",
     "physical_memory",
     "MAX_COUNT",
+    "MAX_ROUNDS",
     "plot",
 ]
 
@@ -99,6 +100,8 @@ FASTINIT = "fastinit"
 JAX_SETTLE = 0.25
 # The largest count parse_count accepts: a float64 buffer of it is still addressable (< 2**63 bytes).
 MAX_COUNT = 2**60
+# The most interleaved rounds `fastinit bench` runs (medians settle within a few dozen).
+MAX_ROUNDS = 1000
 
 
 @dataclass(frozen=True)

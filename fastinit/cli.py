@@ -233,12 +233,14 @@ def _bench(args) -> int:
     except ValueError as error:
         raise _UsageError(f"--samplers/--dtypes: {error}") from None
     rounds = settings["rounds"] if args.rounds is None else args.rounds
-    if rounds < 1:
-        raise _UsageError(f"--rounds {rounds}: must be >= 1")
+    if not 1 <= rounds <= bm.MAX_ROUNDS:
+        raise _UsageError(f"--rounds {rounds}: must be in [1, {bm.MAX_ROUNDS}]")
     peers = _split(args.peers)
     if peers == ["none"]:
         peers = []
     for option, path in (("--plot", args.plot), ("--json", args.json)):
+        if path and os.path.isdir(path):
+            raise _UsageError(f"{option} {path}: is a directory")
         if path:
             _check_output(path, option)
     if args.plot:

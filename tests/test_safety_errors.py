@@ -55,6 +55,7 @@ CLI_ERRORS = [
     (["bench", "--size", ""], "--size"),
     (["bench", "--rounds", "0"], "--rounds 0"),
     (["bench", "--rounds", "-3"], "--rounds -3"),
+    (["bench", "--rounds", str(10**20)], "--rounds"),
 ]
 
 
@@ -64,6 +65,15 @@ def test_cli_refuses_bad_numbers_in_one_line(capsys, argv, message):
     err = capsys.readouterr().err
     assert err.startswith("fastinit: error: ") and err.count("\n") == 1, err
     assert message in err, err
+
+
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_bench_refuses_a_directory_as_output(capsys, tmp_path, option):
+    cheap = ["--size", "1K", "--peers", "none", "--samplers", "uniform", "--dtypes", "float32", "--rounds", "1"]
+    assert main(["bench", *cheap, option, str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"fastinit: error: {option} {tmp_path}: is a directory\n"
+    assert list(tmp_path.parent.glob(f"{tmp_path.name}*")) == [tmp_path]  # nothing written beside it
 
 
 def test_parse_count_limits():
