@@ -76,7 +76,7 @@ def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
     else:
         kind = f"a {shape.ndim}-D {shape.dtype} array" if isinstance(shape, np.ndarray) else (
             type(shape).__name__)  # fmt: skip
-        raise TypeError(f"{argname} must be an int or a sequence of ints, got {kind}")
+        raise TypeError(f"{argname} must be an int or a tuple of ints (or a list), got {kind}")
     out = []
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
