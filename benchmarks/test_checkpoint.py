@@ -53,19 +53,19 @@ def _write(manifest, out, **options):
 
 
 def _constant(spec, seed, r0, r1, buf):
-    """The writer's _generate with the sampling left out: the buffer's bytes as they are."""
+    """The writer's generate_chunk with the sampling left out: the buffer's bytes as they are."""
     rows = spec.shape[0] if r0 is None else r1 - r0
     nbytes = spec.nbytes if r0 is None else rows * (spec.nbytes // spec.shape[0])
     return buf[:nbytes]
 
 
 def _write_constant(manifest, out, **options):
-    generate = writer_module._generate
-    writer_module._generate = _constant
+    generate = writer_module.generate_chunk
+    writer_module.generate_chunk = _constant
     try:
         _write(manifest, out, **options)
     finally:
-        writer_module._generate = generate
+        writer_module.generate_chunk = generate
 
 
 @pytest.mark.parametrize("mode", list(MODES))

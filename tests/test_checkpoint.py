@@ -932,14 +932,14 @@ def test_no_final_name_while_writing(tmp_path, monkeypatch):
     """Mid-write (second chunk of the second shard) the shard exists only under its hidden
     partial name; the first shard is already final."""
     m = small_manifest(n=4, config={"model_type": "x"})
-    real, seen = writer._generate, []
+    real, seen = writer.generate_chunk, []
 
     def spy(spec, seed, r0, r1, buf):
         if spec.name == "layer2.weight" and r0 == 8:
             seen.append(listing(tmp_path))
         return real(spec, seed, r0, r1, buf)
 
-    monkeypatch.setattr(writer, "_generate", spy)
+    monkeypatch.setattr(writer, "generate_chunk", spy)
     ck.write_checkpoint(m, tmp_path, max_shard_size="8KiB", chunk_bytes=1024)
     names = shard_names(2)
     assert len(seen) == 1 and seen[0][0] == ".fastinit-lock-1-of-1" and seen[0][2] == names[0]
@@ -952,14 +952,14 @@ def test_no_final_name_while_writing(tmp_path, monkeypatch):
 def test_failure_during_generation_leaves_no_partial_or_final_file(tmp_path, monkeypatch, fail_in, exc):
     m = small_manifest(n=4, config={"model_type": "x"})
     target = "layer0.weight" if fail_in == "first-shard" else "layer2.weight"
-    real = writer._generate
+    real = writer.generate_chunk
 
     def boom(spec, seed, r0, r1, buf):
         if spec.name == target and r0 > 0:  # after the tensor's first chunk
             raise exc("injected")
         return real(spec, seed, r0, r1, buf)
 
-    monkeypatch.setattr(writer, "_generate", boom)
+    monkeypatch.setattr(writer, "generate_chunk", boom)
     with pytest.raises(exc, match="injected"):
         ck.write_checkpoint(m, tmp_path, max_shard_size="8KiB", chunk_bytes=1024)
     names = shard_names(2)
@@ -973,7 +973,7 @@ KILL_SCRIPT = textwrap.dedent(
     from fastinit.checkpoint import writer
 
     spec, out, marker = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-    real = writer._generate
+    real = writer.generate_chunk
 
     def held(tensor, seed, r0, r1, buf):
         if tensor.name == "layer2.weight" and r0 == 16:  # third chunk of shard 2's first tensor
@@ -981,7 +981,7 @@ KILL_SCRIPT = textwrap.dedent(
             time.sleep(600)
         return real(tensor, seed, r0, r1, buf)
 
-    writer._generate = held
+    writer.generate_chunk = held
     ck.write_checkpoint(ck.manifest_from_json(spec), out, seed=6, max_shard_size="8KiB", chunk_bytes=1024)
     """
 )

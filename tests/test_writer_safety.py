@@ -74,7 +74,7 @@ def files_of(directory) -> dict[str, bytes]:
 
 def during_shard(monkeypatch, tensor: str, action):
     """Run ``action()`` once, when the writer generates the second chunk of ``tensor``."""
-    real, done = writer._generate, []
+    real, done = writer.generate_chunk, []
 
     def hooked(spec, seed, r0, r1, buf):
         if spec.name == tensor and r0 and not done:
@@ -82,7 +82,7 @@ def during_shard(monkeypatch, tensor: str, action):
             action()
         return real(spec, seed, r0, r1, buf)
 
-    monkeypatch.setattr(writer, "_generate", hooked)
+    monkeypatch.setattr(writer, "generate_chunk", hooked)
     return done
 
 
@@ -383,11 +383,11 @@ HARNESS_SHARD = "16KB"  # 8 shards of ~8-9 KB
 HARNESS_SITE = """
 import os, sys, time
 from fastinit.checkpoint import writer
-real = writer._generate
+real = writer.generate_chunk
 def slow(spec, seed, r0, r1, buf):
     time.sleep(float(os.environ.get("FASTINIT_TEST_DELAY", "0")))
     return real(spec, seed, r0, r1, buf)
-writer._generate = slow
+writer.generate_chunk = slow
 writer.DEFAULT_CHUNK_BYTES = 2048
 from fastinit.cli import main
 sys.exit(main())

@@ -28,7 +28,7 @@ from ..schemes import Initializer
 from .files import member_path, open_regular, read_regular, shown
 from .manifest import CheckpointError, TensorSpec
 from .safetensors_format import read_header
-from .writer import INDEX_NAME, _generate, _row_chunks
+from .writer import INDEX_NAME, generate_chunk, row_chunks
 
 __all__ = ["verify_checkpoint", "VerifyReport", "checkpoint_files"]
 
@@ -241,11 +241,11 @@ def verify_checkpoint(path, *, chunk_bytes: int = 64 << 20, progress=None) -> Ve
 def _compare(f, spec: TensorSpec, entry, shard: _Shard, chunk_bytes: int, progress) -> bool:
     equal = True
     whole = spec.init.scheme in ("orthogonal", "delta_orthogonal", "sparse")
-    chunks = list(_row_chunks(spec, max(chunk_bytes, spec.nbytes) if whole else chunk_bytes))
+    chunks = list(row_chunks(spec, max(chunk_bytes, spec.nbytes) if whole else chunk_bytes))
     buf = np.empty(max([b1 - b0 for _, _, b0, b1 in chunks] + [1]), np.uint8)  # rows > chunk too
     for r0, r1, b0, b1 in chunks:
         try:
-            expected = _generate(spec, shard.seed, r0, r1, buf)
+            expected = generate_chunk(spec, shard.seed, r0, r1, buf)
         except (TypeError, ValueError, ArithmeticError) as error:
             raise CheckpointError(f"{shard.path}: tensor {shown(spec.name)}: cannot regenerate ({error})") from None
         f.seek(shard.data_start + entry.begin + b0)

@@ -50,7 +50,7 @@ from ..rng.streams import STREAM_VERSION
 from . import dirlock
 from .dirlock import PARTIAL_SUFFIX, DirectoryLock, create_exclusive, temporary_name
 from .manifest import CheckpointError, Manifest, TensorSpec
-from .safetensors_format import HeaderEntry, build_header, read_header
+from .safetensors_format import HeaderEntry, build_header
 
 __all__ = [
     "parse_size",
@@ -61,6 +61,8 @@ __all__ = [
     "write_shard",
     "finalize",
     "write_checkpoint",
+    "row_chunks",
+    "generate_chunk",
     "ShardPlan",
     "WriteResult",
     "INDEX_NAME",
@@ -180,7 +182,7 @@ def plan_shards(manifest: Manifest, max_shard_size, seed: int) -> list[ShardPlan
     return plans
 
 
-def _row_chunks(spec: TensorSpec, chunk_bytes: int):
+def row_chunks(spec: TensorSpec, chunk_bytes: int):
     """(row_lo, row_hi, byte_lo, byte_hi) pieces of the tensor, each at most ~chunk_bytes."""
     if spec.numel == 0:
         return
@@ -195,7 +197,7 @@ def _row_chunks(spec: TensorSpec, chunk_bytes: int):
         yield r0, r1, r0 * row_bytes, r1 * row_bytes
 
 
-def _generate(spec: TensorSpec, seed: int, r0, r1, buf: np.ndarray) -> np.ndarray:
+def generate_chunk(spec: TensorSpec, seed: int, r0, r1, buf: np.ndarray) -> np.ndarray:
     """Rows [r0, r1) of the tensor (the whole tensor when r0 is None) into buf; its bytes."""
     storage = spec.dtype.storage
     if r0 is None:
@@ -315,13 +317,13 @@ def _write_shard(directory: str, plan: ShardPlan, seed: int, chunk_bytes: int, f
                         if spec.init.scheme in _WHOLE_TENSOR_SCHEMES
                         else chunk_bytes
                     )
-                    for r0, r1, b0, b1 in _row_chunks(spec, big):
+                    for r0, r1, b0, b1 in row_chunks(spec, big):
                         slot = k % 2
                         if pending[slot] is not None:
                             pending[slot].result()  # the write that used this buffer is done
                         if buffers[slot].size < b1 - b0:
                             buffers[slot] = np.empty(b1 - b0, np.uint8)
-                        data = _generate(spec, seed, r0, r1, buffers[slot])
+                        data = generate_chunk(spec, seed, r0, r1, buffers[slot])
                         pending[slot] = writer.submit(
                             _pwrite_all, fd, data, data_start + entry.begin + b0, stream, hasher
                         )
