@@ -22,7 +22,7 @@ from .backends import cpu
 from .distributions import N_PARAMS, NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
 from .distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
 from .distributions.special import NDTRI_CENTRAL_MIN_P
-from .dtypes import DType, resolve_dtype
+from .dtypes import DType, largest_finite, resolve_dtype
 from .rng.streams import derive_key
 
 __all__ = [
@@ -295,7 +295,7 @@ def _round_into(x: float, dtype: DType, up: bool) -> float:
     """
     if math.isinf(x) or dtype.name == "float64":
         return x
-    biggest = _largest(dtype)
+    biggest = largest_finite(dtype)
     if abs(x) > biggest:
         if x > 0:
             return math.inf if up else biggest
@@ -312,13 +312,6 @@ def _round_into(x: float, dtype: DType, up: bool) -> float:
     elif not up and float(y) > x:
         y = np.nextafter(y, t(-np.inf))
     return float(y)
-
-
-def _largest(dtype: DType) -> float:
-    """The largest finite value of dtype."""
-    if dtype.name == "bfloat16":
-        return float(np.uint32(0x7F7F0000).view(np.float32))
-    return float(np.finfo(dtype.storage).max)
 
 
 def _below(x: float, dtype: DType) -> float:
@@ -466,7 +459,7 @@ def round_to_dtype(value: float, dtype) -> float:
     dt = resolve_dtype(dtype)
     if math.isnan(value) or math.isinf(value) or dt.name == "float64":
         return value
-    biggest = _largest(dt)
+    biggest = largest_finite(dt)
     if abs(value) > biggest:
         # the halfway point above the largest value rounds to infinity (its significand is odd)
         halfway = biggest + (biggest - _below(biggest, dt)) / 2
@@ -539,7 +532,7 @@ def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="
     if low > high:
         raise ValueError(f"low={low} must be <= high={high}")
     dt = output_dtype(dtype, out)
-    biggest = _largest(dt)
+    biggest = largest_finite(dt)
     for argname, value in (("low", low), ("high", high)):
         if abs(value) > biggest:
             raise ValueError(f"{argname}={value} is beyond the largest {dt.name} ({biggest:g})")
@@ -588,8 +581,8 @@ def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="c
     if std < 0:
         raise ValueError(f"std={std} must be >= 0")
     dt = output_dtype(dtype, out)
-    if abs(mean) > _largest(dt):
-        raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({_largest(dt):g})")
+    if abs(mean) > largest_finite(dt):
+        raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({largest_finite(dt):g})")
     z_max = NORMAL_MAX_Z_F64 if dt.compute == 64 else NORMAL_MAX_Z_F32
     _check_reach(std, mean - z_max * std, mean + z_max * std, dt)
     return sample(
@@ -608,7 +601,7 @@ def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="c
 def _check_reach(std: float, x_min: float, x_max: float, dt: DType) -> None:
     """Refuse std when a value the kernels can produce, in [x_min, x_max], lies beyond dt's
     finite range (it would become inf, or be clamped to the largest value: both wrong)."""
-    biggest = _largest(dt)
+    biggest = largest_finite(dt)
     if max(abs(x_min), abs(x_max)) > biggest:
         reach = x_max if abs(x_max) >= abs(x_min) else x_min
         raise ValueError(
@@ -695,8 +688,8 @@ def truncated_normal(
     common = dict(seed=seed, name=name, dtype=dt, device=device, index=index, out=out)
     if std == 0.0 and (lower is not None or upper is not None):
         # every value is mean + z * 0 = mean, whatever the bounds in units of std
-        if abs(mean) > _largest(dt):
-            raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({_largest(dt):g})")
+        if abs(mean) > largest_finite(dt):
+            raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({largest_finite(dt):g})")
         return sample(shape, UNIFORM, _params(mean, 0.0, mean, mean), **common)
     lo, hi = _round_into(a, dt, up=True), _round_into(b, dt, up=False)
     if lo > hi and (lower is not None or upper is not None) and math.isfinite(a + b):
@@ -704,7 +697,7 @@ def truncated_normal(
         # rounds to the nearest one (the user gave no absolute bounds to refuse)
         value = round_to_dtype(a / 2 + b / 2, dt)
         if math.isinf(value):
-            raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({_largest(dt):g})")
+            raise ValueError(f"mean={mean} is beyond the largest {dt.name} ({largest_finite(dt):g})")
         return sample(shape, UNIFORM, _params(value, 0.0, value, value), **common)
     if lo > hi:
         raise ValueError(f"no {dt.name} value lies in [a={a}, b={b}]")
@@ -739,7 +732,7 @@ def truncated_normal(
             )
         return sample(shape, UNIFORM, _params(a, b - a, lo, hi), **common)
     if regime == "inverse_cdf":
-        if dt.compute == 32 and max(abs(mean), std) > _largest(resolve_dtype("float32")):
+        if dt.compute == 32 and max(abs(mean), std) > largest_finite(resolve_dtype("float32")):
             argname, value = ("std", std) if std > abs(mean) else ("mean", mean)
             raise ValueError(
                 f"{argname}={value} is beyond float32, in which {dt.name} values are computed; "

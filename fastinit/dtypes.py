@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DType", "DTYPES", "resolve_dtype", "dtype_from_dlpack"]
+__all__ = ["DType", "DTYPES", "resolve_dtype", "dtype_from_dlpack", "largest_finite"]
 
 # DLPack type codes (dlpack.h, DLDataTypeCode).
 DLPACK_INT = 0
@@ -126,3 +126,14 @@ def dtype_from_dlpack(code: int, bits: int) -> DType | None:
         if d.dlpack_code == code and d.bits == bits:
             return d
     return None
+
+
+def largest_finite(dtype: DType) -> float:
+    """The largest finite value of ``dtype``, as a float.
+
+    >>> largest_finite(resolve_dtype("bfloat16"))
+    3.3895313892515355e+38
+    """
+    if dtype.name == "bfloat16":
+        return float(np.uint32(0x7F7F0000).view(np.float32))
+    return float(np.finfo(dtype.storage).max)

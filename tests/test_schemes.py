@@ -727,15 +727,21 @@ CONSTANT_VALUES = [
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "float16"])
 @pytest.mark.parametrize("value", CONSTANT_VALUES, ids=repr)
 def test_constant_is_value_rounded_to_dtype(value, dtype):
-    got = fastinit.constant((3, 4), value, dtype=dtype)
     want = _nearest(value, dtype)
+    if math.isinf(want) and not math.isinf(value):
+        # a finite value the dtype cannot hold is refused, as torch's fill_ refuses it
+        # ("value cannot be converted to type ... without overflow"), never silently inf
+        with pytest.raises(ValueError, match=r"^value=.*float"):
+            fastinit.constant((3, 4), value, dtype=dtype)
+        with pytest.raises(RuntimeError, match="overflow"):
+            torch.nn.init.constant_(torch.empty(3, 4, dtype=getattr(torch, dtype)), value)
+        return
+    got = fastinit.constant((3, 4), value, dtype=dtype)
     v = _values(got)
     assert np.all(v == want)
     if dtype == "bfloat16":
         # the documented example: constant(0.1, bfloat16) == bfloat16(0.1)
         assert np.all(got.numpy() == ml_dtypes.bfloat16(value))
-    if math.isinf(want) and not math.isinf(value):
-        return  # torch refuses to overflow a float16 ("cannot be converted ... without overflow")
     # torch agrees on these values (none of them is a double-rounding case)
     t = torch.nn.init.constant_(torch.empty(3, 4, dtype=getattr(torch, dtype)), value)
     np.testing.assert_array_equal(v, t.double().numpy())

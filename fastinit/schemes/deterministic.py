@@ -32,6 +32,8 @@ def constant(shape, value, *, seed=0, name=None, dtype=None, device="cpu", index
     value = api.check_real(value, "value", allow_inf=True)
     dt = api.output_dtype(dtype, out)
     v = api.round_to_dtype(value, dt)
+    if math.isinf(v) and not math.isinf(value):  # as torch's fill_, never a silent overflow
+        raise ValueError(f"value={value!r} is beyond the largest finite {dt.name}; pass inf to fill with inf")
     # u * (+-0) + v: the scale's sign keeps v = -0.0 negative (+0 + -0 would give +0)
     params = np.array([v, math.copysign(0.0, v), v, v, 0.0, 0.0, 0.0, 0.0])
     return api.sample(

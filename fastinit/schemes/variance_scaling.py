@@ -38,10 +38,9 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
-
 from .. import api
 from ..distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
+from ..dtypes import largest_finite
 from .fans import calculate_gain, compute_fans
 
 __all__ = [
@@ -82,13 +81,6 @@ def _draw(shape, distribution, std, bound, common, source=None):
     return api.uniform(shape, -bound, bound, **common)
 
 
-def _largest(dt) -> float:
-    """The largest finite value of dt."""
-    if dt.name == "bfloat16":
-        return float(np.uint32(0x7F7F0000).view(np.float32))
-    return float(np.finfo(dt.storage).max)
-
-
 def _check_spread(distribution, std, bound, source, common) -> None:
     """Refuse a std / bound the output dtype cannot hold, naming the user's parameter: values
     beyond its range (inf) or a spread that rounds to 0 (all zeros) when the parameter is not 0."""
@@ -97,16 +89,16 @@ def _check_spread(distribution, std, bound, source, common) -> None:
     if distribution == "uniform":
         spread, what = bound, "a bound"
         # the sampler forms high - low = 2 bound in the compute precision
-        reach, limit = 2 * bound, min(2 * _largest(dt), _largest(api.resolve_dtype(f"float{dt.compute}")))
+        reach, limit = 2 * bound, min(2 * largest_finite(dt), largest_finite(api.resolve_dtype(f"float{dt.compute}")))
     elif distribution == "truncated_normal":
         spread, what = std, "a std"
-        reach, limit = 2 * std / TRUNCATED_NORMAL_STD, _largest(dt)
+        reach, limit = 2 * std / TRUNCATED_NORMAL_STD, largest_finite(dt)
     else:
         spread, what = std, "a std"
-        reach, limit = std * (NORMAL_MAX_Z_F64 if dt.compute == 64 else NORMAL_MAX_Z_F32), _largest(dt)
+        reach, limit = std * (NORMAL_MAX_Z_F64 if dt.compute == 64 else NORMAL_MAX_Z_F32), largest_finite(dt)
     if not reach <= limit:
         raise ValueError(f"{argname}={value} gives {what} of {spread:g}: values beyond the largest {dt.name} "
-                         f"({_largest(dt):g})")  # fmt: skip
+                         f"({largest_finite(dt):g})")  # fmt: skip
     if value != 0 and api.round_to_dtype(spread, dt) == 0:
         where = "float64" if spread == 0 else dt.name
         raise ValueError(f"{argname}={value} is too small: {what} derived from it underflows to 0 in {where}")
