@@ -36,6 +36,7 @@ def _demo(args) -> int:
     import numpy as np
 
     import fastinit
+
     from .benchmark import physical_memory
     from .rng.streams import check_seed
 
@@ -161,7 +162,6 @@ def _checkpoint(args) -> int:
 def _verify(args) -> int:
     from . import checkpoint as ck
     from ._progress import Progress
-
     from .schemes.custom import allow_import
 
     for module in args.allow_import or ():
@@ -370,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     ckpt.add_argument("--max-shard-size", default="5GB", help="e.g. 100KB, 20MB, 5GB (default 5GB)")
     ckpt.add_argument("--threads", type=int, help="sampling threads (default: all cores)")
     ckpt.add_argument("--resume", action="store_true",
-                      help="keep the shards of this same checkpoint that are complete and intact (sha256)")  # fmt: skip
+                      help="keep the shards of this same checkpoint that are complete and intact (content digest)")  # fmt: skip
     ckpt.add_argument("--overwrite", action="store_true",
                       help="replace another checkpoint or weight files already in --out (removed first)")  # fmt: skip
     ckpt.add_argument("--fsync", action="store_true", help="flush each shard to disk before renaming it")
@@ -455,13 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
+    try:  # (Ctrl-C may land while the imports below still run: the same one line)
+        from .checkpoint import CheckpointError
 
-    try:
-        return args.run(args)
-    except (CheckpointError, _UsageError) as error:
-        print(f"fastinit: error: {error}", file=sys.stderr)
-        return 2
+        try:
+            return args.run(args)
+        except (CheckpointError, _UsageError) as error:
+            print(f"fastinit: error: {error}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
         print("fastinit: interrupted", file=sys.stderr)
         return 130

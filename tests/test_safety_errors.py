@@ -319,8 +319,9 @@ def _check_outcome(entry, argname, value):
         assert "\n" not in message, (entry, argname, value, message)
         assert _names(message, argname), (entry, argname, value, message)
         return
-    # constant rounds value once as IEEE does (inf beyond the dtype's range; test_schemes pins it)
-    if argname == "out" or (entry == "constant" and argname == "value"):
+    # constant(value=inf) fills with inf, as asked; a finite value beyond the dtype is refused
+    explicit_inf = isinstance(value, float) and math.isinf(value)
+    if argname == "out" or (entry == "constant" and argname == "value" and explicit_inf):
         return
     values = np.asarray(result)
     assert np.all(np.isfinite(values)), (entry, argname, value)
@@ -410,3 +411,32 @@ def test_jax_initializers_refuse_hostile_arguments(call, argname):
     import fastinit.jax as fj
 
     _one_line_error(lambda: call(fj, jax.random.key(0)), argname)
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(1e308, "float32"), (1e39, "bfloat16"), (65520.0, "float16"),
+                                              (-7e4, "float16")])  # fmt: skip
+def test_constant_beyond_the_dtype_is_refused(value, dtype):
+    with pytest.raises(ValueError, match=r"^value=.*beyond the largest finite"):
+        fastinit.constant((2, 3), value, dtype=dtype)
+    assert np.isinf(fastinit.constant((2,), -math.inf, dtype=dtype).numpy().astype(np.float64)).all()
+
+
+def test_ctrl_c_while_the_cli_imports_exits_130_without_a_traceback():
+    """Ctrl-C can land while `fastinit ...` is still importing (numba takes ~1 s): the same one
+    line and exit status 130 as during the work itself."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastinit.checkpoint":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+from fastinit import cli
+sys.exit(cli.main(["presets"]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "fastinit: interrupted\n"
