@@ -37,6 +37,7 @@ import fastinit
 import fastinit.checkpoint as ck
 from fastinit import cli
 from fastinit.checkpoint import dirlock, writer
+from fastinit.checkpoint.safetensors_format import read_header
 
 INDEX = "model.safetensors.index.json"
 
@@ -258,7 +259,7 @@ def test_killed_overwrite_never_leaves_a_loadable_mixed_checkpoint(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         ck.write_checkpoint(m, tmp_path, seed=2, max_shard_size="8KiB", chunk_bytes=1024, overwrite=True)
     assert visible(tmp_path) == [shard_names(2)[0]]  # the new seed's first shard, no index
-    assert json.loads(ck.writer.read_header(tmp_path / shard_names(2)[0])[0]["fastinit.seed"]) == 2
+    assert json.loads(read_header(tmp_path / shard_names(2)[0])[0]["fastinit.seed"]) == 2
     assert all(e.endswith(".fastinit-xxh3") for e in hidden(tmp_path))
 
 
@@ -296,7 +297,7 @@ def test_resume_rewrites_a_shard_whose_bytes_changed(tmp_path, where):
     clean = files_of(tmp_path)
     path = tmp_path / shard_names(2)[1]
     raw = bytearray(path.read_bytes())
-    _, _, data_start = writer.read_header(path)
+    _, _, data_start = read_header(path)
     i = {"first-data-byte": data_start, "middle": (data_start + len(raw)) // 2, "last-byte": len(raw) - 1}[where]
     raw[i] ^= 0x01
     path.write_bytes(bytes(raw))
