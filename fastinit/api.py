@@ -481,6 +481,9 @@ def output_dtype(dtype, out) -> DType:
     if dtype is not None:
         return resolve_dtype(dtype)
     if out is not None:
+        declared = dlpack.declared_dtype(out)  # (the whole view is checked where it is written)
+        if declared is not None:
+            return declared
         if dlpack.device_of(out) is not None:
             return _cuda_backend().out_dtype(out)
         with dlpack.writable_view(out, argname="out") as view:

@@ -41,6 +41,7 @@ import numpy as np
 from fastinit.dtypes import DTYPES, DType, dtype_from_dlpack, resolve_dtype
 
 __all__ = [
+    "declared_dtype",
     "DLPACK_FLAG_BITMASK_IS_COPIED",
     "DLPACK_FLAG_BITMASK_READ_ONLY",
     "DLPACK_VERSION",
@@ -528,6 +529,25 @@ def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
             f"{argname} is a buffer of format {buffer.format!r} that NumPy cannot view as an array"
         ) from None
     return _view_numpy(array, argname)
+
+
+def declared_dtype(obj) -> DType | None:
+    """The fastinit dtype a plain ndarray or a CPU torch tensor declares, without checking that
+    it can be written (``writable_view`` does that); None for anything else or an unsupported
+    dtype, so that the caller takes ``writable_view``'s path and its error.
+
+    >>> import numpy as np
+    >>> declared_dtype(np.zeros(3, np.float16)).name, declared_dtype(np.zeros(3, np.int8))
+    ('float16', None)
+    """
+    try:
+        if type(obj) is np.ndarray:
+            return _numpy_dtype_row(obj.dtype, "out")
+        if _is_torch_tensor(obj) and obj.device.type == "cpu":
+            return resolve_dtype(obj.dtype)
+    except (TypeError, ValueError):
+        pass
+    return None
 
 
 def _is_torch_tensor(obj) -> bool:
