@@ -36,7 +36,9 @@ def main() -> None:
         "uniform(1024)": lambda: fastinit.uniform((1024,)),
         "normal out=ndarray": lambda: fastinit.normal((1024,), out=out),
         "normal out=tensor": lambda: fastinit.normal((1024,), out=tensor),
-        "truncated_normal out=ndarray": lambda: fastinit.truncated_normal((1024,), 0, 0.02, -0.04, 0.04, out=out),
+        "truncated_normal out=ndarray": lambda: fastinit.truncated_normal(
+            (1024,), 0, 0.02, -0.04, 0.04, out=out
+        ),
         "kaiming_uniform out=tensor": lambda: fastinit.kaiming_uniform((32, 32), out=tensor.view(32, 32)),
     }
     label = sys.argv[1] if len(sys.argv) > 1 else "this"

@@ -99,7 +99,9 @@ def main() -> None:
             dt, c = run(k, variants[k])
             times[k].append(dt)
             cpus[k].append(c)
-    model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    model = next(
+        line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+    )
     print(f"{mode}; {model}, {os.cpu_count()} cores; {nbytes / 1e9:.2f} GB; load {os.getloadavg()[0]:.1f}")
     for k, v in times.items():
         c = cpus[k]

@@ -89,7 +89,9 @@ def _read_json(path: str, what: str):
     except json.JSONDecodeError as error:  # (its message names a position, never the content)
         raise _UsageError(f"{what} {path}: not valid JSON ({error})") from None
     except (ValueError, RecursionError):
-        raise _UsageError(f"{what} {path}: not valid JSON (nested too deeply or a number out of range)") from None
+        raise _UsageError(
+            f"{what} {path}: not valid JSON (nested too deeply or a number out of range)"
+        ) from None
 
 
 def _parse_override(text: str) -> tuple[str, object]:

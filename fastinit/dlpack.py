@@ -497,9 +497,7 @@ def writable_view(obj, *, argname: str = "out", dtype=None) -> WritableView:
     if _is_torch_tensor(obj):
         _check_plain_tensor(obj, argname)
     if isinstance(obj, np.ma.MaskedArray):
-        raise ValueError(
-            f"{argname} is a masked array; pass its data ({argname}.data) to fill every element"
-        )
+        raise ValueError(f"{argname} is a masked array; pass its data ({argname}.data) to fill every element")
     if isinstance(obj, np.ndarray):
         # The base class over the same memory: a subclass's reshape, view or strides may not
         # describe that memory (np.matrix stays 2-D when flattened).

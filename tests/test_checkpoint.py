@@ -230,7 +230,10 @@ def hf_reference(tmp_path_factory):
             model = transformers.AutoModelForCausalLM.from_config(config)
             out = tmp_path_factory.mktemp(case)
             model.save_pretrained(out)
-            saved = {name: (tuple(e["shape"]), e["dtype"]) for name, e in parse(out / "model.safetensors").entries.items()}
+            saved = {
+                name: (tuple(e["shape"]), e["dtype"])
+                for name, e in parse(out / "model.safetensors").entries.items()
+            }
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             cache[case] = HFReference(family, kwargs, config, saved, state)
         return cache[case]
@@ -284,7 +287,9 @@ def hf_written(hf_reference, tmp_path_factory):
         if case not in cache:
             ref = hf_reference(case)
             out = tmp_path_factory.mktemp(f"{case}-fastinit")
-            ck.write_checkpoint(ck.manifest_from_config(ref.config.to_dict()), out, seed=11, max_shard_size="16KB")
+            ck.write_checkpoint(
+                ck.manifest_from_config(ref.config.to_dict()), out, seed=11, max_shard_size="16KB"
+            )
             cache[case] = out
         return cache[case]
 
@@ -399,7 +404,10 @@ def test_preset_manifest_matches_transformers_meta_model(name):
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(hf_config)
     # named_parameters drops the second name of a tied parameter, as save_pretrained does
-    params = {k: (tuple(v.shape), ST_CODES[str(v.dtype).removeprefix("torch.")]) for k, v in model.named_parameters()}
+    params = {
+        k: (tuple(v.shape), ST_CODES[str(v.dtype).removeprefix("torch.")])
+        for k, v in model.named_parameters()
+    }
     assert manifest_table(manifest) == params
     assert manifest.numel == sum(math.prod(s) for s, _ in params.values())
 
@@ -605,7 +613,9 @@ SHARDING = {
 @pytest.mark.parametrize("case", list(SHARDING))
 def test_shards_in_manifest_order_never_split(case, tmp_path):
     rows, limit, groups = SHARDING[case]
-    tensors = [{"name": f"t{i}", "shape": [r, 256], "init": {"scheme": "uniform"}} for i, r in enumerate(rows)]
+    tensors = [
+        {"name": f"t{i}", "shape": [r, 256], "init": {"scheme": "uniform"}} for i, r in enumerate(rows)
+    ]
     m = ck.manifest_from_json(tensors)
     r = ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size=limit)
     n = len(groups)
@@ -678,7 +688,12 @@ GOLDEN_TENSORS = [  # in the order safetensors sorts them (dtype size descending
     {"name": "a.weight", "shape": [5, 3], "dtype": "float64", "init": {"scheme": "normal"}},
     {"name": "b.bias", "shape": [7], "dtype": "float32", "init": {"scheme": "zeros"}},
     {"name": "b.weight", "shape": [7, 5], "dtype": "float32", "init": {"scheme": "xavier_uniform"}},
-    {"name": "c.weight", "shape": [4, 2], "dtype": "float16", "init": {"scheme": "truncated_normal", "std": 0.1}},
+    {
+        "name": "c.weight",
+        "shape": [4, 2],
+        "dtype": "float16",
+        "init": {"scheme": "truncated_normal", "std": 0.1},
+    },
 ]
 
 
@@ -689,7 +704,9 @@ def test_golden_bytes_equal_safetensors_numpy_save_file(tmp_path):
     m = ck.manifest_from_json(GOLDEN_TENSORS)
     ck.write_checkpoint(m, tmp_path / "ours", seed=9)
     ours = parse(tmp_path / "ours" / "model.safetensors")
-    arrays = {name: ours.values(name).astype(NP_OF_CODE[ours.entries[name]["dtype"]]) for name in ours.entries}
+    arrays = {
+        name: ours.values(name).astype(NP_OF_CODE[ours.entries[name]["dtype"]]) for name in ours.entries
+    }
     for spec in m.tensors:  # the arrays are the API's values
         assert arrays[spec.name].tobytes() == expected_bytes(spec, 9)
     safetensors.numpy.save_file(arrays, tmp_path / "ref.safetensors", metadata=ours.metadata)
@@ -718,14 +735,19 @@ def test_golden_bytes_against_safetensors_torch_any_order(tmp_path):
     ours = parse(path)
     for t in tensors:
         got = loaded[t["name"]]
-        assert list(got.shape) == t["shape"] and got.dtype == TORCH_OF_CODE[ST_CODES[t.get("dtype", "float32")]]
+        assert (
+            list(got.shape) == t["shape"] and got.dtype == TORCH_OF_CODE[ST_CODES[t.get("dtype", "float32")]]
+        )
         assert got.reshape(-1).view(torch.uint8).numpy().tobytes() == ours.tensor(t["name"])
     safetensors.torch.save_file(loaded, tmp_path / "ref.safetensors", metadata=ours.metadata)
     ref = parse(tmp_path / "ref.safetensors")
     assert ref.metadata == ours.metadata
     for t in tensors:
         n = t["name"]
-        assert ref.entries[n]["dtype"] == ours.entries[n]["dtype"] and ref.entries[n]["shape"] == ours.entries[n]["shape"]
+        assert (
+            ref.entries[n]["dtype"] == ours.entries[n]["dtype"]
+            and ref.entries[n]["shape"] == ours.entries[n]["shape"]
+        )
         assert ref.tensor(n) == ours.tensor(n)
     with safe_open(path, "pt") as f:
         assert f.metadata() == ours.metadata and list(f.keys()) == sorted(t["name"] for t in tensors)
@@ -775,9 +797,17 @@ PINNED_DATA_SHA256 = "62324b80287a4f3a8427dc57ae171bc04c3a52d6cda7b8a609ce640ab8
 def test_format_stability_pin(tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "__version__", PINNED_VERSION)
     tensors = GOLDEN_TENSORS + [
-        {"name": "emb", "shape": [5, 4], "dtype": "bfloat16", "init": {"scheme": "normal", "std": 0.02}, "zero_rows": [1]}
+        {
+            "name": "emb",
+            "shape": [5, 4],
+            "dtype": "bfloat16",
+            "init": {"scheme": "normal", "std": 0.02},
+            "zero_rows": [1],
+        }
     ]
-    ck.write_checkpoint(ck.manifest_from_json({"tensors": tensors, "config": {"model_type": "pin"}}), tmp_path, seed=2024)
+    ck.write_checkpoint(
+        ck.manifest_from_json({"tensors": tensors, "config": {"model_type": "pin"}}), tmp_path, seed=2024
+    )
     raw = (tmp_path / "model.safetensors").read_bytes()
     p = parse(tmp_path / "model.safetensors")
     assert p.metadata["fastinit.version"] == PINNED_VERSION
@@ -813,7 +843,9 @@ def test_file_bytes_equal_the_functional_api(invariance_manifest, reference_tens
      dict(max_shard_size="10KB"), dict(max_shard_size=1), dict(max_shard_size="3KiB", chunk_bytes=300, threads=1)],
     ids=["threads1", "threads2", "chunk1B", "chunk100B", "chunk1GiB", "shard10KB", "shard1B", "mixed"],
 )  # fmt: skip
-def test_bytes_independent_of_threads_chunks_and_shards(invariance_manifest, reference_tensors, tmp_path, options):
+def test_bytes_independent_of_threads_chunks_and_shards(
+    invariance_manifest, reference_tensors, tmp_path, options
+):
     if options.get("threads", 1) > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("needs more cores")
     ck.write_checkpoint(invariance_manifest, tmp_path, seed=21, **options)
@@ -1114,7 +1146,9 @@ def test_output_under_a_regular_file(tmp_path):
 
 def test_unwritable_directory(tmp_path, monkeypatch):
     real = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path else real(p, mode, **kw))
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path else real(p, mode, **kw)
+    )
     with pytest.raises(ck.CheckpointError, match="cannot write to") as e:
         ck.write_checkpoint(small_manifest(n=1), tmp_path)
     one_line(e.value)
@@ -1327,7 +1361,9 @@ def test_verify_a_valid_zeros_file_sanity(tmp_path):
     """The hand-made header of BAD_FILES is valid when nothing is broken (so each case tests one
     defect)."""
     (tmp_path / "model.safetensors").write_bytes(
-        _header_file(("{" + _META + ',"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}').encode(), bytes(4))
+        _header_file(
+            ("{" + _META + ',"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}').encode(), bytes(4)
+        )
     )
     assert ck.verify_checkpoint(tmp_path).ok == ["w"]
 

@@ -99,7 +99,9 @@ def test_checkpoint_then_verify_in_a_subprocess(tmp_path):
     m = ck.manifest_from_config(LLAMA, dtype="bfloat16")
     n_files = len(list(out.glob("*.safetensors")))
     assert n_files >= 2
-    assert r.stdout.strip() == f"{len(m)} tensors, {m.numel / 1e9:.3f} B parameters in {n_files} file(s): {out}"
+    assert (
+        r.stdout.strip() == f"{len(m)} tensors, {m.numel / 1e9:.3f} B parameters in {n_files} file(s): {out}"
+    )
     ref = tmp_path / "ref"
     ck.write_checkpoint(m, ref, seed=3, max_shard_size="20KB")
     assert sorted(os.listdir(out)) == sorted(os.listdir(ref))
@@ -214,7 +216,12 @@ def error_runs(tmp_path_factory):
     try:
         for case, (args, _) in ERRORS.items():
             d = tmp_path_factory.mktemp(case)
-            argv = [sys.executable, "-m", "fastinit", *(a.replace("{d}", str(d)).replace("{i}", str(inputs)) for a in args)]
+            argv = [
+                sys.executable,
+                "-m",
+                "fastinit",
+                *(a.replace("{d}", str(d)).replace("{i}", str(inputs)) for a in args),
+            ]
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             procs[case] = (proc, d)
         results = {}
@@ -263,7 +270,19 @@ def main(argv, capsys):
 def test_dtype_seed_threads_and_resume(tmp_path, capsys):
     config = write_json(tmp_path / "config.json", LLAMA)
     out = tmp_path / "out"
-    args = ["checkpoint", "--config", config, "--out", out, "--seed", 7, "--max-shard-size", "20KB", "--dtype", "bfloat16"]
+    args = [
+        "checkpoint",
+        "--config",
+        config,
+        "--out",
+        out,
+        "--seed",
+        7,
+        "--max-shard-size",
+        "20KB",
+        "--dtype",
+        "bfloat16",
+    ]
     code, stdout, stderr = main(args + ["--threads", 1], capsys)
     assert code == 0, stderr
     assert SUMMARY.match(stderr.strip()), stderr
@@ -397,14 +416,25 @@ def test_one_real_tiny_write_per_family(tmp_path, capsys):
         "llama": LLAMA,
         "mistral": {**LLAMA, "model_type": "mistral", "head_dim": 16},
         "qwen2": {**LLAMA, "model_type": "qwen2", "tie_word_embeddings": True},
-        "gpt2": {"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 16, "vocab_size": 96},
+        "gpt2": {
+            "model_type": "gpt2",
+            "n_embd": 32,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_positions": 16,
+            "vocab_size": 96,
+        },
     }
     for family, config in configs.items():
         out = tmp_path / family
         code, _, stderr = main(["checkpoint", "--config", write_json(tmp_path / f"{family}.json", config),
                                 "--out", out, "--no-progress"], capsys)  # fmt: skip
         assert code == 0, stderr
-        assert sorted(os.listdir(out)) == [".model.safetensors.fastinit-xxh3", "config.json", "model.safetensors"]
+        assert sorted(os.listdir(out)) == [
+            ".model.safetensors.fastinit-xxh3",
+            "config.json",
+            "model.safetensors",
+        ]
         assert ck.verify_checkpoint(out).passed
         code, stdout, _ = main(["verify", out, "--no-progress"], capsys)
         assert code == 0 and stdout.strip().endswith("0 differ")
@@ -455,7 +485,12 @@ def test_progress_bar_on_a_terminal():
     p(1_000_000_000)
     p(3_000_000_000)  # the last update always draws
     drawn = stream.getvalue()
-    assert drawn.startswith("\rwriting x [") and "100.0%" in drawn and "4.00/4.00 GB" in drawn and "GB/s" in drawn
+    assert (
+        drawn.startswith("\rwriting x [")
+        and "100.0%" in drawn
+        and "4.00/4.00 GB" in drawn
+        and "GB/s" in drawn
+    )
     summary = p.close()
     assert SUMMARY.match(summary) and summary.startswith("writing x: 4.00 GB in ")
     assert stream.getvalue().endswith(summary + "\n")
@@ -475,7 +510,9 @@ def test_progress_off_a_terminal_prints_only_the_summary():
 def test_no_progress_flag_draws_no_bar(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     config = write_json(tmp_path / "c.json", LLAMA)
-    code, _, stderr = main(["checkpoint", "--config", config, "--out", tmp_path / "a", "--no-progress"], capsys)
+    code, _, stderr = main(
+        ["checkpoint", "--config", config, "--out", tmp_path / "a", "--no-progress"], capsys
+    )
     assert code == 0 and "\r" not in stderr and SUMMARY.match(stderr.strip())
     code, _, stderr = main(["checkpoint", "--config", config, "--out", tmp_path / "b"], capsys)
     assert code == 0 and "\r" in stderr and SUMMARY.match(stderr.strip().split("\r")[-1])

@@ -44,14 +44,19 @@ def test_any_chunking_computes_the_single_machine_bytes(label, fn, args, params,
 @pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
 def test_dtypes(dtype):
     x = fd.normal((64, 33), 0.0, 1.0, chunks=(20, 11), seed=1, name="d", dtype=dtype)
-    assert x.compute().tobytes() == fastinit.normal((64, 33), 0.0, 1.0, seed=1, name="d", dtype=dtype).tobytes()
+    assert (
+        x.compute().tobytes() == fastinit.normal((64, 33), 0.0, 1.0, seed=1, name="d", dtype=dtype).tobytes()
+    )
 
 
 def test_orthogonal_refuses_chunks_that_split_a_matrix():
     with pytest.raises(ValueError, match="orthogonal needs whole matrices"):
         fd.orthogonal((64, 32), chunks=(16, 32))
     batched = fd.orthogonal((5, 16, 8), batch_dims=1, chunks=(2, 16, 8), seed=3, name="q")
-    assert batched.compute().tobytes() == fastinit.orthogonal((5, 16, 8), batch_dims=1, seed=3, name="q").tobytes()
+    assert (
+        batched.compute().tobytes()
+        == fastinit.orthogonal((5, 16, 8), batch_dims=1, seed=3, name="q").tobytes()
+    )
 
 
 def test_different_names_differ_and_graph_is_deterministic():
@@ -71,7 +76,8 @@ def test_to_zarr_stores_the_same_bytes(tmp_path):
 
 def _digests(directory):
     return {
-        name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in sorted(os.listdir(directory))
+        name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+        for name in sorted(os.listdir(directory))
     }
 
 
@@ -82,11 +88,16 @@ def test_local_cluster_with_worker_processes(tmp_path):
               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100, "dtype": "bfloat16"}  # fmt: skip
     manifest = ck.manifest_from_config(config)
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
         distributed.Client(cluster) as client,
     ):
         x = fd.kaiming_normal((256, 128), chunks=(64, 64), seed=4, name="k")
-        assert client.compute(x).result().tobytes() == fastinit.kaiming_normal((256, 128), seed=4, name="k").tobytes()
+        assert (
+            client.compute(x).result().tobytes()
+            == fastinit.kaiming_normal((256, 128), seed=4, name="k").tobytes()
+        )
         fd.write_checkpoint(manifest, tmp_path / "cluster", client=client, seed=9, max_shard_size="30KB")
     ck.write_checkpoint(manifest, tmp_path / "single", seed=9, max_shard_size="30KB")
     cluster_files, single_files = _digests(tmp_path / "cluster"), _digests(tmp_path / "single")

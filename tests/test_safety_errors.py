@@ -69,7 +69,18 @@ def test_cli_refuses_bad_numbers_in_one_line(capsys, argv, message):
 
 @pytest.mark.parametrize("option", ["--json", "--plot"])
 def test_bench_refuses_a_directory_as_output(capsys, tmp_path, option):
-    cheap = ["--size", "1K", "--peers", "none", "--samplers", "uniform", "--dtypes", "float32", "--rounds", "1"]
+    cheap = [
+        "--size",
+        "1K",
+        "--peers",
+        "none",
+        "--samplers",
+        "uniform",
+        "--dtypes",
+        "float32",
+        "--rounds",
+        "1",
+    ]
     assert main(["bench", *cheap, option, str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == f"fastinit: error: {option} {tmp_path}: is a directory\n"
@@ -87,8 +98,23 @@ def test_parse_count_limits():
 
 
 @pytest.mark.parametrize(
-    "shape", [{3: 4}, {3}, frozenset({2}), "34", b"34", 3.0, 2.7, True, np.array([2.0, 3.0]), None,
-              np.array([[2, 3]]), (2, 3.0), (2, None), np.float64(3)],  # fmt: skip
+    "shape",
+    [
+        {3: 4},
+        {3},
+        frozenset({2}),
+        "34",
+        b"34",
+        3.0,
+        2.7,
+        True,
+        np.array([2.0, 3.0]),
+        None,
+        np.array([[2, 3]]),
+        (2, 3.0),
+        (2, None),
+        np.float64(3),
+    ],  # fmt: skip
     ids=repr,
 )
 def test_non_sequence_shapes_are_refused(shape):
@@ -128,7 +154,8 @@ def test_a_slice_of_a_huge_tensor_still_works():
 
 
 @pytest.mark.parametrize(
-    "index", [2**63, -(2**63) - 1, 2**64 + 1, np.uint64(2**63 + 1), (0, 2**70), 1.0, [1], "a", (..., ...)],
+    "index",
+    [2**63, -(2**63) - 1, 2**64 + 1, np.uint64(2**63 + 1), (0, 2**70), 1.0, [1], "a", (..., ...)],
     ids=repr,
 )
 def test_bad_index_is_refused(index):
@@ -136,9 +163,15 @@ def test_bad_index_is_refused(index):
 
 
 @pytest.mark.parametrize(
-    "index", [slice(2**64, None), slice(-(2**70), 2**70, 2**70), slice(0, 3, 2**63),
-              slice(None, None, -(2**64)),
-              (slice(5, None, 2**70), slice(None)), (slice(None), slice(0, 4, 2**64))],  # fmt: skip
+    "index",
+    [
+        slice(2**64, None),
+        slice(-(2**70), 2**70, 2**70),
+        slice(0, 3, 2**63),
+        slice(None, None, -(2**64)),
+        (slice(5, None, 2**70), slice(None)),
+        (slice(None), slice(0, 4, 2**64)),
+    ],  # fmt: skip
     ids=repr,
 )
 def test_huge_slice_bounds_act_as_numpy(index):
@@ -203,9 +236,11 @@ def test_scheme_errors_name_the_users_parameter(call, argname):
 
 @pytest.mark.parametrize(
     "call",
-    [lambda: fastinit.variance_scaling((3, 3), scale=1e-30, dtype="float64"),
-     lambda: fastinit.xavier_uniform((3, 3), gain=1e30),
-     lambda: fastinit.kaiming_normal((3, 3), a=1e10)],  # fmt: skip
+    [
+        lambda: fastinit.variance_scaling((3, 3), scale=1e-30, dtype="float64"),
+        lambda: fastinit.xavier_uniform((3, 3), gain=1e30),
+        lambda: fastinit.kaiming_normal((3, 3), a=1e10),
+    ],  # fmt: skip
 )
 def test_extreme_but_representable_scheme_parameters_work(call):
     x = np.asarray(call(), dtype=np.float64)
@@ -225,13 +260,22 @@ def test_compute_fans_validates_its_shape():
 
 @pytest.mark.parametrize(
     "kwargs,argname",
-    [({"max_version": ()}, "max_version"), ({"max_version": (1,)}, "max_version"),
-     ({"max_version": "ab"}, "max_version"), ({"max_version": 3}, "max_version"),
-     ({"max_version": (1.5, 0)}, "max_version"), ({"max_version": (True, 0)}, "max_version"),
-     ({"max_version": (-1, 0)}, "max_version"), ({"dl_device": ()}, "dl_device"),
-     ({"dl_device": "cpu"}, "dl_device"), ({"dl_device": (1.0, 0)}, "dl_device"),
-     ({"dl_device": (1, 0, 0)}, "dl_device"), ({"stream": "x"}, "stream"), ({"copy": "x"}, "copy"),
-     ({"copy": 1}, "copy")],  # fmt: skip
+    [
+        ({"max_version": ()}, "max_version"),
+        ({"max_version": (1,)}, "max_version"),
+        ({"max_version": "ab"}, "max_version"),
+        ({"max_version": 3}, "max_version"),
+        ({"max_version": (1.5, 0)}, "max_version"),
+        ({"max_version": (True, 0)}, "max_version"),
+        ({"max_version": (-1, 0)}, "max_version"),
+        ({"dl_device": ()}, "dl_device"),
+        ({"dl_device": "cpu"}, "dl_device"),
+        ({"dl_device": (1.0, 0)}, "dl_device"),
+        ({"dl_device": (1, 0, 0)}, "dl_device"),
+        ({"stream": "x"}, "stream"),
+        ({"copy": "x"}, "copy"),
+        ({"copy": 1}, "copy"),
+    ],  # fmt: skip
     ids=repr,
 )
 def test_dlpack_refuses_malformed_arguments(kwargs, argname):
@@ -280,12 +324,14 @@ SAMPLERS = {
     "orthogonal": ({"gain": 1.0}, ["gain"]),
     "sparse": ({"sparsity": 0.5, "std": 0.1}, ["sparsity", "std"]),
     "variance_scaling": (
-        {"scale": 1.0, "mode": "fan_in", "distribution": "normal"}, ["scale", "mode", "distribution"]
+        {"scale": 1.0, "mode": "fan_in", "distribution": "normal"},
+        ["scale", "mode", "distribution"],
     ),
     "xavier_uniform": ({"gain": 1.0}, ["gain"]),
     "xavier_normal": ({"gain": 1.0}, ["gain"]),
     "kaiming_uniform": (
-        {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"}, ["a", "mode", "nonlinearity"]
+        {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"},
+        ["a", "mode", "nonlinearity"],
     ),
     "kaiming_normal": ({"a": 0.0, "mode": "fan_in", "nonlinearity": "relu"}, ["a", "mode", "nonlinearity"]),
     "lecun_uniform": ({}, []),
@@ -395,14 +441,18 @@ def test_torch_fills_refuse_hostile_arguments():
 
 @pytest.mark.parametrize(
     "call,argname",
-    [(lambda fj, key: fj.glorot_uniform()("key", (3, 3)), "key"),
-     (lambda fj, key: fj.glorot_uniform()(5, (3, 3)), "key"),
-     (lambda fj, key: fj.glorot_uniform()(np.array([0.5, 1.5]), (3, 3)), "key"),
-     (lambda fj, key: fj.uniform(-1.0), "scale"), (lambda fj, key: fj.uniform("x"), "scale"),
-     (lambda fj, key: fj.normal(math.nan), "stddev"), (lambda fj, key: fj.normal(-1.0), "stddev"),
-     (lambda fj, key: fj.truncated_normal(math.inf), "stddev"),
-     (lambda fj, key: fj.glorot_uniform()(key, {3: 4}), "shape"),
-     (lambda fj, key: fj.glorot_uniform()(key, (2**40, 2**40)), "shape")],  # fmt: skip
+    [
+        (lambda fj, key: fj.glorot_uniform()("key", (3, 3)), "key"),
+        (lambda fj, key: fj.glorot_uniform()(5, (3, 3)), "key"),
+        (lambda fj, key: fj.glorot_uniform()(np.array([0.5, 1.5]), (3, 3)), "key"),
+        (lambda fj, key: fj.uniform(-1.0), "scale"),
+        (lambda fj, key: fj.uniform("x"), "scale"),
+        (lambda fj, key: fj.normal(math.nan), "stddev"),
+        (lambda fj, key: fj.normal(-1.0), "stddev"),
+        (lambda fj, key: fj.truncated_normal(math.inf), "stddev"),
+        (lambda fj, key: fj.glorot_uniform()(key, {3: 4}), "shape"),
+        (lambda fj, key: fj.glorot_uniform()(key, (2**40, 2**40)), "shape"),
+    ],  # fmt: skip
 )
 def test_jax_initializers_refuse_hostile_arguments(call, argname):
     pytest.importorskip("jax")

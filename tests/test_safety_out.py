@@ -332,7 +332,7 @@ def test_dtensor_fills_bump_the_dtensor_version(tmp_path):
     result = run_isolated(
         f"""
         import torch, torch.distributed as dist
-        dist.init_process_group("gloo", init_method="file://{tmp_path / 'store'}", rank=0, world_size=1)
+        dist.init_process_group("gloo", init_method="file://{tmp_path / "store"}", rank=0, world_size=1)
         from torch.distributed.tensor import Replicate, Shard, distribute_tensor
         from torch.distributed.device_mesh import init_device_mesh
         import fastinit.torch as ftorch
@@ -505,8 +505,13 @@ def as_container(view: np.ndarray, buffer: np.ndarray, case, read_only: bool):
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
-@settings(max_examples=500, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=500,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(out_cases())
 def test_out_layouts_fill_exactly_the_view_or_raise_naming_out(case):
     dtype, storage, flaw, shape = case["dtype"], STORAGE[case["dtype"]], case["flaw"], case["result"]

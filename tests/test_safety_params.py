@@ -191,7 +191,10 @@ def test_normal_z_bounds_hold_at_the_extreme_word():
         assert max(abs(float(z[0])), abs(float(z[1]))) <= NORMAL_MAX_Z_F32
         z = normal_pair_f64(np.uint64(0), np.uint64(0), wb, wb, 0.0, 1.0)
         assert max(abs(z[0]), abs(z[1])) <= NORMAL_MAX_Z_F64
-    assert abs(float(normal_pair_f32(np.uint64(0), np.uint64(0), np.float32(0), np.float32(1))[0])) > NORMAL_MAX_Z_F32 - 1e-3
+    assert (
+        abs(float(normal_pair_f32(np.uint64(0), np.uint64(0), np.float32(0), np.float32(1))[0]))
+        > NORMAL_MAX_Z_F32 - 1e-3
+    )
 
 
 # ---- item 5: std = 0 on every path ---------------------------------------------------------------
@@ -255,7 +258,10 @@ def test_jax_zero_stddev():
 
 
 def test_registry_zero_scale():
-    for name, params in (("truncated_normal", {"mean": 0.0, "std": 0.0}), ("variance_scaling", {"scale": 0.0})):
+    for name, params in (
+        ("truncated_normal", {"mean": 0.0, "std": 0.0}),
+        ("variance_scaling", {"scale": 0.0}),
+    ):
         init = fastinit.get_initializer(name, **params)
         x = _values(init((4, 3), seed=0, name="w"))
         assert np.all(x == 0.0)
@@ -323,5 +329,10 @@ def test_fuzz_truncated_normal_lower_upper(mean, std, lower, upper, dtype):
         lo = hi = api.round_to_dtype(mean, dtype)
     elif math.isfinite(lo + hi) and api._round_into(lo, dt, up=True) > api._round_into(hi, dt, up=False):
         lo = hi = api.round_to_dtype(lo / 2 + hi / 2, dtype)  # between two dtype values: the nearest
-    call = lambda: fastinit.truncated_normal(16, mean, std, lower=lower, upper=upper, seed=1, name="f", dtype=dtype)  # noqa: E731
+
+    def call():
+        return fastinit.truncated_normal(
+            16, mean, std, lower=lower, upper=upper, seed=1, name="f", dtype=dtype
+        )
+
     _check(call, lo, hi)

@@ -122,7 +122,9 @@ def test_fastarray_empty_refuses_non_integer_shapes(shape):
         FastArray.empty(shape, "float32")
 
 
-@pytest.mark.parametrize("shape, expected", [((2, 3), (2, 3)), (4, (4,)), ((np.int64(5), np.int32(2)), (5, 2)), ((), ())])
+@pytest.mark.parametrize(
+    "shape, expected", [((2, 3), (2, 3)), (4, (4,)), ((np.int64(5), np.int32(2)), (5, 2)), ((), ())]
+)
 def test_fastarray_empty_accepts_integer_shapes(shape, expected):
     assert FastArray.empty(shape, "float32").shape == expected
 
@@ -357,7 +359,9 @@ seeds = st.one_of(st.integers(-(2**65), 2**65), st.just(2**64), st.just(2**64 - 
 def test_fuzz_deterministic_schemes_seed(scheme, seed):
     valid = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= int(seed) < 2**64
     if valid:
-        assert np.array_equal(np.asarray(DETERMINISTIC[scheme](seed=seed)), np.asarray(DETERMINISTIC[scheme]()))
+        assert np.array_equal(
+            np.asarray(DETERMINISTIC[scheme](seed=seed)), np.asarray(DETERMINISTIC[scheme]())
+        )
     else:
         with pytest.raises((TypeError, ValueError), match=r"^seed") as refused:
             DETERMINISTIC[scheme](seed=seed)

@@ -724,7 +724,9 @@ def test_fuzz_safetensors_headers(tmp_path_factory, entries, records, seed, data
                                "fastinit.tensors": json.dumps(records), "note": CANARY}, **entries}  # fmt: skip
     text = json.dumps(header).encode()
     data = (CANARY.encode() * 16)[:data_len]
-    (d / "model.safetensors").write_bytes(safetensors_bytes(text, data, length=max(0, len(text) + length_delta)))
+    (d / "model.safetensors").write_bytes(
+        safetensors_bytes(text, data, length=max(0, len(text) + length_delta))
+    )
     for argv in (["verify", d, "--no-progress"], ["inspect", d / "model.safetensors"]):
         code, stdout, stderr = run_cli(argv, timeout=60)
         _check_run(code, stdout, stderr)
@@ -789,7 +791,9 @@ def _fuzz_base() -> Path:
 def test_fuzz_manifests(tmp_path_factory, tensors):
     d = tmp_path_factory.mktemp("fuzzman")
     (d / "m.json").write_text(json.dumps({"tensors": tensors, "note": CANARY}))
-    code, stdout, stderr = run_cli(["checkpoint", "--manifest", d / "m.json", "--out", d / "out", "--no-progress"])
+    code, stdout, stderr = run_cli(
+        ["checkpoint", "--manifest", d / "m.json", "--out", d / "out", "--no-progress"]
+    )
     _check_run(code, stdout, stderr)
     assert code in (0, 2)
     code, stdout, stderr = run_cli(["inspect", d / "m.json"])

@@ -210,7 +210,9 @@ def _pytorch_bin(d):
 
 
 def _foreign_index(d):
-    (d / INDEX).write_text(json.dumps({"metadata": {}, "weight_map": {"x": "model-00001-of-00002.safetensors"}}))
+    (d / INDEX).write_text(
+        json.dumps({"metadata": {}, "weight_map": {"x": "model-00001-of-00002.safetensors"}})
+    )
 
 
 OTHER_CONTENT = {
@@ -245,7 +247,9 @@ def test_same_checkpoint_is_rewritten_or_resumed_without_overwrite(tmp_path):
     m = small_manifest(n=4, config={"model_type": "x"})
     ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB")
     assert ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB").written == shard_names(2)
-    assert ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB", resume=True).skipped == shard_names(2)
+    assert ck.write_checkpoint(
+        m, tmp_path, seed=1, max_shard_size="8KiB", resume=True
+    ).skipped == shard_names(2)
 
 
 def test_killed_overwrite_never_leaves_a_loadable_mixed_checkpoint(tmp_path, monkeypatch):
@@ -298,7 +302,9 @@ def test_resume_rewrites_a_shard_whose_bytes_changed(tmp_path, where):
     path = tmp_path / shard_names(2)[1]
     raw = bytearray(path.read_bytes())
     _, _, data_start = read_header(path)
-    i = {"first-data-byte": data_start, "middle": (data_start + len(raw)) // 2, "last-byte": len(raw) - 1}[where]
+    i = {"first-data-byte": data_start, "middle": (data_start + len(raw)) // 2, "last-byte": len(raw) - 1}[
+        where
+    ]
     raw[i] ^= 0x01
     path.write_bytes(bytes(raw))
     r = ck.write_checkpoint(m, tmp_path, seed=1, max_shard_size="8KiB", resume=True)
@@ -366,7 +372,9 @@ def test_a_symlink_at_a_final_name_is_not_followed(tmp_path, name):
 )  # fmt: skip
 def test_bad_checkpoint_arguments_fail_before_creating_out(tmp_path, capsys, extra, named):
     spec = tmp_path / "m.json"
-    spec.write_text(json.dumps([{"name": f"w{i}", "shape": [8, 8], "init": {"scheme": "normal"}} for i in range(3)]))
+    spec.write_text(
+        json.dumps([{"name": f"w{i}", "shape": [8, 8], "init": {"scheme": "normal"}} for i in range(3)])
+    )
     out = tmp_path / "out"
     code = cli.main(["checkpoint", "--manifest", str(spec), "--out", str(out), "--max-shard-size", "300B",
                      "--no-progress", *extra])  # fmt: skip
@@ -476,7 +484,9 @@ def test_harness_kills_at_random_points_then_resume(harness):
         if code == 0 or code == -sig and "writing" in err:  # finished before the signal
             check_invariants(out, reference, complete=True)
         elif sig != signal.SIGKILL:  # Ctrl-C: 130 and one line; SIGTERM: 143, silent
-            assert code == 128 + sig and "Traceback" not in err and err.count("\n") == (sig == signal.SIGINT), err
+            assert (
+                code == 128 + sig and "Traceback" not in err and err.count("\n") == (sig == signal.SIGINT)
+            ), err
         else:
             assert code == -signal.SIGKILL
         check_invariants(out, reference, killed=sig == signal.SIGKILL)
@@ -568,7 +578,9 @@ def test_a_fifo_in_the_directory_does_not_hang_the_writer(tmp_path, name):
 
     def run():
         try:
-            ck.write_checkpoint(small_manifest(n=4, config={"model_type": "x"}), tmp_path, max_shard_size="8KiB")
+            ck.write_checkpoint(
+                small_manifest(n=4, config={"model_type": "x"}), tmp_path, max_shard_size="8KiB"
+            )
             outcome.append("written")
         except ck.CheckpointError as error:
             outcome.append(one_line(error))

@@ -32,7 +32,9 @@ __all__ = ["DirectoryLock", "host_name", "new_token", "create_exclusive", "tempo
 PARTIAL_SUFFIX = ".fastinit-partial"
 LOCK_PREFIX = ".fastinit-lock-"
 _LOCK_NAME = re.compile(r"^\.fastinit-lock-(\d+)-of-(\d+)$")
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def host_name() -> str:
@@ -152,7 +154,9 @@ class DirectoryLock:
         try:
             fd = create_exclusive(temp)
         except OSError as error:
-            raise CheckpointError(f"cannot create a lock file in {self.directory}: {os.strerror(error.errno)}") from None
+            raise CheckpointError(
+                f"cannot create a lock file in {self.directory}: {os.strerror(error.errno)}"
+            ) from None
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(self._info(), f)
@@ -194,7 +198,10 @@ class DirectoryLock:
         self.held = True
         try:
             for name, info in self.others():
-                same = info.get("fingerprint") == self.fingerprint and info.get("part", [0, 0])[1] == self.part[1]
+                same = (
+                    info.get("fingerprint") == self.fingerprint
+                    and info.get("part", [0, 0])[1] == self.part[1]
+                )
                 if self.part[1] == 1 or not same:
                     self._refuse(info, name)
         except BaseException:
@@ -225,7 +232,9 @@ class DirectoryLock:
     def check(self) -> None:
         """CheckpointError unless this run still holds its lock (it was not deleted or taken)."""
         if (_read(self.path) or {}).get("token") != self.token:
-            raise CheckpointError(f"the lock file {self.path} was removed or replaced while this run was writing")
+            raise CheckpointError(
+                f"the lock file {self.path} was removed or replaced while this run was writing"
+            )
 
     def release(self) -> None:
         if self.held and (_read(self.path) or {}).get("token") == self.token:

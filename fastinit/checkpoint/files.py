@@ -16,7 +16,9 @@ from .manifest import CheckpointError
 
 __all__ = ["member_path", "open_regular", "read_regular", "shown"]
 
-_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def shown(text, limit: int = 80) -> str:
@@ -31,11 +33,15 @@ def member_path(directory: str, name) -> str:
     if not isinstance(name, str) or not name or name in (".", "..") or "\0" in name:
         raise CheckpointError(f"{directory}: the index names a file {shown(name)}: not a file name")
     if "/" in name or "\\" in name or os.path.isabs(name):
-        raise CheckpointError(f"{directory}: the index names {shown(name)}: only files in the directory are read")
+        raise CheckpointError(
+            f"{directory}: the index names {shown(name)}: only files in the directory are read"
+        )
     root = os.path.realpath(directory)
     real = os.path.realpath(os.path.join(root, name))
     if os.path.dirname(real) != root:
-        raise CheckpointError(f"{os.path.join(directory, name)}: a link leading out of the checkpoint directory")
+        raise CheckpointError(
+            f"{os.path.join(directory, name)}: a link leading out of the checkpoint directory"
+        )
     return real
 
 

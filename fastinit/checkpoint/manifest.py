@@ -141,7 +141,9 @@ def _get_float(config: dict, key: str, default: float) -> float:
 
 def _config_dtype(config: dict, dtype) -> DType:
     # transformers writes "dtype" (new) or "torch_dtype" (old); a null one says nothing
-    chosen = next((d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), "float32")
+    chosen = next(
+        (d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), "float32"
+    )
     try:
         return resolve_dtype(chosen, argname="dtype")
     except TypeError as error:
@@ -150,7 +152,9 @@ def _config_dtype(config: dict, dtype) -> DType:
 
 def _check_layers(layers: int, key: str, per_layer: int) -> None:
     if layers * per_layer > MAX_TENSORS:
-        raise CheckpointError(f"config: '{key}' {layers} is not plausible (more than {MAX_TENSORS:,} tensors)")
+        raise CheckpointError(
+            f"config: '{key}' {layers} is not plausible (more than {MAX_TENSORS:,} tensors)"
+        )
 
 
 def _check_total(specs: list[TensorSpec], what: str) -> None:
@@ -325,7 +329,9 @@ def manifest_from_json(spec, *, dtype=None) -> Manifest:
     if not isinstance(tensors, list) or not tensors:
         raise CheckpointError("manifest: 'tensors' must be a non-empty list")
     if len(tensors) > MAX_TENSORS:
-        raise CheckpointError(f"manifest: {len(tensors):,} tensors is not plausible (at most {MAX_TENSORS:,})")
+        raise CheckpointError(
+            f"manifest: {len(tensors):,} tensors is not plausible (at most {MAX_TENSORS:,})"
+        )
     total = 0
     specs, seen = [], set()
     for i, item in enumerate(tensors):
@@ -345,7 +351,9 @@ def manifest_from_json(spec, *, dtype=None) -> Manifest:
                 f"manifest: tensor {name!r} needs a shape: a list of integers >= 0, got {shape!r}"
             )
         if "dtype" in item and item["dtype"] is None:
-            raise CheckpointError(f"manifest: tensor {name!r}: 'dtype' is null: name a dtype or leave the key out")
+            raise CheckpointError(
+                f"manifest: tensor {name!r}: 'dtype' is null: name a dtype or leave the key out"
+            )
         try:
             dt = resolve_dtype(dtype if dtype is not None else item.get("dtype", default_dtype or "float32"))
         except (TypeError, ValueError) as error:
@@ -372,7 +380,9 @@ def manifest_from_json(spec, *, dtype=None) -> Manifest:
             raise CheckpointError(f"manifest: {error}") from None
         specs.append(spec)
     if config is not None and not isinstance(config, dict):
-        raise CheckpointError(f"manifest: 'config' must be an object (a config.json), got {type(config).__name__}")
+        raise CheckpointError(
+            f"manifest: 'config' must be an object (a config.json), got {type(config).__name__}"
+        )
     return Manifest(specs, config, source="JSON manifest")
 
 

@@ -80,7 +80,9 @@ def read_raw_header(path) -> tuple[dict[str, str], list[tuple[str, str, tuple[in
             raise ValueError(f"{path}: too short to be a safetensors file")
         (n,) = struct.unpack("<Q", prefix)
         if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
-            raise ValueError(f"{path}: the header length does not fit the file ({size} bytes): not a safetensors file")
+            raise ValueError(
+                f"{path}: the header length does not fit the file ({size} bytes): not a safetensors file"
+            )
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))

@@ -67,7 +67,9 @@ def _read_index(directory: str) -> dict[str, str]:
         raise CheckpointError(f"{path}: not a valid index (weight_map must be a non-empty object)")
     for name, file in weight_map.items():
         if not isinstance(file, str):
-            raise CheckpointError(f"{path}: tensor {shown(name)} is mapped to {type(file).__name__}, not a file name")
+            raise CheckpointError(
+                f"{path}: tensor {shown(name)} is mapped to {type(file).__name__}, not a file name"
+            )
         member_path(directory, file)
     return weight_map
 
@@ -143,7 +145,9 @@ def _shard(path: str) -> _Shard:
     try:
         records = json.loads(metadata["fastinit.tensors"])
     except (ValueError, RecursionError):
-        raise CheckpointError(f"{path}: unreadable fastinit metadata (fastinit.tensors is not JSON)") from None
+        raise CheckpointError(
+            f"{path}: unreadable fastinit metadata (fastinit.tensors is not JSON)"
+        ) from None
     if not isinstance(records, dict):
         raise CheckpointError(f"{path}: unreadable fastinit metadata (fastinit.tensors is not an object)")
     text = metadata["fastinit.seed"]
@@ -188,7 +192,9 @@ def _check_consistency(path: str, shards: list[_Shard], weight_map: dict[str, st
     """One seed and stream version; with an index, every tensor exactly once, where it says."""
     seeds = {s.seed for s in shards}
     if len(seeds) > 1:
-        raise CheckpointError(f"{path}: shards written with different seeds ({', '.join(map(str, sorted(seeds)))})")
+        raise CheckpointError(
+            f"{path}: shards written with different seeds ({', '.join(map(str, sorted(seeds)))})"
+        )
     if len({s.stream_version for s in shards}) > 1:
         raise CheckpointError(f"{path}: shards written with different stream versions")
     holder: dict[str, str] = {}
@@ -196,7 +202,9 @@ def _check_consistency(path: str, shards: list[_Shard], weight_map: dict[str, st
         file = os.path.basename(shard.path)
         for spec, _, _ in shard.specs:
             if spec.name in holder:
-                raise CheckpointError(f"{path}: tensor {shown(spec.name)} is in {holder[spec.name]} and in {file}")
+                raise CheckpointError(
+                    f"{path}: tensor {shown(spec.name)} is in {holder[spec.name]} and in {file}"
+                )
             holder[spec.name] = file
     if weight_map is None:
         return
@@ -247,7 +255,9 @@ def _compare(f, spec: TensorSpec, entry, shard: _Shard, chunk_bytes: int, progre
         try:
             expected = generate_chunk(spec, shard.seed, r0, r1, buf)
         except (TypeError, ValueError, ArithmeticError) as error:
-            raise CheckpointError(f"{shard.path}: tensor {shown(spec.name)}: cannot regenerate ({error})") from None
+            raise CheckpointError(
+                f"{shard.path}: tensor {shown(spec.name)}: cannot regenerate ({error})"
+            ) from None
         f.seek(shard.data_start + entry.begin + b0)
         if f.read(b1 - b0) != expected.tobytes():
             equal = False

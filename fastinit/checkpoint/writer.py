@@ -451,7 +451,9 @@ def claim_directory(directory: str, manifest: Manifest, plans: list[ShardPlan], 
         _remove_dead_temporaries(directory, lock)
         others = other_content(directory, manifest, plans)
         if others and not overwrite:
-            shown = ", ".join(map(repr, others[:3])) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            shown = ", ".join(map(repr, others[:3])) + (
+                f" and {len(others) - 3} more" if len(others) > 3 else ""
+            )
             raise CheckpointError(
                 f"{directory} holds another checkpoint or weight files fastinit did not write ({shown}); "
                 "use --overwrite (overwrite=True) to replace them, or another directory"

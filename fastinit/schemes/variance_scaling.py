@@ -89,7 +89,10 @@ def _check_spread(distribution, std, bound, source, common) -> None:
     if distribution == "uniform":
         spread, what = bound, "a bound"
         # the sampler forms high - low = 2 bound in the compute precision
-        reach, limit = 2 * bound, min(2 * largest_finite(dt), largest_finite(api.resolve_dtype(f"float{dt.compute}")))
+        reach, limit = (
+            2 * bound,
+            min(2 * largest_finite(dt), largest_finite(api.resolve_dtype(f"float{dt.compute}"))),
+        )
     elif distribution == "truncated_normal":
         spread, what = std, "a std"
         reach, limit = 2 * std / TRUNCATED_NORMAL_STD, largest_finite(dt)
