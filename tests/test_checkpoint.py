@@ -790,7 +790,7 @@ PINNED_VERSION = "0.0.0+format-pin"
 # padding row, seed 2024, written with the version string PINNED_VERSION. A change means the header
 # layout, the metadata or the stream changed: if intended, say so in the changelog (a stream change
 # also bumps STREAM_VERSION) and update the pins.
-PINNED_FILE_SHA256 = "99d2a487da16a327e0a1ccbebb3909d06a8b1683357e4ffb2f1a6ccd2ec0fe74"
+PINNED_FILE_SHA256 = "fcd91ecaa32a2d3f60a30272d7b4b8335da97bd8a0caf4186321d62d40d420da"
 PINNED_DATA_SHA256 = "62324b80287a4f3a8427dc57ae171bc04c3a52d6cda7b8a609ce640ab84bbbc5"
 
 

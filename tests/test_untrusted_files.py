@@ -406,6 +406,23 @@ def test_shards_written_with_different_seeds(tmp_path, sharded):
     assert "seed" in stderr
 
 
+def test_shards_of_another_config_with_the_same_seed(tmp_path, sharded):
+    """Same seed, same names and shapes, another initializer (another config's
+    initializer_range): each shard verifies alone, the mix is refused."""
+    d, _ = sharded
+    other = tmp_path / "other"
+    spec = [
+        {"name": f"layer{i}.weight", "shape": [16, 8], "init": {"scheme": "normal", "std": 0.05}}
+        for i in range(6)
+    ]
+    ck.write_checkpoint(ck.manifest_from_json(spec), other, seed=1, max_shard_size=1100)
+    shutil.copy(other / "model-00002-of-00003.safetensors", d / "model-00002-of-00003.safetensors")
+    assert ck.verify_checkpoint(other).passed
+    code, _, stderr = run_cli(["verify", d])
+    assert_one_line_error(code, stderr)
+    assert "different checkpoints" in stderr
+
+
 def edit_header(path: Path, edit) -> None:
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])

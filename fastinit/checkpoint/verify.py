@@ -128,6 +128,7 @@ class _Shard:
     path: str
     seed: int
     stream_version: str | None
+    checkpoint: str | None  # the writer's checkpoint id (absent in files of older versions)
     data_start: int
     specs: list = field(default_factory=list)  # (TensorSpec, HeaderEntry, regenerable)
 
@@ -163,7 +164,7 @@ def _shard(path: str) -> _Shard:
     extra = sorted(set(records) - names)
     if extra:
         raise CheckpointError(f"{path}: a record for tensor {shown(extra[0])}, which the file does not hold")
-    shard = _Shard(path, seed, stream_version, data_start)
+    shard = _Shard(path, seed, stream_version, metadata.get("fastinit.checkpoint"), data_start)
     for entry in entries:
         shard.specs.append(_spec(path, entry, records.get(entry.name)))
     return shard
@@ -197,6 +198,10 @@ def _check_consistency(path: str, shards: list[_Shard], weight_map: dict[str, st
         )
     if len({s.stream_version for s in shards}) > 1:
         raise CheckpointError(f"{path}: shards written with different stream versions")
+    if len({s.checkpoint for s in shards}) > 1:
+        raise CheckpointError(
+            f"{path}: shards of different checkpoints (another config, manifest or shard layout)"
+        )
     holder: dict[str, str] = {}
     for shard in shards:
         file = os.path.basename(shard.path)

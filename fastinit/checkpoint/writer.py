@@ -68,6 +68,7 @@ __all__ = [
     "INDEX_NAME",
     "HASH_SUFFIX",
     "hash_record_name",
+    "checkpoint_id",
 ]
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -144,15 +145,30 @@ def hash_record_name(filename: str) -> str:
     return f".{filename}{HASH_SUFFIX}"
 
 
-def file_metadata(tensors: list[TensorSpec], seed: int) -> dict[str, str]:
-    """The ``__metadata__`` of a shard: enough to regenerate or verify every tensor in it."""
+def file_metadata(tensors: list[TensorSpec], seed: int, checkpoint_id: str) -> dict[str, str]:
+    """The ``__metadata__`` of a shard: enough to regenerate or verify every tensor in it, and
+    the id of the checkpoint it belongs to (see ``checkpoint_id``)."""
     return {
         "format": "pt",
         "fastinit.version": __version__,
         "fastinit.stream_version": str(STREAM_VERSION),
         "fastinit.seed": str(seed),
+        "fastinit.checkpoint": checkpoint_id,
         "fastinit.tensors": json.dumps({t.name: t.describe() for t in tensors}, separators=(",", ":")),
     }
+
+
+def checkpoint_id(manifest: Manifest, filenames: list[str], groups: list[list[TensorSpec]], seed: int) -> str:
+    """Names the whole checkpoint: seed, model config, every tensor's record and which file holds
+    it. Every shard records it, so ``verify`` can tell shards of two checkpoints apart even when
+    each is consistent alone (same names and seed, another config's initializers)."""
+    hasher = hashlib.sha256(f"{seed}\0".encode())
+    hasher.update(json.dumps(manifest.config, sort_keys=True, default=str).encode() + b"\0")
+    for filename, group in zip(filenames, groups, strict=True):
+        hasher.update(filename.encode() + b"\0")
+        for t in group:
+            hasher.update(json.dumps([t.name, t.describe()], sort_keys=True, default=str).encode() + b"\0")
+    return hasher.hexdigest()[:32]
 
 
 def plan_shards(manifest: Manifest, max_shard_size, seed: int) -> list[ShardPlan]:
@@ -174,9 +190,10 @@ def plan_shards(manifest: Manifest, max_shard_size, seed: int) -> list[ShardPlan
         else [f"model-{k + 1:05d}-of-{len(groups):05d}.safetensors" for k in range(len(groups))]
     )
     plans = []
+    identity = checkpoint_id(manifest, names, groups, seed)
     for filename, group in zip(names, groups, strict=True):
         header, entries = build_header(
-            [(t.name, t.dtype, t.shape) for t in group], file_metadata(group, seed)
+            [(t.name, t.dtype, t.shape) for t in group], file_metadata(group, seed, identity)
         )
         plans.append(ShardPlan(filename, group, header, entries))
     return plans
