@@ -678,8 +678,13 @@ FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(Heal
 # (the canary goes only where nothing is meant to be shown: data, notes, the seed)
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
                       st.text(max_size=8))  # fmt: skip
-json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4)
-                          | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)  # fmt: skip
+
+
+def json_containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+
+
+json_value = st.recursive(json_leaf, json_containers, max_leaves=12)
 small_int = st.one_of(st.integers(-3, 40), st.sampled_from([2**31, 2**63, 2**64, -(2**63)]))
 entry = st.fixed_dictionaries({
     "dtype": st.one_of(st.sampled_from(["F32", "F16", "BF16", "F64", "I64", "U8", "BOOL", "F8_E4M3"]), json_value),
