@@ -1453,3 +1453,27 @@ def test_bad_part_is_refused_before_writing(tmp_path, part, fragment):
         ck.write_checkpoint(small_manifest(n=4), tmp_path / "out", max_shard_size="5KB", part=part)
     assert fragment in one_line(e.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tensor_named_metadata_is_refused(tmp_path):
+    """safetensors keeps '__metadata__' for the header's metadata: a tensor of that name would
+    replace it and leave a file no loader reads."""
+    spec = [{"name": "__metadata__", "shape": [2], "init": {"scheme": "normal"}}]
+    with pytest.raises(ck.CheckpointError, match="__metadata__"):
+        ck.write_checkpoint(ck.manifest_from_json(spec), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("pad", "row"), [(-1, 95), (-96, 0), (95, 95)])
+def test_pad_token_id_is_the_row_nn_embedding_zeroes(pad, row):
+    """nn.Embedding(padding_idx=p) counts a negative p from the end (p + num_embeddings)."""
+    m = ck.manifest_from_config(dict(LLAMA, pad_token_id=pad))
+    embed = next(t for t in m.tensors if t.name == "model.embed_tokens.weight")
+    assert embed.zero_rows == (row,)
+
+
+@pytest.mark.parametrize("pad", [96, -97, 10**30])
+def test_pad_token_id_outside_the_vocabulary_is_refused(pad):
+    """transformers' from_config asserts 'Padding_idx must be within num_embeddings' for these."""
+    with pytest.raises(ck.CheckpointError, match="pad_token_id"):
+        ck.manifest_from_config(dict(LLAMA, pad_token_id=pad))

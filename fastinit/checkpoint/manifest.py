@@ -64,6 +64,10 @@ class TensorSpec:
         """Raise CheckpointError naming this tensor if it cannot be written: zero_rows out of
         its rows, or an initializer that refuses its shape, dtype or parameters (found by a
         call that selects no element, so nothing is generated)."""
+        if self.name == "__metadata__":  # safetensors' key for the header's metadata
+            raise CheckpointError(
+                "a tensor cannot be named '__metadata__' (safetensors keeps it for metadata)"
+            )
         self.check_rows()
         index = (slice(0, 0),) if self.shape else None
         try:
@@ -163,6 +167,16 @@ def _check_total(specs: list[TensorSpec], what: str) -> None:
         raise CheckpointError(f"{what}: {total:.3g} bytes of tensors is not plausible (more than 1 PiB)")
 
 
+def _padding_rows(pad, vocab: int) -> tuple[int, ...]:
+    """The row nn.Embedding(vocab, d, padding_idx=pad) zeroes: pad, or pad + vocab when
+    negative; a pad outside [-vocab, vocab) is refused, as torch refuses it."""
+    if pad is None or isinstance(pad, bool) or not isinstance(pad, numbers.Integral):
+        return ()
+    if not -vocab <= pad < vocab:
+        raise CheckpointError(f"config: pad_token_id {pad} is outside the vocabulary [-{vocab}, {vocab})")
+    return (int(pad) % vocab,)
+
+
 def _llama_like(config: dict, family: str, dtype: DType) -> list[TensorSpec]:
     hidden = _get_int(config, "hidden_size", family)
     inter = _get_int(config, "intermediate_size", family)
@@ -188,12 +202,7 @@ def _llama_like(config: dict, family: str, dtype: DType) -> list[TensorSpec]:
     o_bias = False if family == "qwen2" else bool(config.get("attention_bias", False))
     mlp_bias = bool(config.get("mlp_bias", False)) if family == "llama" else False
     tie = bool(config.get("tie_word_embeddings", False))
-    pad = config.get("pad_token_id")
-    zero_rows = (
-        (int(pad),)
-        if isinstance(pad, numbers.Integral) and not isinstance(pad, bool) and 0 <= pad < vocab
-        else ()
-    )
+    zero_rows = _padding_rows(config.get("pad_token_id"), vocab)
 
     weight = get_initializer("normal", mean=0.0, std=std)
     zeros, ones = get_initializer("zeros"), get_initializer("ones")
