@@ -8,6 +8,7 @@ raising, when two threads launch parallel kernels at the same time.
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 import subprocess
@@ -366,3 +367,30 @@ def test_fuzz_deterministic_schemes_seed(scheme, seed):
         with pytest.raises((TypeError, ValueError), match=r"^seed") as refused:
             DETERMINISTIC[scheme](seed=seed)
         assert "\n" not in str(refused.value)
+
+
+def returns_huge(w):
+    return 1e300 if w > 0.5 else w
+
+
+def returns_nan(w):
+    return w if w < 0.9 else math.nan
+
+
+def returns_beyond_bfloat16(w):
+    return 3.4e38 if w > 0.5 else w  # a float32 value that rounds to inf in bfloat16
+
+
+@pytest.mark.parametrize(("fn", "dtype"), [(returns_huge, "float32"), (returns_nan, "float64"),
+                                           (returns_beyond_bfloat16, "bfloat16")])  # fmt: skip
+def test_custom_function_values_the_dtype_cannot_hold_are_refused(fn, dtype):
+    """The function's result is rounded to the output dtype: values it cannot hold (or NaN)
+    are refused with one line naming the function, never delivered as inf or NaN."""
+    init = fastinit.custom(fn, draw="uniform")
+    with pytest.raises(ValueError, match=rf"^custom function '{fn.__name__}' returned") as raised:
+        init((1000,), seed=0, name="w", dtype=dtype)
+    assert "\n" not in str(raised.value)
+    fine = np.asarray(
+        fastinit.custom(fn, draw="uniform", low=-1.0, high=0.5)((1000,), seed=0, name="w", dtype=dtype)
+    )
+    assert np.all(np.isfinite(fine.astype(np.float64)))

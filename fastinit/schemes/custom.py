@@ -18,6 +18,7 @@ scalar function Numba can compile (``@numba.njit`` semantics: no Python objects)
 from __future__ import annotations
 
 import importlib
+import math
 import types
 
 import numpy as np
@@ -108,7 +109,17 @@ def apply_custom(fn, shape, *, draw="uniform", draw_params=None, seed=0, name=No
     values = base.raw
     if values.size:
         cpu.elementwise_kernel(fn)(values.reshape(-1))
+        _check_representable(fn, values, dt)
     return api.deliver(np.asarray(values), shape, dtype=dt, device=device, index=index, out=out)
+
+
+def _check_representable(fn, values: np.ndarray, dt) -> None:
+    """Refuse results the output dtype cannot hold (they would be delivered as inf) and NaN."""
+    largest = float(np.max(np.abs(values)))  # (NaN propagates)
+    if math.isnan(largest) or math.isinf(api.round_to_dtype(largest, dt)):
+        name = getattr(getattr(fn, "py_func", fn), "__qualname__", type(fn).__name__)
+        what = "NaN" if math.isnan(largest) else f"{largest:g}, beyond the largest finite {dt.name}"
+        raise ValueError(f"custom function {name!r} returned {what}")
 
 
 def custom(fn=None, *, draw="uniform", **draw_params):
