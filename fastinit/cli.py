@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+from .terminal import printable
+
 
 class _UsageError(Exception):
     """A problem with the command line or its inputs: one line, exit status 2."""
@@ -171,26 +173,25 @@ def _verify(args) -> int:
             allow_import(module)
         except ValueError as error:
             raise _UsageError(str(error)) from None
+        except Exception as error:  # (the module's own code failed: whatever it raised, one line)
+            raise _UsageError(
+                f"--allow-import {module}: importing it failed: {type(error).__name__}: {error}"
+            ) from None
     files = ck.checkpoint_files(args.path)
     total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))  # (verify names the missing)
     progress = Progress(total, f"verifying {args.path}", enabled=None if args.progress else False)
     report = ck.verify_checkpoint(args.path, progress=progress)
     progress.close()
     for name, file in report.different:
-        print(f"DIFFERS: {_printable(name)} ({file})")
+        print(f"DIFFERS: {printable(name)} ({printable(file)})")
     for name, file in report.unverifiable:
-        print(f"custom, cannot regenerate: {_printable(name)} ({file})")
+        print(f"custom, cannot regenerate: {printable(name)} ({printable(file)})")
     unverifiable = f", {len(report.unverifiable)} custom not regenerated" if report.unverifiable else ""
     print(f"{len(report.ok)} tensors match, {len(report.different)} differ{unverifiable}")
     if report.unverifiable and not report.different:
         print("register the custom functions (import the module that defines them: --allow-import MODULE) "
               "to verify them")  # fmt: skip
     return 1 if report.different else 3 if report.unverifiable else 0
-
-
-def _printable(name: str) -> str:
-    """A tensor name from a file as it is, unless it holds characters a terminal would act on."""
-    return name if name.isprintable() else ascii(name)
 
 
 def _presets(args) -> int:
@@ -289,7 +290,10 @@ def _inspect(args) -> int:
         _need_matplotlib("--plot")
         if os.path.exists(args.plot) and not os.path.isdir(args.plot):
             raise _UsageError(f"--plot {args.plot}: exists and is not a directory")
+        _check_output(args.plot, "--plot")  # (the directory itself is made, not its parents)
     if args.json:
+        if os.path.isdir(args.json):
+            raise _UsageError(f"--json {args.json}: is a directory")
         _check_output(args.json, "--json")
     progress = None
     if os.path.isdir(args.path) and sys.stderr.isatty():
@@ -333,13 +337,27 @@ def _propagate(args) -> int:
     for option, value in (("--depth", args.depth), ("--width", args.width), ("--batch", args.batch)):
         if value < 1:
             raise _UsageError(f"{option} {value}: must be >= 1")
+    try:
+        diagnostics.check_size(args.depth, args.width, args.batch)
+    except ValueError as error:
+        raise _UsageError(f"--depth/--width/--batch: {error}") from None
+    if not 0 <= args.seed < 2**64:
+        raise _UsageError(f"--seed {args.seed}: must be in [0, 2**64)")
+    for option, path in (("--plot", args.plot), ("--json", args.json)):
+        if path and os.path.isdir(path):
+            raise _UsageError(f"{option} {path}: is a directory")
     if args.plot:
         _need_matplotlib("--plot")
         _check_output(args.plot, "--plot")
     if args.json:
         _check_output(args.json, "--json")
-    results = diagnostics.propagate_all(schemes, nonlinearities, depth=args.depth, width=args.width, batch=args.batch,
-                                        seed=args.seed)  # fmt: skip
+    try:
+        results = diagnostics.propagate_all(schemes, nonlinearities, depth=args.depth, width=args.width,
+                                            batch=args.batch, seed=args.seed)  # fmt: skip
+    except MemoryError:
+        raise _UsageError(
+            "--depth/--width/--batch: not enough memory for the weights; use smaller ones"
+        ) from None
     print(diagnostics.propagation_table(results))
     if args.json:
         with open(args.json, "w") as f:
@@ -463,7 +481,7 @@ def main(argv=None) -> int:
         try:
             return args.run(args)
         except (CheckpointError, _UsageError) as error:
-            print(f"fastinit: error: {error}", file=sys.stderr)
+            print(f"fastinit: error: {printable(error)}", file=sys.stderr)
             return 2
     except KeyboardInterrupt:
         print("fastinit: interrupted", file=sys.stderr)

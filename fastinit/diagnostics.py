@@ -48,12 +48,15 @@ __all__ = [
     "Propagation",
     "propagate",
     "propagate_all",
+    "check_size",
     "propagation_table",
     "plot_propagation",
 ]
 
 LEAKY_SLOPE = 0.01
 CONSTANT_VALUE = 0.01  # the "constant" scheme's value (any value shows the symmetry problem)
+MAX_DEPTH = 10_000  # (a Python loop per layer: deeper runs take hours and show nothing new)
+MAX_VALUES = 2**28  # float64 weights and activations held at once: 2 GiB
 
 
 def _gain(nonlinearity: str) -> float:
@@ -251,6 +254,19 @@ def _positive_int(value, argname: str) -> int:
     return value
 
 
+def check_size(depth: int, width: int, batch: int) -> None:
+    """ValueError unless a run of this size fits ``MAX_DEPTH`` and ``MAX_VALUES`` (checked before
+    anything is allocated: a huge width would otherwise end in MemoryError or the OOM killer)."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"depth={depth} must be <= {MAX_DEPTH}")
+    values = depth * width * (width + 2 * batch) + 2 * batch * width
+    if values > MAX_VALUES:
+        raise ValueError(
+            f"depth={depth}, width={width}, batch={batch} hold {values:,} float64 values at once, "
+            f"more than {MAX_VALUES:,}: use a smaller width, depth or batch"
+        )
+
+
 def propagate(scheme="kaiming_normal", nonlinearity: str = "relu", *, depth: int = 50, width: int = 256,
               batch: int = 128, seed: int = 0, backward: bool = True) -> Propagation:  # fmt: skip
     """Push N(0, 1) input through ``depth`` dense layers initialized by ``scheme`` (module docstring).
@@ -269,6 +285,7 @@ def propagate(scheme="kaiming_normal", nonlinearity: str = "relu", *, depth: int
     depth = _positive_int(depth, "depth")
     width = _positive_int(width, "width")
     batch = _positive_int(batch, "batch")
+    check_size(depth, width, batch)
     name, label, init = _initializer(scheme, nonlinearity)
     f, df = NONLINEARITIES[nonlinearity]
     h = np.asarray(api.normal((batch, width), seed=seed, name="diagnostics.input", dtype="float64"))

@@ -75,6 +75,7 @@ from .checkpoint.writer import INDEX_NAME
 from .schemes import Initializer
 from .schemes.registry import SCHEMES
 from .schemes.variance_scaling import TRUNCATED_NORMAL_STD, _fans, _kaiming_std, _xavier_std
+from .terminal import printable
 
 __all__ = [
     "ALPHA",
@@ -93,6 +94,7 @@ MAX_SAMPLES = 100_000  # values kept per tensor for the KS test and the histogra
 CHUNK = 1 << 22  # values read at a time
 GRAM_LIMIT = 1 << 24  # orthogonal tensors up to this many values get the Q^T Q check
 MAX_MANIFEST_BYTES = 100_000_000
+CELL_LIMIT = 160  # characters of a table cell (a tensor name or scheme read from a file may be any length)
 
 _CONSTANT_SCHEMES = ("constant", "zeros", "ones")
 _EXACT_SCHEMES = ("constant", "zeros", "ones", "eye", "dirac")
@@ -511,6 +513,7 @@ def _num(v) -> str:
 
 
 def _format(head, rows) -> list[str]:
+    rows = [[printable(c, CELL_LIMIT) for c in r] for r in rows]  # (names and schemes come from the file)
     widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
     out = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True)).rstrip()]
     out.append("  ".join("-" * w for w in widths))

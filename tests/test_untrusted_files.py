@@ -835,3 +835,123 @@ def test_fuzz_mutated_valid_file(tmp_path_factory, cuts, truncate):
     (d / "x.safetensors").write_bytes(bytes(raw if truncate is None else raw[:truncate]))
     for command in ("verify", "inspect"):
         _check_run(*run_cli([command, d / "x.safetensors"], timeout=60))
+
+
+# ==== round 2, 6-8: what the CLI prints is one line, escaped and bounded; no traceback ================
+
+SPOOF = "x\n\x1b[2K\rverifying OK: 5 tensors match, 0 differ"
+
+
+def assert_printable_lines(text, max_len=400):
+    """No control character a terminal acts on, no line longer than ``max_len``."""
+    assert "\x1b" not in text and "\r" not in text, ascii(text)
+    assert all(line.isprintable() and len(line) <= max_len for line in text.splitlines()), ascii(text)[:2000]
+
+
+@pytest.mark.parametrize("init", [{"scheme": "variance_scaling", "mode": SPOOF},
+                                  {"scheme": "variance_scaling", "distribution": SPOOF},
+                                  {"scheme": "kaiming_normal", "nonlinearity": SPOOF},
+                                  {"scheme": "kaiming_uniform", "mode": SPOOF},
+                                  {"scheme": "x" * 3000},
+                                  {"scheme": "normal", "p" * 3000: 1.0}])  # fmt: skip
+def test_verify_errors_with_file_strings_are_one_escaped_bounded_line(tmp_path, init):
+    path = one_tensor_file(tmp_path / "f.safetensors", init=init)
+    code, stdout, stderr = run_cli(["verify", path, "--no-progress"])
+    assert_one_line_error(code, stderr)
+    assert_printable_lines(stdout + stderr)
+    assert "verifying OK" not in stderr.splitlines()[0][:40]
+
+
+def test_a_long_zero_rows_entry_is_printed_bounded(tmp_path):
+    path = one_tensor_file(tmp_path / "f.safetensors", extra={"zero_rows": ["r" * 3000]})
+    code, stdout, stderr = run_cli(["verify", path, "--no-progress"])
+    assert_one_line_error(code, stderr)
+    assert_printable_lines(stdout + stderr)
+
+
+def test_printable_escapes_and_bounds():
+    from fastinit.terminal import printable
+
+    assert printable("plain name") == "plain name"
+    assert printable("a\nb\x1b[2K\r\ud800") == "a\\nb\\x1b[2K\\r\\ud800"
+    long = printable("h" * 1000 + "TAIL", limit=100)
+    assert len(long) == 100 and long.startswith("hhh") and long.endswith("TAIL") and "..." in long
+    assert printable("é" * 50) == "é" * 50  # (printable non-ASCII text stays as it is)
+
+
+def names_file(path: Path, names) -> Path:
+    header = {
+        n: {"dtype": "F32", "shape": [2], "data_offsets": [8 * i, 8 * i + 8]} for i, n in enumerate(names)
+    }
+    path.write_bytes(safetensors_bytes(header, b"\0" * 8 * len(names)))
+    return path
+
+
+def test_inspect_table_escapes_and_shortens_tensor_names(tmp_path):
+    names = ["\x1b[31mRED\x1b[0m\nFAKE LINE\r", "n" * 200_000]
+    path = names_file(tmp_path / "f.safetensors", names)
+    out = tmp_path / "out.json"
+    code, stdout, stderr = run_cli(["inspect", path, "--json", out])
+    assert code in (0, 1), stderr
+    assert_printable_lines(stdout + stderr, max_len=2000)
+    assert not any(line.startswith("FAKE LINE") for line in stdout.splitlines())
+    assert sorted(t["name"] for t in json.loads(out.read_text())["tensors"]) == sorted(names)  # (JSON: whole)
+
+
+def test_inspect_table_escapes_a_custom_function_string(tmp_path):
+    init = {"scheme": "custom", "function": "m:" + "\x1b[2K\rFAKE" + "f" * 5000}
+    path = one_tensor_file(tmp_path / "f.safetensors", init=init)
+    code, stdout, stderr = run_cli(["inspect", path])
+    assert code in (0, 1, 2), stderr
+    assert "Traceback" not in stderr
+    assert_printable_lines(stdout + stderr, max_len=2000)
+
+
+def test_verify_differs_lines_are_escaped_and_bounded(tmp_path):
+    name = "\x1b[2K" + "n" * 5000
+    header = {"__metadata__": fastinit_metadata({name: {"init": {"scheme": "zeros"}}}),
+              name: {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}  # fmt: skip
+    path = tmp_path / "f.safetensors"
+    path.write_bytes(safetensors_bytes(header, b"\1" * 8))
+    code, stdout, stderr = run_cli(["verify", path, "--no-progress"])
+    assert code == 1, stderr
+    assert "DIFFERS" in stdout
+    assert_printable_lines(stdout + stderr)
+
+
+@pytest.mark.parametrize("extra", [["--seed", "-1"], ["--width", "99999999999"], ["--depth", "99999999999"],
+                                   ["--batch", "99999999999"]])  # fmt: skip
+def test_propagate_bad_numbers_are_one_line_errors(extra):
+    code, _, stderr = run_cli(
+        ["inspect", "--propagate", "--schemes", "zeros", "--nonlinearity", "relu", *extra]
+    )
+    assert_one_line_error(code, stderr)
+    assert extra[0] in stderr
+
+
+def test_inspect_json_into_a_directory_is_a_usage_error(tmp_path):
+    d = tmp_path / "c1"
+    ck.write_checkpoint(small_manifest(n=1), d)
+    code, _, stderr = run_cli(["inspect", d, "--json", d])
+    assert_one_line_error(code, stderr)
+    assert "--json" in stderr
+
+
+def test_inspect_plot_into_a_missing_parent_is_refused(tmp_path):
+    d = tmp_path / "c1"
+    ck.write_checkpoint(small_manifest(n=1), d)
+    target = tmp_path / "nonexistent" / "d" / "x.png"
+    code, _, stderr = run_cli(["inspect", d, "--plot", target])
+    assert_one_line_error(code, stderr)
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_allow_import_of_a_module_that_raises_is_a_usage_error(tmp_path, monkeypatch):
+    (tmp_path / "fi_badmod_raises.py").write_text("raise RuntimeError('broken\\nmodule')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    d = tmp_path / "ckpt"
+    ck.write_checkpoint(small_manifest(n=1), d)
+    code, _, stderr = run_cli(["verify", d, "--allow-import", "fi_badmod_raises"])
+    assert_one_line_error(code, stderr)
+    assert "fi_badmod_raises" in stderr
+    sys.modules.pop("fi_badmod_raises", None)
