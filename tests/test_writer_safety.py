@@ -593,3 +593,101 @@ def test_a_fifo_in_the_directory_does_not_hang_the_writer(tmp_path, name):
         thread.join(30)
         pytest.fail(f"the writer blocked opening the FIFO {name}")
     assert outcome and (name.startswith(".") or "overwrite" in outcome[0])
+
+
+# ---- round 2 (issue #14): hostile lock pids, directories at checkpoint names, bounded reads, inputs -----
+
+
+def write_cli(spec, out, *extra):
+    return cli.main(["checkpoint", "--manifest", str(spec), "--out", str(out), "--no-progress", *extra])
+
+
+@pytest.fixture
+def five_spec(tmp_path):
+    """5 float32 [32, 32] tensors: 5 shards with --max-shard-size 8KB."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(
+        [{"name": f"w{i}", "shape": [32, 32], "init": {"scheme": "normal"}} for i in range(5)]
+    ))  # fmt: skip
+    return spec
+
+
+@pytest.mark.parametrize("pid", [99999999999999999999, 2**40, 2**63, 2**31])
+def test_a_lock_with_an_impossible_pid_is_refused_in_one_line(tmp_path, capsys, five_spec, pid):
+    out = tmp_path / "d"
+    out.mkdir()
+    lock = out / ".fastinit-lock-1-of-1"
+    lock.write_text(json.dumps({"host": dirlock.host_name(), "pid": pid}))
+    code = write_cli(five_spec, out)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "unreadable" in err
+    assert str(pid) not in err and lock.exists() and visible(out) == []
+
+
+@pytest.mark.parametrize("name", ["model-00001-of-00005.safetensors", "model-00003-of-00005.safetensors", INDEX,
+                                  "config.json"])  # fmt: skip
+@pytest.mark.parametrize("flag", [[], ["--overwrite"], ["--resume"]])
+def test_a_directory_at_a_checkpoint_name_is_refused_in_one_line(tmp_path, capsys, name, flag):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"tensors": [{"name": f"w{i}", "shape": [32, 32], "init": {"scheme": "normal"}}
+                                            for i in range(5)], "config": {"model_type": "x"}}))  # fmt: skip
+    out = tmp_path / "d"
+    (out / name / "inside").mkdir(parents=True)
+    (out / name / "inside" / "keep.txt").write_text("precious")
+    code = write_cli(spec, out, "--max-shard-size", "8KB", *flag)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and name in err
+    if flag == ["--overwrite"]:
+        assert "director" in err
+    assert (out / name / "inside" / "keep.txt").read_text() == "precious"
+
+
+def test_a_huge_index_or_config_is_compared_without_reading_it_whole(tmp_path, monkeypatch):
+    m = small_manifest(n=4, config={"model_type": "x"})
+    out = tmp_path / "d"
+    out.mkdir()
+    for name in (INDEX, "config.json"):
+        with open(out / name, "wb") as f:
+            f.truncate(20 << 30)  # sparse: 20 GB that take no disk space
+    real, limits = writer._read_regular, []
+
+    def spy(path, limit=None):
+        limits.append(limit)
+        return real(path, limit)
+
+    monkeypatch.setattr(writer, "_read_regular", spy)
+    assert writer.other_content(str(out), m, writer.plan_shards(m, "8KiB", 0)) == ["config.json", INDEX]
+    assert limits and all(limit is not None and 0 <= limit <= 1 << 20 for limit in limits), limits
+
+
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [({"part": (1.9, 2)}, "part"), ({"part": ("1", "2")}, "part"), ({"part": (1, 2.0)}, "part"),
+     ({"part": (True, 2)}, "part"), ({"part": (1, 2, 3)}, "part"), ({"max_shard_size": 1.5}, "max_shard_size"),
+     ({"max_shard_size": "1.5"}, "max_shard_size"), ({"max_shard_size": 8192.0}, "max_shard_size"),
+     ({"chunk_bytes": 2**70}, "chunk_bytes"), ({"chunk_bytes": 2**40 + 1}, "chunk_bytes"),
+     ({"progress": 5}, "progress"), ({"progress": "x"}, "progress")],
+)  # fmt: skip
+def test_bad_write_checkpoint_arguments_fail_before_any_file(tmp_path, kwargs, named):
+    out = tmp_path / "d"
+    with pytest.raises((TypeError, ValueError)) as raised:
+        ck.write_checkpoint(small_manifest(n=4), out, max_shard_size=kwargs.pop("max_shard_size", "8KiB"),
+                            **kwargs)  # fmt: skip
+    assert named in one_line(raised.value) and "Traceback" not in str(raised.value)
+    assert not out.exists()
+
+
+def test_a_non_callable_progress_is_a_type_error(tmp_path):
+    with pytest.raises(TypeError, match="progress"):
+        ck.write_checkpoint(small_manifest(n=2), tmp_path / "d", progress=5)
+
+
+@pytest.mark.parametrize("size", ["1.5KB", "0.5KiB", "1.1KB"])
+def test_fractional_sizes_with_a_unit_are_whole_bytes(size):
+    assert writer.parse_size(size) == {"1.5KB": 1500, "0.5KiB": 512, "1.1KB": 1100}[size]
+
+
+def test_the_cli_summary_counts_parameters_readably(tmp_path, capsys, five_spec):
+    assert write_cli(five_spec, tmp_path / "d") == 0
+    out = capsys.readouterr().out
+    assert "5,120 parameters" in out and "0.000 B" not in out

@@ -32,6 +32,7 @@ __all__ = ["DirectoryLock", "host_name", "new_token", "create_exclusive", "tempo
 PARTIAL_SUFFIX = ".fastinit-partial"
 LOCK_PREFIX = ".fastinit-lock-"
 _LOCK_NAME = re.compile(r"^\.fastinit-lock-(\d+)-of-(\d+)$")
+_PID_MAX = 2**31 - 1  # pid_t is a signed 32-bit int (os.kill overflows beyond)
 _OPEN_FLAGS = (
     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 )
@@ -102,13 +103,16 @@ def _read(path: str):
 
 def _is_stale(info: dict) -> bool:
     pid = info.get("pid")
-    if info.get("host") != host_name() or isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+    if info.get("host") != host_name() or isinstance(pid, bool) or not isinstance(pid, int):
+        return False
+    if not 0 < pid <= _PID_MAX:  # cannot be a process: never judged stale, so the lock is refused
         return False
     return not _alive(pid, info.get("start"))
 
 
 def _describe(info: dict, name: str) -> str:
-    if not info:
+    pid = info.get("pid")
+    if not info or isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= _PID_MAX:
         return f"(lock file {name} is unreadable)"
     return f"(pid {info.get('pid')} on {info.get('host')}, lock file {name})"
 

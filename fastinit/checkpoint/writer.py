@@ -34,6 +34,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import numbers
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import xxhash
@@ -74,6 +76,7 @@ __all__ = [
 INDEX_NAME = "model.safetensors.index.json"
 HASH_SUFFIX = ".fastinit-xxh3"
 DEFAULT_CHUNK_BYTES = 64 << 20
+MAX_CHUNK_BYTES = 2**40  # two buffers of this size are allocated: anything larger is a mistake
 # files a loader could pick up as the model's weights: in the directory only if this run wrote them
 _WEIGHT_FILE = re.compile(r"\.(safetensors|bin|pt|pth|ckpt|h5|msgpack|gguf|npz)$|\.index\.json$")
 # (O_NONBLOCK: opening a FIFO planted at a checkpoint name must not wait for a writer)
@@ -92,16 +95,21 @@ def parse_size(size) -> int:
     >>> parse_size("5GB"), parse_size("100KB"), parse_size("1GiB"), parse_size(1000)
     (5000000000, 100000, 1073741824, 1000)
     """
-    if isinstance(size, int) and not isinstance(size, bool):
-        value = size
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        value = int(size)
     else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(size))
+        match = (
+            re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", size) if isinstance(size, str) else None
+        )
         unit = match.group(2).upper() if match else None
         if not match or unit not in _UNITS and unit != "":
             raise CheckpointError(
-                f"max_shard_size={size!r}: use a number of bytes or a size such as 100KB, 20MB, 5GB"
+                f"max_shard_size={size!r}: use an int number of bytes or a size such as 100KB, 20MB, 5GB"
             )
-        value = int(float(match.group(1)) * _UNITS.get(unit, 1))
+        exact = Fraction(match.group(1)) * _UNITS.get(unit, 1)  # (exact: "1.1KB" is 1100 bytes)
+        if exact.denominator != 1:
+            raise CheckpointError(f"max_shard_size={size!r} is not a whole number of bytes")
+        value = int(exact)
     if value <= 0:
         raise CheckpointError(f"max_shard_size={size!r} must be positive")
     return value
@@ -254,28 +262,39 @@ def _os_error(error: OSError, path: str) -> CheckpointError:
     return CheckpointError(f"writing {path} failed: {error}")
 
 
-def _read_regular(path: str, limit: int | None = None) -> bytes | None:
-    """The first ``limit`` bytes (all when None) of a regular file; None for a symlink, a missing
-    file or anything else."""
+def _open_regular(path: str):
+    """A binary file object for a regular file; None for a symlink, a directory, a missing file or
+    anything else (checked on the descriptor: fdopen refuses a directory with an OSError)."""
     try:
         fd = os.open(path, _READ_FLAGS)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return None
-        return f.read() if limit is None else f.read(limit)
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def _read_regular(path: str, limit: int) -> bytes | None:
+    """The first ``limit`` bytes of a regular file; None for a symlink, a missing file or anything
+    else. (Always bounded: a file planted in the directory may be of any size.)"""
+    f = _open_regular(path)
+    if f is None:
+        return None
+    with f:
+        return f.read(limit)
 
 
 def _file_digest(path: str) -> str | None:
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except OSError:
+    f = _open_regular(path)
+    if f is None:
         return None
     hasher = xxhash.xxh3_128()
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return None
+    with f:
         while block := f.read(8 << 20):
             hasher.update(block)
     return hasher.hexdigest()
@@ -451,7 +470,8 @@ def other_content(directory: str, manifest: Manifest, plans: list[ShardPlan]) ->
             if _read_regular(path, len(plan.header)) != plan.header:
                 found.append(entry)
         elif entry in small:
-            if _read_regular(path) != small[entry].encode():
+            expected = small[entry].encode()
+            if _read_regular(path, len(expected) + 1) != expected:  # (a longer file is simply different)
                 found.append(entry)
         elif _WEIGHT_FILE.search(entry) and not entry.startswith("."):
             found.append(entry)
@@ -478,6 +498,13 @@ def claim_directory(directory: str, manifest: Manifest, plans: list[ShardPlan], 
         if others:  # the index and config of a checkpoint being replaced go too: it is not complete
             others += [e for e in expected_small_files(manifest, plans) if e not in others and os.path.lexists(
                 os.path.join(directory, e))]  # fmt: skip
+        for entry in others:  # overwrite promises to replace files, not to delete a directory tree
+            path = os.path.join(directory, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                raise CheckpointError(
+                    f"{directory} has a directory at the checkpoint file name {entry!r}; overwrite removes "
+                    "files, never directories: move it away or use another directory"
+                )
         for entry in sorted(others, key=lambda e: not e.endswith(".index.json")):  # the index first
             _remove(os.path.join(directory, entry))
         names = {p.filename for p in plans}
@@ -499,9 +526,21 @@ def check_run_arguments(seed, chunk_bytes) -> int:
         seed = check_seed(seed)
     except (TypeError, ValueError) as error:
         raise CheckpointError(str(error)) from None
-    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
-        raise CheckpointError(f"chunk_bytes={chunk_bytes!r} must be a positive number of bytes")
+    if (
+        isinstance(chunk_bytes, bool)
+        or not isinstance(chunk_bytes, int)
+        or not 1 <= chunk_bytes <= MAX_CHUNK_BYTES
+    ):
+        raise CheckpointError(f"chunk_bytes={chunk_bytes!r} must be a number of bytes in [1, 2**40]")
     return seed
+
+
+def check_progress(progress) -> None:
+    """TypeError unless ``progress`` is None or a callable (called with a number of bytes)."""
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"progress must be None or a callable taking a number of bytes, not {type(progress).__name__}"
+        )
 
 
 def part_of(plans: list[ShardPlan], part) -> list[ShardPlan]:
@@ -509,12 +548,15 @@ def part_of(plans: list[ShardPlan], part) -> list[ShardPlan]:
     if part is None:
         return plans
     try:
-        k, n = (int(v) for v in part)
-        valid = 1 <= k <= n and all(not isinstance(v, bool) for v in part)
+        k, n = part
+        valid = (
+            all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (k, n)) and 1 <= k <= n
+        )
     except (TypeError, ValueError):
         valid = False
     if not valid:
-        raise CheckpointError(f"part={part!r} must be (k, n) with 1 <= k <= n")
+        raise CheckpointError(f"part={part!r} must be (k, n), two ints with 1 <= k <= n")
+    k, n = int(k), int(n)
     if n > len(plans):
         raise CheckpointError(
             f"part={k}/{n}: the checkpoint has only {len(plans)} shard file(s); use at most "
@@ -564,6 +606,7 @@ def write_shard(directory: str, plan: ShardPlan, seed: int, *, chunk_bytes: int 
     write any shard, and the file is byte-identical to the single-process writer's. ``token``
     names the run in its temporary file names (the token of its ``lock``, if it holds one).
     """
+    check_progress(progress)
     token = lock.token if lock is not None else token or dirlock.new_token()
     _write_shard(directory, plan, seed, chunk_bytes, fsync, progress, stream, token, lock)
     return plan.filename
@@ -641,6 +684,7 @@ def write_checkpoint(manifest: Manifest, directory, *, seed: int = 0, max_shard_
     """
     chunk_bytes = DEFAULT_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     seed = check_run_arguments(seed, chunk_bytes)
+    check_progress(progress)
     if not manifest.tensors:
         raise CheckpointError("the manifest has no tensors")
     started = time.perf_counter()
