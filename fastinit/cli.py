@@ -155,8 +155,8 @@ def _checkpoint(args) -> int:
     )
     progress.close()
     kept = f", {len(result.skipped)} already complete" if result.skipped else ""
-    print(f"{len(manifest)} tensors, {manifest.numel / 1e9:.3f} B parameters in {len(result.files)} file(s)"
-          f"{kept}: {args.out}")  # fmt: skip
+    count = f"{manifest.numel / 1e9:.2f} B" if manifest.numel >= 10**9 else f"{manifest.numel:,}"
+    print(f"{len(manifest)} tensors, {count} parameters in {len(result.files)} file(s){kept}: {args.out}")
     if not result.complete:
         print("not every shard is in place yet: the part that completes the set writes the index and config.json "
               "(or run again without --part, with --resume)")  # fmt: skip
