@@ -691,3 +691,13 @@ def test_the_cli_summary_counts_parameters_readably(tmp_path, capsys, five_spec)
     assert write_cli(five_spec, tmp_path / "d") == 0
     out = capsys.readouterr().out
     assert "5,120 parameters" in out and "0.000 B" not in out
+
+
+def test_a_directory_at_the_lock_name_is_refused_without_leaking_a_descriptor(tmp_path):
+    (tmp_path / ".fastinit-lock-1-of-1").mkdir()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(ck.CheckpointError) as raised:
+            ck.write_checkpoint(small_manifest(n=2), tmp_path)
+        assert "unreadable" in one_line(raised.value)
+    assert len(os.listdir("/proc/self/fd")) == before

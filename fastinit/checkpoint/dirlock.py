@@ -92,9 +92,10 @@ def _read(path: str):
     except OSError:
         return {}
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # (before fdopen, which refuses a directory)
+            os.close(fd)
+            return {}
         with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return {}
             info = json.loads(f.read(4096))
     except (OSError, ValueError):
         return {}
