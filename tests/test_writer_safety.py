@@ -701,3 +701,22 @@ def test_a_directory_at_the_lock_name_is_refused_without_leaking_a_descriptor(tm
             ck.write_checkpoint(small_manifest(n=2), tmp_path)
         assert "unreadable" in one_line(raised.value)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_lock_being_created_by_another_part_is_not_cleaned_up(tmp_path):
+    """A part writes its lock under a temporary name and hard-links it into place; between the
+    two, the temporary's token is in no lock yet. Another part starting then must not remove it
+    as a dead run's (the harness saw part 1 die on the link: 'No such file or directory').
+    A lock temporary left by a kill in that instant is removed once it is old."""
+    m = small_manifest(n=4, config={"model_type": "x"})
+    plans = ck.plan_shards(m, "8KiB", 0)
+    pending = tmp_path / dirlock.temporary_name(".fastinit-lock-2-of-2", "b" * 16)
+    pending.write_text("{}")
+    orphan = tmp_path / dirlock.temporary_name(".fastinit-lock-1-of-3", "c" * 16)
+    orphan.write_text("{}")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    lock = writer.claim_directory(str(tmp_path), m, plans, part=(1, 2))
+    lock.release()
+    assert pending.exists()
+    assert not orphan.exists()

@@ -27,7 +27,15 @@ import stat
 
 from .manifest import CheckpointError
 
-__all__ = ["DirectoryLock", "host_name", "new_token", "create_exclusive", "temporary_name", "PARTIAL_SUFFIX"]
+__all__ = [
+    "DirectoryLock",
+    "host_name",
+    "new_token",
+    "create_exclusive",
+    "temporary_name",
+    "PARTIAL_SUFFIX",
+    "LOCK_PREFIX",
+]
 
 PARTIAL_SUFFIX = ".fastinit-partial"
 LOCK_PREFIX = ".fastinit-lock-"
@@ -178,7 +186,9 @@ class DirectoryLock:
                     self._take_over(self.path, info)
                 except OSError as error:
                     if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                        raise
+                        raise CheckpointError(
+                            f"cannot create the lock file {self.path}: {os.strerror(error.errno or 0)}"
+                        ) from None
                     return self._create_without_link()
             self._refuse(_read(self.path) or {}, self.name)
         finally:

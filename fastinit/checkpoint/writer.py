@@ -422,13 +422,27 @@ def _remove(path: str) -> None:
         raise CheckpointError(f"cannot remove {path}: {os.strerror(error.errno or 0)}") from None
 
 
+# A lock's own temporary exists before its lock does (it is hard-linked into place), so its
+# token is in no lock yet: it is removed only once older than any lock creation can take.
+_LOCK_TEMPORARY_MAX_AGE = 600.0  # seconds
+
+
 def _remove_dead_temporaries(directory: str, lock: DirectoryLock) -> None:
     """Temporary files of runs that no longer hold the directory (killed, or an older fastinit)."""
     temporaries = [e for e in os.listdir(directory) if e.endswith(PARTIAL_SUFFIX)]
     live = lock.live_tokens()  # (listed after the files: a run's lock exists before its files)
+    now = time.time()
     for entry in temporaries:
-        if dirlock.token_of_temporary(entry) not in live:
-            _remove(os.path.join(directory, entry))
+        if dirlock.token_of_temporary(entry) in live:
+            continue
+        path = os.path.join(directory, entry)
+        if entry.startswith(dirlock.LOCK_PREFIX):
+            try:
+                if now - os.lstat(path).st_mtime < _LOCK_TEMPORARY_MAX_AGE:
+                    continue
+            except OSError:
+                continue
+        _remove(path)
 
 
 def expected_small_files(manifest: Manifest, plans: list[ShardPlan]) -> dict[str, str]:
