@@ -204,8 +204,14 @@ def _presets(args) -> int:
     return 0
 
 
-def _split(text: str | None) -> list[str] | None:
-    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+def _split(text: str | None, option: str) -> list[str] | None:
+    """A comma list option's items; None when the option is not given."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise _UsageError(f"{option} {text!r}: name at least one item")
+    return items
 
 
 def _check_output(path: str, option: str) -> None:
@@ -229,8 +235,8 @@ def _bench(args) -> int:
         size = settings["size"] if args.size is None else bm.parse_count(args.size)
     except ValueError as error:
         raise _UsageError(f"--size: {error}") from None
-    dtypes = _split(args.dtypes) or list(settings["dtypes"])
-    samplers = _split(args.samplers) or list(bm.SAMPLERS)
+    dtypes = _split(args.dtypes, "--dtypes") or list(settings["dtypes"])
+    samplers = _split(args.samplers, "--samplers") or list(bm.SAMPLERS)
     try:
         cases = bm.cases(samplers, dtypes)
     except ValueError as error:
@@ -238,7 +244,7 @@ def _bench(args) -> int:
     rounds = settings["rounds"] if args.rounds is None else args.rounds
     if not 1 <= rounds <= bm.MAX_ROUNDS:
         raise _UsageError(f"--rounds {rounds}: must be in [1, {bm.MAX_ROUNDS}]")
-    peers = _split(args.peers)
+    peers = _split(args.peers, "--peers")
     if peers == ["none"]:
         peers = []
     for option, path in (("--plot", args.plot), ("--json", args.json)):
@@ -326,8 +332,8 @@ def _propagate(args) -> int:
 
     if args.path is not None:
         raise _UsageError("--propagate takes no PATH")
-    nonlinearities = _split(args.nonlinearity) or ["relu", "tanh"]
-    schemes = _split(args.schemes) or list(diagnostics.DEFAULT_SCHEMES)
+    nonlinearities = _split(args.nonlinearity, "--nonlinearity") or ["relu", "tanh"]
+    schemes = _split(args.schemes, "--schemes") or list(diagnostics.DEFAULT_SCHEMES)
     for nl in nonlinearities:
         if nl not in diagnostics.NONLINEARITIES:
             raise _UsageError(f"--nonlinearity {nl!r}: use one of {', '.join(diagnostics.NONLINEARITIES)}")

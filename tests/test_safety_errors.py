@@ -490,3 +490,18 @@ sys.exit(cli.main(["presets"]))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == "fastinit: interrupted\n"
+
+
+@pytest.mark.parametrize("option", ["--dtypes", "--samplers", "--peers"])
+def test_bench_refuses_an_empty_list(capsys, option):
+    """`--dtypes ,` used to run the defaults silently: a list option names at least one item."""
+    assert main(["bench", "--quick", option, " , "]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option in err
+
+
+@pytest.mark.parametrize("option", ["--nonlinearity", "--schemes"])
+def test_propagate_refuses_an_empty_list(capsys, option):
+    assert main(["inspect", "--propagate", option, ","]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option in err
