@@ -500,6 +500,19 @@ def _params(*values) -> np.ndarray:
 # ---- public samplers ---------------------------------------------------------------------------
 
 
+def _check_width(low: float, high: float, what: str, dt: DType) -> None:
+    """ValueError unless high - low is finite in the precision dt's values are computed in (the
+    uniform kernel draws low + u * (high - low))."""
+    compute = np.float64 if dt.compute == 64 else np.float32
+    with np.errstate(over="ignore"):
+        width = compute(high) - compute(low)
+    if not np.isfinite(width):
+        raise ValueError(
+            f"{what} = {high - low:g} overflows float{dt.compute}, in which {dt.name} values "
+            "are computed; narrow the interval" + ("" if dt.compute == 64 else " or use dtype='float64'")
+        )
+
+
 def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
     """Uniform on [low, high).
 
@@ -539,14 +552,7 @@ def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="
     for argname, value in (("low", low), ("high", high)):
         if abs(value) > biggest:
             raise ValueError(f"{argname}={value} is beyond the largest {dt.name} ({biggest:g})")
-    compute = np.float64 if dt.compute == 64 else np.float32
-    with np.errstate(over="ignore"):
-        width = compute(high) - compute(low)
-    if not np.isfinite(width):
-        raise ValueError(
-            f"high - low = {high - low:g} overflows float{dt.compute}, in which {dt.name} values "
-            "are computed; narrow the interval" + ("" if dt.compute == 64 else " or use dtype='float64'")
-        )
+    _check_width(low, high, "high - low", dt)
     lo = _round_into(low, dt, up=True)
     hi = lo if low == high else _below(high, dt)
     if lo > hi:
@@ -726,13 +732,7 @@ def truncated_normal(
     near, far = (alpha, beta) if sign > 0 else (-beta, -alpha)
     regime = _truncnorm_regime(alpha, beta, width, near, total, dt.compute == 32)
     if regime == "uniform":
-        compute = np.float64 if dt.compute == 64 else np.float32
-        with np.errstate(over="ignore"):
-            span = compute(b) - compute(a)
-        if not np.isfinite(span):
-            raise ValueError(
-                f"b - a = {b - a:g} overflows float{dt.compute}, in which {dt.name} values are computed"
-            )
+        _check_width(a, b, "b - a", dt)
         return sample(shape, UNIFORM, _params(a, b - a, lo, hi), **common)
     if regime == "inverse_cdf":
         if dt.compute == 32 and max(abs(mean), std) > largest_finite(resolve_dtype("float32")):
