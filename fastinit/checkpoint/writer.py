@@ -279,6 +279,19 @@ def _open_regular(path: str):
     return os.fdopen(fd, "rb")
 
 
+def _discard(partial: str | None, error: BaseException, path: str):
+    """After a failed write: remove the temporary file it created (if any) and raise the error
+    again, an OSError as a one-line CheckpointError naming the final path."""
+    if partial is not None:
+        try:
+            os.remove(partial)
+        except OSError:
+            pass
+    if isinstance(error, OSError):
+        raise _os_error(error, path) from None
+    raise error
+
+
 def _read_regular(path: str, limit: int) -> bytes | None:
     """The first ``limit`` bytes of a regular file; None for a symlink, a missing file or anything
     else. (Always bounded: a file planted in the directory may be of any size.)"""
@@ -377,14 +390,7 @@ def _write_shard(directory: str, plan: ShardPlan, seed: int, chunk_bytes: int, f
             lock.check()
         os.replace(partial, path)
     except BaseException as error:
-        if fd is not None:
-            try:
-                os.remove(partial)
-            except OSError:
-                pass
-        if isinstance(error, OSError):
-            raise _os_error(error, path) from None
-        raise
+        _discard(partial if fd is not None else None, error, path)
     _write_small_file(os.path.join(directory, hash_record_name(plan.filename)),
                       f"{hasher.hexdigest()}  {plan.filename}\n", token, fsync=fsync)  # fmt: skip
 
@@ -403,14 +409,7 @@ def _write_small_file(path: str, text: str, token: str, fsync: bool = False) -> 
                 os.fsync(f.fileno())
         os.replace(partial, path)
     except BaseException as error:
-        if created:
-            try:
-                os.remove(partial)
-            except OSError:
-                pass
-        if isinstance(error, OSError):
-            raise _os_error(error, path) from None
-        raise
+        _discard(partial if created else None, error, path)
 
 
 def _remove(path: str) -> None:
