@@ -47,3 +47,26 @@ def test_second_process_loads_kernels_from_cache():
     stats = json.loads(run_python(code))
     for kernel, (hits, misses) in stats.items():
         assert hits >= 1 and misses == 0, f"{kernel} was compiled again in a second process: {stats}"
+
+
+def test_the_command_line_starts_without_numpy_or_numba():
+    """`fastinit ...` reaches cli.main (and its one-line Ctrl-C handler) before the heavy
+    imports: a Ctrl-C in a command's first moments must not print Python's traceback."""
+    code = (
+        "import sys, json, fastinit, fastinit.cli\n"
+        "print(json.dumps(sorted(m for m in ('numpy', 'numba', 'scipy') if m in sys.modules)))\n"
+    )
+    assert json.loads(run_python(code)) == []
+
+
+def test_every_public_name_and_core_submodule_is_reachable_from_the_package():
+    code = (
+        "import json, fastinit, fastinit.schemes\n"
+        "missing = [n for n in fastinit.__all__ if getattr(fastinit, n, None) is None]\n"
+        "schemes = sorted(set(fastinit.schemes.__all__) - set(fastinit.__all__))\n"
+        "subs = [m for m in ('api', 'array', 'dtypes', 'rng', 'schemes', 'backends', 'dlpack')\n"
+        "        if getattr(fastinit, m, None) is None]\n"
+        "from fastinit import *\n"
+        "print(json.dumps([missing, schemes, subs, 'normal' in dir(fastinit)]))\n"
+    )
+    assert json.loads(run_python(code)) == [[], [], [], True]
