@@ -156,7 +156,9 @@ def measure_samplers(fastinit, cuda, timer, n, index, skip_peers):
     calls = {
         "uniform": lambda: fastinit.uniform(n, -1.0, 1.0, out=out, device=device),
         "normal": lambda: fastinit.normal(n, 0.0, 0.02, out=out, device=device),
-        "truncated_normal": lambda: fastinit.truncated_normal(n, 0.0, 0.02, -0.04, 0.04, out=out, device=device),
+        "truncated_normal": lambda: fastinit.truncated_normal(
+            n, 0.0, 0.02, -0.04, 0.04, out=out, device=device
+        ),
     }
     rows = {"copy": {"device-to-device copy": timer.best_ms(lambda: buf.copy_to_device(src))}}
     from fastinit.backends import cuda as backend

@@ -91,17 +91,22 @@ def main(argv=None) -> int:
     with cuda.gpus[0]:
         run = backend._plan_args(plan, 0, stream)[0][:-2]  # (desc, ndim, n_outer, sbase, dbase, n)
     pieces = {
-        "with cuda.gpus[0]: pass": lambda: cuda.gpus[0].__enter__() or cuda.gpus[0].__exit__(None, None, None),
+        "with cuda.gpus[0]: pass": lambda: (
+            cuda.gpus[0].__enter__() or cuda.gpus[0].__exit__(None, None, None)
+        ),
         "cuda.default_stream()": cuda.default_stream,
         "cuda.legacy_default_stream()": cuda.legacy_default_stream,
         "event + record": lambda: backend._event().record(stream),
         "bare launch of fill32_dense_uniform (same args)": lambda: kernel[1, 256, stream](flat, *run, p, key),
-        "backend._launch (+ warnings filter)": lambda: backend._launch(kernel, (1, 256), stream, flat, *run, p, key),
+        "backend._launch (+ warnings filter)": lambda: backend._launch(
+            kernel, (1, 256), stream, flat, *run, p, key
+        ),
         "backend.fill (plan, params, key -> launch)": lambda: backend.fill(
             flat, plan, 0, (-1.0, 2.0, -1.0, 1.0, 0, 0, 0, 0), (1, 2, 3, 4), kind=0, index=0, stream=stream
         ),
     }
     if t is not None:
+
         def device_view():
             with dlpack.device_view(t):
                 pass
@@ -113,7 +118,9 @@ def main(argv=None) -> int:
                 pass
 
         pieces["backend.writable_out(torch tensor)"] = out_view
-        pieces["cuda.from_cuda_array_interface"] = lambda: backend._device_array_at(t.data_ptr(), n, np.dtype(np.float32), t)
+        pieces["cuda.from_cuda_array_interface"] = lambda: backend._device_array_at(
+            t.data_ptr(), n, np.dtype(np.float32), t
+        )
 
     print(f"host microseconds per call, {n} float32 values, {args.calls} calls, best of 3")
     print()

@@ -127,9 +127,13 @@ def variant_kernels(backend, cuda, variant: str, names):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-log2", type=int, default=30, help="n = 2**SIZE_LOG2 float32 values (default 30)")
+    parser.add_argument(
+        "--size-log2", type=int, default=30, help="n = 2**SIZE_LOG2 float32 values (default 30)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions, best kept (default 5)")
-    parser.add_argument("--calls", type=int, default=10, help="calls back to back per repetition (default 10)")
+    parser.add_argument(
+        "--calls", type=int, default=10, help="calls back to back per repetition (default 10)"
+    )
     args = parser.parse_args(argv)
     n = 1 << args.size_log2
 
@@ -193,7 +197,9 @@ def main(argv=None) -> int:
     shard = out.view(rows, cols) if hasattr(out, "is_cuda") else out.reshape(rows, cols)  # torch / Numba
     index = (slice(None), slice(3 * cols, 4 * cols))
     print()
-    print(f"| column shard, {rows} x {cols} of {rows} x {8 * cols}, float32 | dense runs (ms) | general kernel (ms) | same bytes |")
+    print(
+        f"| column shard, {rows} x {cols} of {rows} x {8 * cols}, float32 | dense runs (ms) | general kernel (ms) | same bytes |"
+    )
     print("| --- | ---: | ---: | --- |")
     for label, call in {
         "uniform": lambda: fastinit.uniform((rows, 8 * cols), -1.0, 1.0, index=index, out=shard),
@@ -230,7 +236,9 @@ def main(argv=None) -> int:
         cvt_ms, same = timer.best_ms(call), written16() == reference
     finally:
         backend._KERNELS[name] = committed[name]
-    print(f"| normal, bfloat16, n = 2**{args.size_log2} | integer rounding (committed) | cvt.rn.bf16.f32 | same bytes |")
+    print(
+        f"| normal, bfloat16, n = 2**{args.size_log2} | integer rounding (committed) | cvt.rn.bf16.f32 | same bytes |"
+    )
     print("| --- | ---: | ---: | --- |")
     print(f"| ms per call (per 1e9 values) | {committed_ms:.3f} ({committed_ms * 1e9 / n:.3f}) | "
           f"{cvt_ms:.3f} ({cvt_ms * 1e9 / n:.3f}) | {same} |")  # fmt: skip

@@ -99,9 +99,7 @@ def test_checkpoint_then_verify_in_a_subprocess(tmp_path):
     m = ck.manifest_from_config(LLAMA, dtype="bfloat16")
     n_files = len(list(out.glob("*.safetensors")))
     assert n_files >= 2
-    assert (
-        r.stdout.strip() == f"{len(m)} tensors, {m.numel:,} parameters in {n_files} file(s): {out}"
-    )
+    assert r.stdout.strip() == f"{len(m)} tensors, {m.numel:,} parameters in {n_files} file(s): {out}"
     ref = tmp_path / "ref"
     ck.write_checkpoint(m, ref, seed=3, max_shard_size="20KB")
     assert sorted(os.listdir(out)) == sorted(os.listdir(ref))

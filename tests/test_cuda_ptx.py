@@ -222,7 +222,9 @@ def registers_per_thread(ptx: str) -> int | None:
     return int(counts[0]) if counts else None
 
 
-@pytest.mark.parametrize("name", ["fill32", "fill64", "fill32_dense_truncnorm", "fill64_dense_tail", "scatter"])
+@pytest.mark.parametrize(
+    "name", ["fill32", "fill64", "fill32_dense_truncnorm", "fill64_dense_tail", "scatter"]
+)
 def test_default_block_size_fits_the_register_file(compile_ptx, name):
     """A block of BLOCK_SIZE threads must fit the 64K registers a block may use, or every launch
     fails with CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (which the simulator cannot show). At

@@ -464,7 +464,9 @@ def _bind(module) -> None:
         from numba.cuda import libdevice
 
         _libdevice = libdevice
-        _philox_dev = module.jit(device=True)(philox4x32_rounds_u32(module.jit(device=True)(_mul_hi_lo_umulhi)))
+        _philox_dev = module.jit(device=True)(
+            philox4x32_rounds_u32(module.jit(device=True)(_mul_hi_lo_umulhi))
+        )
     _block_words_dev = module.jit(device=True)(_block_words)
     _outer_offsets = module.jit(device=True)(_outer)
     _whole_tiles_dev = module.jit(device=True)(_whole_tiles)
@@ -495,11 +497,17 @@ def signatures() -> dict:
         "fill32": [(out, i64, *plan, i64, p, key) for out in (types.float32[::1], types.uint16[::1])],
         "fill64": [(types.float64[::1], *plan, i64, p, key)],
         **{
-            name: [(types.uint16[::1] if name.endswith(("_bf16", "_f16")) else types.float32[::1], *runs, p, key)]
+            name: [
+                (types.uint16[::1] if name.endswith(("_bf16", "_f16")) else types.float32[::1], *runs, p, key)
+            ]
             for name in PY_KERNELS
             if name.startswith("fill32_dense_")
         },
-        **{name: [(types.float64[::1], *runs, p, key)] for name in PY_KERNELS if name.startswith("fill64_dense_")},
+        **{
+            name: [(types.float64[::1], *runs, p, key)]
+            for name in PY_KERNELS
+            if name.startswith("fill64_dense_")
+        },
         "scatter": [
             (out, i64, src, *plan)
             for out, src in (
@@ -515,7 +523,11 @@ def signatures() -> dict:
 PY_KERNELS = {
     "fill32": _fill32,
     "fill64": _fill64,
-    **{_dense_name(False, dist, kind): _dense32_kernel(dist, kind) for dist in _DIST_NAMES for kind in _KIND_SUFFIX},
+    **{
+        _dense_name(False, dist, kind): _dense32_kernel(dist, kind)
+        for dist in _DIST_NAMES
+        for kind in _KIND_SUFFIX
+    },
     **{_dense_name(True, dist): _dense64_kernel(dist) for dist in _DIST_NAMES if dist != TRUNCNORM_CENTRAL},
     "scatter": _scatter,
 }

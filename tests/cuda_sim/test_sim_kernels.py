@@ -450,7 +450,10 @@ def test_launches_hide_numba_cudas_low_occupancy_warning():
     class Kernel:
         def __getitem__(self, config):
             def run(*args):
-                warnings.warn("Grid size 3 will likely result in GPU under-utilization due to low occupancy.", stacklevel=2)
+                warnings.warn(
+                    "Grid size 3 will likely result in GPU under-utilization due to low occupancy.",
+                    stacklevel=2,
+                )
                 warnings.warn("something else", UserWarning, stacklevel=2)
 
             return run
@@ -608,7 +611,11 @@ def test_plan_layouts_are_uploaded_once_per_device(monkeypatch):
     monkeypatch.setattr(backend, "_DESCS", {})
     uploads = []
     to_device = backend.cuda.to_device
-    monkeypatch.setattr(backend.cuda, "to_device", lambda a, *args, **kw: uploads.append(a.tolist()) or to_device(a, *args, **kw))
+    monkeypatch.setattr(
+        backend.cuda,
+        "to_device",
+        lambda a, *args, **kw: uploads.append(a.tolist()) or to_device(a, *args, **kw),
+    )
     plan = fastinit.backends.cpu.FillPlan(outer=(3,), src_strides=(300,), dst_strides=(260,), src_base=20,
                                           dst_base=0, n=260, src_step=1, dst_step=1)  # fmt: skip
     one_run = dataclasses.replace(plan, outer=(1, 1), src_strides=(5, 6), dst_strides=(7, 8))
@@ -654,7 +661,9 @@ def test_plan_layouts_are_uploaded_on_the_launch_stream_and_waited_for(monkeypat
             events.append("synchronize")
 
     stream = Stream()
-    monkeypatch.setattr(backend.cuda, "to_device", lambda a, stream=None: events.append(("copy", stream)) or a)
+    monkeypatch.setattr(
+        backend.cuda, "to_device", lambda a, stream=None: events.append(("copy", stream)) or a
+    )
     backend._desc(0, (2, 5, 7), stream)
     backend._desc(0, (2, 5, 7), stream)  # cached: neither copied nor waited for
     assert events == [("copy", stream), "synchronize"]
@@ -677,7 +686,9 @@ def _random_case(rng):
         length = 0 if rng.random() < 0.05 else int(rng.integers(1, min(n, 250) + 1))
         start = int(rng.integers(0, n - length + 1)) if n < 2**31 else n - length - int(rng.integers(0, 50))
         stop = start + length
-        index.append(slice(start, stop, step) if step > 0 else slice(stop - 1, start - 1 if start else None, step))
+        index.append(
+            slice(start, stop, step) if step > 0 else slice(stop - 1, start - 1 if start else None, step)
+        )
     return tuple(shape), tuple(index)
 
 
