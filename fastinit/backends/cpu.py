@@ -522,7 +522,13 @@ def launches_serialized() -> bool:
 
 
 def launch(kernel, *args):
-    """Run a parallel kernel; safe to call from several Python threads under every layer."""
+    """Run a parallel kernel; safe to call from several Python threads under every layer.
+
+    >>> import numpy as np
+    >>> out = launch(convert_32, np.empty(2, np.uint16), np.array([1.0, -2.0], np.float32))
+    >>> launches_serialized() == (numba.threading_layer() == "workqueue")
+    True
+    """
     global _layer_is_thread_safe
     if _layer_is_thread_safe:
         return kernel(*args)

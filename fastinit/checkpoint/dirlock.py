@@ -56,12 +56,20 @@ def new_token() -> str:
 
 
 def temporary_name(filename: str, token: str) -> str:
-    """The hidden name under which run ``token`` writes ``filename`` before renaming it."""
+    """The hidden name under which run ``token`` writes ``filename`` before renaming it.
+
+    >>> temporary_name("model.safetensors", "0123456789abcdef")
+    '.model.safetensors.0123456789abcdef.fastinit-partial'
+    """
     return f".{filename.lstrip('.')}.{token}{PARTIAL_SUFFIX}"
 
 
 def token_of_temporary(entry: str) -> str | None:
-    """The run token in a temporary file name (None for a name from an older fastinit)."""
+    """The run token in a temporary file name (None for a name from an older fastinit).
+
+    >>> token_of_temporary(".model.safetensors.0123456789abcdef.fastinit-partial")
+    '0123456789abcdef'
+    """
     match = re.search(r"\.([0-9a-f]{16})" + re.escape(PARTIAL_SUFFIX) + "$", entry)
     return match.group(1) if match else None
 

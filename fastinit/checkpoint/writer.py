@@ -149,6 +149,9 @@ def hash_record_name(filename: str) -> str:
     XXH3-128, not a cryptographic hash: it guards against torn writes and flipped bytes (whoever can
     rewrite a shard can rewrite its record too) and runs at memory speed (~20 GB/s, against ~1 GB/s
     for sha256), so hashing while writing costs the writer nothing measurable.
+
+    >>> hash_record_name("model-00001-of-00002.safetensors")
+    '.model-00001-of-00002.safetensors.fastinit-xxh3'
     """
     return f".{filename}{HASH_SUFFIX}"
 
