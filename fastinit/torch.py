@@ -28,9 +28,9 @@ only once a DTensor exists.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import inspect
-import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from . import api
+from . import api, trace
 from .dtypes import resolve_dtype
 from .schemes import (
     Initializer,
@@ -88,8 +88,9 @@ def _seed(seed, generator) -> int:
     return 0
 
 
-def _fill(tensor, fn, *args, seed=0, name=None, **kwargs):
-    """Fill ``tensor`` in place with ``fn(tensor.shape, *args, ...)``; return the tensor.
+def _fill(tensor, fn, *args, seed=0, name=None, index=None, **kwargs):
+    """Fill ``tensor`` (or its block ``index``) in place with ``fn(tensor.shape, *args, ...)``;
+    return the tensor.
 
     A DTensor gets, on each rank, the slice of ``fn(global shape)`` its local shard holds.
     """
@@ -110,11 +111,12 @@ def _fill(tensor, fn, *args, seed=0, name=None, **kwargs):
         ) from None
     with torch.no_grad():
         if _is_dtensor(tensor):
-            _fill_shard(tensor, fn, args, kwargs, seed=seed, name=name, dtype=dtype)
+            _fill_shard(tensor, fn, args, kwargs, seed=seed, name=name, dtype=dtype, index=index)
             # the writes bumped the local shard's version counter; autograd checks the DTensor's
             torch.autograd.graph.increment_version(tensor)
         else:
-            fn(tuple(tensor.shape), *args, seed=seed, name=name, dtype=dtype, out=tensor.detach(), **kwargs)
+            out = tensor.detach() if index is None else tensor.detach()[index]
+            fn(tuple(tensor.shape), *args, seed=seed, name=name, dtype=dtype, index=index, out=out, **kwargs)
     return tensor
 
 
@@ -234,8 +236,9 @@ def _accepts_index(fn) -> bool:
     return any(p.name == "index" or p.kind is p.VAR_KEYWORD for p in params)
 
 
-def _fill_shard(tensor, fn, args, kwargs, *, seed, name, dtype):
-    """Write this rank's slice of ``fn(tensor.shape, ...)`` into ``tensor.to_local()``.
+def _fill_shard(tensor, fn, args, kwargs, *, seed, name, dtype, index=None):
+    """Write this rank's slice of ``fn(tensor.shape, ...)`` (of its block ``index``) into
+    ``tensor.to_local()``.
 
     Orthogonal (and sparse) need whole matrices (columns): their ``index=`` computes what the
     slice needs, so every rank holding part of a matrix factors the whole matrix.
@@ -251,27 +254,58 @@ def _fill_shard(tensor, fn, args, kwargs, *, seed, name, dtype):
         )
     shape = tuple(tensor.shape)
     out = local.detach()
-    if all(isinstance(h, range) and len(h) == n for h, n in zip(indices, shape, strict=True)):  # a replica
+    replica = all(isinstance(h, range) and len(h) == n for h, n in zip(indices, shape, strict=True))
+    if replica and index is None:
         fn(shape, *args, seed=seed, name=name, dtype=dtype, out=out, **kwargs)
         return
-    blocks = [()]
-    for held in indices:
-        blocks = [b + (r,) for b in blocks for r in _runs(held)]
-    for block in blocks:
-        index = tuple(g for g, _ in block)
-        view = out[tuple(loc for _, loc in block)]
-        fn(shape, *args, seed=seed, name=name, dtype=dtype, index=index, out=view, **kwargs)
+    for global_index, local_index, _ in _blocks(indices, shape, index):
+        fn(
+            shape,
+            *args,
+            seed=seed,
+            name=name,
+            dtype=dtype,
+            index=global_index,
+            out=out[local_index],
+            **kwargs,
+        )
 
 
-def _local_row(tensor, row: int):
-    """The local view of global row ``row`` of a tensor or DTensor; None if this rank has none."""
-    if not _is_dtensor(tensor):
-        return tensor[row]
-    indices = _shard_indices(tensor)
-    local = tensor.to_local()
-    if indices is None or local.is_meta or row not in indices[0]:
-        return None
-    return local[indices[0].index(row)]
+def _blocks(indices, shape, index=None):
+    """(global index, local index, index into ``full[index]``) triples covering the elements
+    of block ``index`` (None: everything) that this rank holds; ``indices`` as from
+    ``_shard_indices``."""
+    wanted = api.normalized_index(shape, index)
+    blocks = [((), (), ())]
+    for held, want in zip(indices, wanted, strict=True):
+        parts = _intersect(held, want)
+        blocks = [(g + (pg,), lo + (pl,), v + (pv,) if pv is not None else v)
+                  for g, lo, v in blocks for pg, pl, pv in parts]  # fmt: skip
+    return blocks
+
+
+def _intersect(held, want) -> list:
+    """(global, local, value) parts where the global coordinates ``held`` (local position ->
+    global index) meet ``want`` (an int or a slice with explicit start, stop, step)."""
+    if isinstance(want, int):
+        return [(want, held.index(want), None)] if want in held else []
+    w0, w1, step = want.start, want.stop, want.step
+    if step < 0:  # a plan's blocks run forward; a reversed block is its own mirror image
+        raise ValueError("a block with a negative step cannot be split across shards")
+    parts = []
+    for g_run, l_run in _runs(held):
+        lo, hi = max(g_run.start, w0), min(g_run.stop, w1)
+        first = lo + (w0 - lo) % step
+        if first >= hi:
+            continue
+        last = first + (hi - 1 - first) // step * step
+        offset = l_run.start - g_run.start
+        parts.append((
+            slice(first, last + 1, step),
+            slice(first + offset, last + offset + 1, step),
+            slice((first - w0) // step, (last - w0) // step + 1),
+        ))  # fmt: skip
+    return parts
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=None, name=None):
@@ -431,14 +465,60 @@ def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name=None)
 # ---- whole models ------------------------------------------------------------------------------
 
 
+def fill(tensor, init, *, seed: int = 0, name: str | None = None, index=None):
+    """Fill ``tensor`` (a plain tensor or a DTensor), or its block ``index`` of the full
+    tensor, with the initializer ``init`` (an ``Initializer``, a scheme name or a config
+    dict) drawn from the stream ``(seed, name)``; return the tensor.
+
+    >>> import torch, fastinit, fastinit.torch
+    >>> t = fastinit.torch.fill(torch.empty(4, 3), "normal", seed=1, name="w")
+    >>> t.numpy().tobytes() == fastinit.normal((4, 3), seed=1, name="w").tobytes()
+    True
+    >>> fastinit.torch.fill(torch.zeros(3, 2), {"scheme": "ones"}, index=(1,))
+    tensor([[0., 0.],
+            [1., 1.],
+            [0., 0.]])
+    """
+    init = _as_initializer(init)
+    if tensor.dtype.is_floating_point or not isinstance(init, Initializer):
+        return _fill(tensor, init, seed=seed, name=name, index=index)
+    if init.scheme not in ("zeros", "ones", "constant"):  # integer buffers: counters, indices
+        raise TypeError(f"tensor has dtype {tensor.dtype}: only constants fill it, not {init.scheme}")
+    value = {"zeros": 0, "ones": 1}.get(init.scheme, init.params.get("value"))
+    with torch.no_grad():
+        for _, view in _local_views(tensor, index):
+            view.fill_(value)
+    return tensor
+
+
+def _local_views(tensor, index):
+    """(index into ``full[index]``, local view) pairs of the block ``index`` this rank holds."""
+    if not _is_dtensor(tensor):
+        yield (), (tensor.detach() if index is None else tensor.detach()[index])
+        return
+    indices = _shard_indices(tensor)
+    local = tensor.to_local().detach()
+    if indices is None or local.is_meta:
+        return
+    for _, local_index, value_index in _blocks(indices, tuple(tensor.shape), index):
+        yield value_index, local[local_index]
+
+
+def _copy_values(tensor, value, index):
+    with torch.no_grad():
+        for value_index, view in _local_views(tensor, index):
+            view.copy_(value[value_index] if value_index else value)
+
+
 @dataclass
 class InitReport:
     """What ``init_module`` did: the initializer (or rule) used for every parameter and buffer.
 
     ``params`` maps qualified names to a description (the initializer's config, or the rule's
-    repr); ``notes`` adds what was done after the fill (an Embedding's padding row zeroed);
-    ``buffers`` lists the buffers reset (BatchNorm running statistics); ``untouched_buffers``
-    those fastinit does not know, left as they were.
+    repr); ``notes`` adds the writes to parts of a tensor (an Embedding's padding row zeroed);
+    ``buffers`` the buffers reset (BatchNorm running statistics: their value);
+    ``untouched_buffers`` those no init call writes, left as they were; ``plan`` the traced
+    plan itself (``fastinit.trace.InitPlan``).
     """
 
     params: dict[str, object] = field(default_factory=dict)
@@ -446,77 +526,10 @@ class InitReport:
     buffers: dict[str, object] = field(default_factory=dict)
     untouched_buffers: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    plan: object = None
 
     def __len__(self):
         return len(self.params)
-
-
-def _uniform_bound(bound: float) -> Initializer:
-    return get_initializer("uniform", low=-bound, high=bound)
-
-
-def _fan_in(weight) -> int:
-    return api.check_shape(weight.shape)[1] * math.prod(weight.shape[2:]) if weight.dim() >= 2 else 0
-
-
-def _bias_bound(module) -> float:
-    fan_in = _fan_in(module.weight)
-    return 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-
-
-_KAIMING_SQRT5 = get_initializer("kaiming_uniform", a=math.sqrt(5))
-_ONES = get_initializer("ones")
-_ZEROS = get_initializer("zeros")
-_STD_NORMAL = get_initializer("normal")
-_XAVIER_UNIFORM = get_initializer("xavier_uniform")
-_XAVIER_NORMAL = get_initializer("xavier_normal")
-
-
-def _defaults(module) -> dict[str, Initializer] | None:
-    """The initializers ``module.reset_parameters()`` uses for its own (direct) parameters,
-    keyed by local name; None for a module type fastinit does not know."""
-    if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
-        return {"weight": _KAIMING_SQRT5, "bias": _uniform_bound(_bias_bound(module))}
-    if isinstance(module, nn.Bilinear):
-        bound = 1 / math.sqrt(module.weight.size(1))
-        return {"weight": _uniform_bound(bound), "bias": _uniform_bound(bound)}
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-        return {"weight": _STD_NORMAL}
-    norms = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
-    if isinstance(module, norms) or isinstance(module, getattr(nn, "RMSNorm", ())):
-        return {"weight": _ONES, "bias": _ZEROS}
-    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
-        bound = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
-        return {local: _uniform_bound(bound) for local, _ in module.named_parameters(recurse=False)}
-    if isinstance(module, nn.MultiheadAttention):
-        return {
-            "in_proj_weight": _XAVIER_UNIFORM,
-            "q_proj_weight": _XAVIER_UNIFORM,
-            "k_proj_weight": _XAVIER_UNIFORM,
-            "v_proj_weight": _XAVIER_UNIFORM,
-            "in_proj_bias": _ZEROS,
-            "bias_k": _XAVIER_NORMAL,
-            "bias_v": _XAVIER_NORMAL,
-        }
-    if isinstance(module, nn.PReLU):
-        return {"weight": get_initializer("constant", value=float(module.init))}
-    if not any(True for _ in module.parameters(recurse=False)):
-        return {}
-    return None
-
-
-def _subtree_overrides(
-    module, qualname: str, params: dict[str, torch.nn.Parameter]
-) -> dict[str, Initializer]:
-    """Initializers a module's reset sets on parameters of its children (it runs after theirs)."""
-    prefix = f"{qualname}." if qualname else ""
-    if isinstance(module, nn.MultiheadAttention) and module.out_proj.bias is not None:
-        return {f"{prefix}out_proj.bias": _ZEROS}
-    if isinstance(module, nn.Transformer):  # Transformer._reset_parameters: xavier on every matrix
-        return {
-            name: _XAVIER_UNIFORM for name, p in params.items() if name.startswith(prefix) and p.dim() > 1
-        }
-    return {}
 
 
 def _as_initializer(rule) -> Callable:
@@ -563,9 +576,6 @@ def _match_rules(qualname: str, local: str, owner, rules) -> Callable | None:
     return None
 
 
-_BUFFER_DEFAULTS = {"running_mean": 0.0, "running_var": 1.0, "num_batches_tracked": 0}
-
-
 # Wrappers that hold the real model under one attribute; their name component is dropped, so a
 # parameter keeps its stream (and its rules, and its report entry) when the model is compiled,
 # checkpoint-wrapped, or wrapped by DDP / FSDP1. Matched by class name so that nothing is
@@ -600,43 +610,166 @@ def _canonical_names(modules) -> Callable[[str], str]:
     return canonical
 
 
+def _post_order(module, qual=""):
+    for name, child in module.named_children():
+        yield from _post_order(child, f"{qual}.{name}" if qual else name)
+    yield qual, module
+
+
+def _transformers_models(module) -> list:
+    """The outermost transformers ``PreTrainedModel``s in ``module`` (none without transformers)."""
+    base = getattr(sys.modules.get("transformers.modeling_utils"), "PreTrainedModel", None)
+    if base is None:
+        return []
+    found = []
+
+    def visit(m):
+        if isinstance(m, base):
+            found.append(m)
+            return
+        for child in m.children():
+            visit(child)
+
+    visit(module)
+    return found
+
+
+@contextlib.contextmanager
+def _meta_shadows(module):
+    """Swap every parameter and buffer for a meta tensor of its (global) shape and dtype while
+    the init code is traced: nothing real is read or written, ties and HF flags are kept."""
+    shadows, swaps = {}, []
+
+    def shadow(t, parameter):
+        if id(t) not in shadows:
+            s = torch.empty(tuple(t.shape), dtype=t.dtype, device="meta")
+            if parameter:
+                s = nn.Parameter(s, requires_grad=t.requires_grad)
+            if getattr(t, "_is_hf_initialized", False):
+                s._is_hf_initialized = True
+            shadows[id(t)] = s
+        return shadows[id(t)]
+
+    try:
+        for sub in module.modules():
+            for table, parameter in ((sub._parameters, True), (sub._buffers, False)):
+                for name, t in list(table.items()):
+                    if t is not None:
+                        swaps.append((table, name, t))
+                        table[name] = shadow(t, parameter)
+        yield
+    finally:
+        for table, name, t in reversed(swaps):
+            table[name] = t
+
+
+def _run_init_code(module, recorder):
+    """Run ``module``'s own init code under ``recorder``: every submodule's
+    ``reset_parameters()`` (or ``_reset_parameters()``), children first as their constructors
+    ran them, then each transformers model's ``_init_weights`` over its modules."""
+    for qual, sub in _post_order(module):
+        for method in ("reset_parameters", "_reset_parameters"):
+            reset = getattr(sub, method, None)
+            if callable(reset) and not any(_uninitialized(p) for p in sub.parameters(recurse=False)):
+                what = f"{type(sub).__name__}.{method}() of {qual or 'the model'}"
+                with recorder.unit(what, sub, reset):
+                    try:
+                        reset()
+                    except trace.TraceError:
+                        raise
+                    except Exception as error:
+                        raise trace.TraceError(f"{what} failed while traced: {error}") from error
+                break
+    for model in _transformers_models(module):
+        from .transformers import initialize_weights
+
+        initialize_weights(model, recorder)
+
+
+def _uninitialized(p) -> bool:
+    return isinstance(p, nn.parameter.UninitializedTensorMixin)
+
+
+def trace_module(module: nn.Module, *, seed: int = 0, skip=()) -> trace.InitPlan:
+    """The plan of ``module``'s own init code: for every parameter and buffer, the writes that
+    decide its value (``fastinit.trace.InitPlan``), from a trace of its ``reset_parameters()``
+    methods and, for transformers models, their ``_init_weights``. Nothing is written.
+
+    >>> import torch, fastinit.torch
+    >>> plan = fastinit.torch.trace_module(torch.nn.Embedding(10, 4, padding_idx=0))
+    >>> [(w.index, w.init) for w in plan["weight"].writes]
+    [(None, Initializer('normal', mean=0.0, std=1.0)), ((0, slice(0, 4, 1)), Initializer('constant', value=0))]
+    """
+    names = _canonical_names(list(module.named_modules()))
+    recorder = trace.Recorder(seed)
+    with _meta_shadows(module):
+        with recorder, torch.no_grad():
+            _run_init_code(module, recorder)
+        plan = recorder.plan(module, names=names, skip=skip, run_again=False)
+    recorder.run_again(plan, module, names=names)
+    return plan
+
+
+def apply_plan(
+    module: nn.Module, plan, *, seed: int = 0, prefix: str = "", rules: Mapping | None = None
+) -> None:
+    """Fill ``module``'s tensors as ``plan`` says (each random write from the stream
+    ``(seed, prefix + key)``), then the ``rules`` (whole tensors)."""
+    names = _canonical_names(list(module.named_modules()))
+    tensors = {key: t for key, t, _ in trace.named_tensors(module, names)}
+    for key, tp in plan.items():
+        t = tensors[key]
+        if t.is_meta:
+            raise ValueError(f"{key} is on the meta device: materialize with module.to_empty(device='cpu')")
+        for write in tp.writes:
+            if write.kept:
+                continue
+            if write.init is not None:
+                fill(t, write.init, seed=seed, name=prefix + key, index=write.index)
+            else:
+                _copy_values(t, write.value.to(t.dtype), write.index)
+    for key, rule in (rules or {}).items():
+        fill(tensors[key], rule, seed=seed, name=prefix + key)
+
+
 def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = None, prefix: str = "",
                 unknown: str = "raise") -> InitReport:  # fmt: skip
-    """Fill every parameter of ``module`` in place; return an ``InitReport``.
+    """Fill every parameter of ``module`` in place, the way its own init code does; return an
+    ``InitReport``.
 
-    Each parameter ``p`` with qualified name ``q`` (as in ``module.named_parameters()``) is drawn
-    from the stream ``(seed, prefix + q)``, so the same parameter gets the same values in any
-    model that contains it under the same name, whatever else the model holds. Wrapper
-    components are left out of ``q`` (``_orig_mod`` of ``torch.compile``,
+    The model's init code is traced (``trace_module``): every submodule's
+    ``reset_parameters()`` / ``_reset_parameters()`` (children first, as the constructors ran
+    them) and, for a transformers ``PreTrainedModel``, its ``_init_weights`` over its modules
+    (parameters flagged ``_is_hf_initialized`` are left as they are). Each call of
+    ``torch.nn.init`` (or ``transformers.initialization``, or ``Tensor.normal_`` / ``uniform_`` /
+    ``zero_`` / ``fill_``) becomes the same distribution from fastinit: parameter ``p`` with
+    qualified name ``q`` is drawn from the stream ``(seed, prefix + q)``, so the same parameter
+    gets the same values in any model that contains it under the same name. Writes to part of a
+    tensor (an Embedding's padding row) and values the model computes (rotary ``inv_freq``,
+    Mamba's ``A_log``) are reproduced exactly. What the trace cannot reproduce raises a
+    ``fastinit.trace.TraceError`` naming the tensor and the call, unless ``rules`` covers it.
+
+    Wrapper components are left out of ``q`` (``_orig_mod`` of ``torch.compile``,
     ``_checkpoint_wrapped_module`` of activation checkpointing, ``module`` of
     DistributedDataParallel, ``_fsdp_wrapped_module`` of FSDP1), so a wrapped model gets the
-    values, rules and report names of the bare one. FSDP2's ``fully_shard`` and tensor
-    parallelism's ``parallelize_module`` keep the names as they are.
-
-    DTensor parameters (FSDP2, tensor parallelism) are filled shard by shard without
-    communication: ``full_tensor()`` of each equals what ``init_module`` gives the unsharded
-    model. The torchtitan flow: build on ``meta``, ``parallelize_module`` / ``fully_shard``,
-    ``to_empty(device=...)``, then ``init_module``. A rule given as your own function must take
-    ``index=`` and honour it (fastinit's schemes do); one without it is refused. FSDP1's
-    flattened parameters are refused (initialize before wrapping, or inside
-    ``FSDP.summon_full_params(model, writeback=True)``).
-
-    Defaults follow each standard layer's own ``reset_parameters``: Linear / Conv* /
-    ConvTranspose* (Kaiming uniform with a = sqrt(5), bias U(+-1/sqrt(fan_in))), Bilinear,
-    Embedding (N(0, 1), padding row zeroed), LayerNorm / GroupNorm / RMSNorm / BatchNorm /
-    InstanceNorm (ones, zeros; running statistics reset), MultiheadAttention (Xavier uniform,
-    zero biases, out_proj.bias zero), RNN / LSTM / GRU and their cells (U(+-1/sqrt(hidden))),
-    PReLU, and nn.Transformer (Xavier uniform on every matrix, as its constructor does).
+    values, rules and report names of the bare one. DTensor parameters (FSDP2, tensor
+    parallelism) are filled shard by shard without communication: ``full_tensor()`` of each
+    equals what ``init_module`` gives the unsharded model. The torchtitan flow: build on
+    ``meta``, ``parallelize_module`` / ``fully_shard``, ``to_empty(device=...)``, then
+    ``init_module``. A rule given as your own function must take ``index=`` and honour it
+    (fastinit's schemes do); one without it is refused. FSDP1's flattened parameters are refused
+    (initialize before wrapping, or inside ``FSDP.summon_full_params(model, writeback=True)``).
 
     ``rules`` maps name patterns (``fnmatch`` on the qualified name, e.g. ``"*.o_proj.weight"``)
     or module types to initializers (an ``Initializer``, a scheme name, a config dict or a
     function like ``fastinit.xavier_uniform``); a type maps to one initializer for its
     ``weight`` or a dict from local parameter names to initializers. Name patterns win over
-    types, types over defaults.
+    types, types over the traced init.
 
-    Parameters that no default or rule covers are collected first, and ``unknown="raise"``
-    (default) raises a ValueError naming them before anything is written; ``"skip"`` leaves
-    them as they are and lists them in the report.
+    Parameters that no init call writes and no rule covers (a custom module without
+    ``reset_parameters``) are collected first, and ``unknown="raise"`` (default) raises a
+    ValueError naming them before anything is written; ``"skip"`` leaves them as they are and
+    lists them in the report.
 
     >>> import torch, fastinit, fastinit.torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
@@ -665,71 +798,154 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
             " (the model is wrapped in FullyShardedDataParallel): initialize the model before wrapping it, "
             "inside FSDP.summon_full_params(model, writeback=True), or shard it with FSDP2's fully_shard"
         )
-    modules = [(canonical(q), sub) for q, sub in modules]
-    owners: dict[int, tuple[str, nn.Module, str]] = {}
-    for qual, sub in modules:
-        for local, p in sub.named_parameters(recurse=False):
-            owners.setdefault(id(p), (qual, sub, local))
-    plan: dict[str, Callable] = {}
     for q, p in params.items():
-        _, owner, local = owners[id(p)]
-        defaults = _defaults(owner)
-        if defaults is not None and local in defaults:
-            plan[q] = defaults[local]
-    for qual, sub in sorted(modules, key=lambda m: -m[0].count(".") if m[0] else 1):
-        plan.update({q: i for q, i in _subtree_overrides(sub, qual, params).items() if q in params})
-    report = InitReport()
-    for q, p in params.items():
-        _, owner, local = owners[id(p)]
-        rule = _match_rules(q, local, owner, rules)
-        if rule is not None:
-            plan[q] = rule
-        if q not in plan:
-            report.unknown.append(q)
-    if report.unknown and unknown == "raise":
-        shown = ", ".join(report.unknown[:20]) + (" ..." if len(report.unknown) > 20 else "")
-        raise ValueError(
-            f"init_module: no default or rule for {len(report.unknown)} parameter(s): {shown}. "
-            "Pass rules={'name.pattern': initializer} (or unknown='skip' to leave them as they are)"
-        )
-    for q, p in params.items():
-        if q not in plan:
-            continue
         if p.is_meta:
             raise ValueError(
                 f"parameter {q} is on the meta device: materialize with module.to_empty(device='cpu')"
             )
-        _fill(p, plan[q], seed=seed, name=prefix + q)
-        report.params[q] = _describe(plan[q])
-    _after_fill(modules, plan, report)
+    ruled = _rules_by_key(module, canonical, rules)
+    loaded = {q for q, p in params.items() if getattr(p, "_is_hf_initialized", False)}
+    plan = trace_module(module, seed=seed, skip=set(ruled) | loaded)
+    report = InitReport(plan=plan)
+    report.unknown = [q for q in plan.unwritten if q in params]
+    if report.unknown and unknown == "raise":
+        shown = ", ".join(report.unknown[:20]) + (" ..." if len(report.unknown) > 20 else "")
+        raise ValueError(
+            f"init_module: no init code or rule writes {len(report.unknown)} parameter(s): {shown}. "
+            "Pass rules={'name.pattern': initializer} (or unknown='skip' to leave them as they are)"
+        )
+    apply_plan(module, plan, seed=seed, prefix=prefix, rules=ruled)
+    _report(report, plan, ruled, params)
     return report
 
 
-def _after_fill(modules, plan, report):
-    """What reset_parameters does after drawing: padding rows, running statistics.
+def _rules_by_key(module, canonical, rules) -> dict[str, Callable]:
+    owners = {}
+    for sub in module.modules():
+        for local, p in sub.named_parameters(recurse=False):
+            owners.setdefault(id(p), (sub, local))
+    ruled = {}
+    for q, p in module.named_parameters():
+        owner, local = owners[id(p)]
+        rule = _match_rules(canonical(q), local, owner, rules)
+        if rule is not None:
+            ruled[canonical(q)] = rule
+    return ruled
 
-    On a DTensor only the rank holding the padding row zeroes it, and buffers are filled
-    through their local tensors: no collectives.
+
+def _report(report: InitReport, plan, ruled, params):
+    for key, tp in plan.items():
+        base = tp.writes[0] if tp.writes and tp.writes[0].index is None else None
+        described = (base.init.to_config() if base is not None and base.init is not None
+                     else tp.describe())  # fmt: skip
+        overlays = tp.writes[1:] if base is not None else []
+        notes = [_note(w) for w in overlays]
+        if notes:
+            report.notes[key] = "; ".join(notes)
+        if tp.buffer:
+            init = tp.init
+            constant = init is not None and init.scheme in ("zeros", "ones", "constant")
+            report.buffers[key] = (
+                {"zeros": 0, "ones": 1}.get(init.scheme, init.params.get("value")) if constant else described
+            )
+        elif key in params:
+            report.params[key] = described
+    for key, rule in ruled.items():
+        report.params[key] = _describe(rule)
+    report.untouched_buffers = [q for q in plan.unwritten if q not in params]
+
+
+def _note(write) -> str:
+    what = f"= {write.init!r}" if write.init is not None else "= values"
+    zero = write.init is not None and (
+        write.init.scheme == "zeros"
+        or (write.init.scheme == "constant" and write.init.params.get("value") == 0)
+    )
+    if (
+        write.index
+        and isinstance(write.index[0], int)
+        and all(isinstance(i, slice) and i.start == 0 and i.step == 1 for i in write.index[1:])
+    ):
+        return f"row {write.index[0]} {'zeroed' if zero else what} by {write.call}"
+    return f"[{write.index}] {what} by {write.call}"
+
+
+def build(factory, *args, seed: int = 0, device="cpu", dtype=None, rules: Mapping | None = None, **kwargs):
+    """``factory(*args, **kwargs)`` built with its constructor's own init code traced, on
+    ``device`` (and default dtype ``dtype``), every tensor filled by fastinit; returns the
+    module.
+
+    The constructor runs as written, on real memory, with the init calls recorded instead of
+    executed (torchvision-style loops at the end of ``__init__``, ``trunc_normal_`` after
+    ``reset_parameters``, a transformers model's ``post_init``): each random tensor is then
+    drawn from fastinit's stream ``(seed, state_dict key)`` with the distribution its last init
+    call asked for, and what the constructor computed (``torch.arange`` buffers, ``torch.ones``)
+    is kept. A tensor drawn by a random op fastinit cannot map (``torch.randn`` in a
+    constructor) is a ``fastinit.trace.TraceError`` naming it; ``rules`` (as for
+    ``init_module``) gives it an initializer.
+
+    >>> import torch, fastinit, fastinit.torch
+    >>> net = fastinit.torch.build(torch.nn.Linear, 4, 3, seed=0)
+    >>> net.weight.detach().numpy().tobytes() == fastinit.kaiming_uniform(
+    ...     (3, 4), a=5 ** 0.5, seed=0, name="weight").tobytes()
+    True
     """
-    with torch.no_grad():
-        for qual, sub in modules:
-            prefix = f"{qual}." if qual else ""
-            padding_idx = getattr(sub, "padding_idx", None)
-            if isinstance(sub, (nn.Embedding, nn.EmbeddingBag)) and padding_idx is not None:
-                name = f"{prefix}weight"
-                if name in plan and plan[name] is _STD_NORMAL:
-                    row = _local_row(sub.weight, padding_idx)
-                    if row is not None:
-                        row.zero_()
-                    report.notes[name] = f"row {padding_idx} (padding_idx) zeroed"
-            for local, buf in sub.named_buffers(recurse=False):
-                name = f"{prefix}{local}"
-                if isinstance(sub, nn.modules.batchnorm._NormBase) and local in _BUFFER_DEFAULTS:
-                    if _is_dtensor(buf):
-                        _shard_indices(buf, argname=f"buffer {name}")  # refuses Partial
-                        buf = buf.to_local()
-                    if not buf.is_meta:
-                        buf.fill_(_BUFFER_DEFAULTS[local])
-                    report.buffers[name] = _BUFFER_DEFAULTS[local]
-                else:
-                    report.untouched_buffers.append(name)
+    if not callable(factory):
+        raise TypeError(f"factory must be callable (a module class or a function), got {factory!r}")
+    if rules is not None and not isinstance(rules, Mapping):
+        raise TypeError(f"rules must be a mapping {{pattern: initializer}}, got {type(rules).__name__}")
+    recorder = trace.Recorder(seed)
+    what = f"{getattr(factory, '__qualname__', repr(factory))}(...)"
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.device(device))
+        if dtype is not None:
+            stack.enter_context(_default_dtype(dtype))
+        stack.enter_context(_transformers_units(recorder))
+        stack.enter_context(recorder)
+        with recorder.unit(what, None, None):
+            module = factory(*args, **kwargs)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"factory returned {type(module).__name__}, not a torch.nn.Module")
+    return fill_traced(module, recorder, seed=seed, rules=rules)
+
+
+def fill_traced(module, recorder, *, seed: int = 0, rules: Mapping | None = None, prefix: str = ""):
+    """Fill ``module`` built under ``recorder`` (a ``fastinit.trace.Recorder``) as its traced
+    init code says (``rules`` first); return it."""
+    names = _canonical_names(list(module.named_modules()))
+    ruled = _rules_by_key(module, names, dict(rules or {}))
+    plan = recorder.plan(module, names=names, skip=set(ruled))
+    unwritten = [q for q in plan.unwritten if q not in ruled]
+    params = {names(q) for q, _ in module.named_parameters()}
+    missing = [q for q in unwritten if q in params]
+    if missing:
+        raise trace.TraceError(
+            f"no init code writes {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}: "
+            f"give it an initializer with rules={{{missing[0]!r}: ...}}"
+        )
+    apply_plan(module, plan, seed=seed, prefix=prefix, rules=ruled)
+    module.fastinit_plan = plan
+    return module
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@contextlib.contextmanager
+def _transformers_units(recorder):
+    """While a transformers model is built, mark each of its ``_init_weights(module)`` calls
+    as a unit of the trace (no-op without transformers)."""
+    if "transformers.modeling_utils" not in sys.modules:
+        yield
+        return
+    from .transformers import init_weights_units
+
+    with init_weights_units(recorder):
+        yield

@@ -975,8 +975,8 @@ def test_report_contents():
     assert report.params["0.weight"] == {"scheme": "normal"}
     assert report.params["1.weight"] == {"scheme": "ones"} and report.params["1.bias"] == {"scheme": "zeros"}
     assert report.params["3.weight"] == {"scheme": "kaiming_uniform", "a": math.sqrt(5)}
-    assert set(report.notes) == {"0.weight"} and "padding_idx" in report.notes["0.weight"]
-    assert "2" in report.notes["0.weight"]
+    assert set(report.notes) == {"0.weight"} and report.notes["0.weight"].startswith("row 2 zeroed by ")
+    assert "Embedding.reset_parameters()" in report.notes["0.weight"]
     assert torch.all(model[0].weight[2] == 0) and torch.all(model[0].weight[[0, 1, 3]] != 0)
     assert report.buffers == {"1.running_mean": 0.0, "1.running_var": 1.0, "1.num_batches_tracked": 0}
     assert torch.all(model[1].running_mean == 0) and torch.all(model[1].running_var == 1)
