@@ -663,7 +663,7 @@ def _meta_shadows(module):
             table[name] = t
 
 
-def _run_init_code(module, recorder):
+def _run_init_code(module, recorder, names):
     """Run ``module``'s own init code under ``recorder``: every submodule's
     ``reset_parameters()`` (or ``_reset_parameters()``), children first as their constructors
     ran them, then each transformers model's ``_init_weights`` over its modules."""
@@ -671,7 +671,7 @@ def _run_init_code(module, recorder):
         for method in ("reset_parameters", "_reset_parameters"):
             reset = getattr(sub, method, None)
             if callable(reset) and not any(_uninitialized(p) for p in sub.parameters(recurse=False)):
-                what = f"{type(sub).__name__}.{method}() of {qual or 'the model'}"
+                what = f"{type(sub).__name__}.{method}() of {names(qual) or 'the model'}"
                 with recorder.unit(what, sub, reset):
                     try:
                         reset()
@@ -704,7 +704,7 @@ def trace_module(module: nn.Module, *, seed: int = 0, skip=()) -> trace.InitPlan
     recorder = trace.Recorder(seed)
     with _meta_shadows(module):
         with recorder, torch.no_grad():
-            _run_init_code(module, recorder)
+            _run_init_code(module, recorder, names)
         plan = recorder.plan(module, names=names, skip=skip, run_again=False)
     recorder.run_again(plan, module, names=names)
     return plan
@@ -803,6 +803,9 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
             raise ValueError(
                 f"parameter {q} is on the meta device: materialize with module.to_empty(device='cpu')"
             )
+    for model in _transformers_models(module):
+        model.tie_weights()  # as post_init does (module.to_empty unties them)
+    params = {canonical(q): p for q, p in module.named_parameters()}
     ruled = _rules_by_key(module, canonical, rules)
     loaded = {q for q, p in params.items() if getattr(p, "_is_hf_initialized", False)}
     plan = trace_module(module, seed=seed, skip=set(ruled) | loaded)

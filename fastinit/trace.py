@@ -379,6 +379,7 @@ class _Event:
     value: object = None  # computed: the view's values after the write, KEPT, or None (meta)
     unit: int | None = None
     root: str = ""  # derived: the draw its values come from
+    held: bool = False  # init of a constant, written for real: the memory holds it
 
     @property
     def origin(self) -> str:
@@ -408,7 +409,14 @@ _NOT_WRITES = {"requires_grad_", "retain_grad", "share_memory_", "detach_", "res
                "record_stream", "_fix_weakref", "_coalesced_", "sparse_resize_", "sparse_resize_and_clear_"}  # fmt: skip
 _SCALE = {"mul_": 1, "__imul__": 1, "div_": -1, "__itruediv__": -1, "__idiv__": -1}
 _SHIFT = {"add_": 1, "__iadd__": 1, "sub_": -1, "__isub__": -1}
-_INIT_METHODS = {"normal_", "uniform_", "zero_", "fill_"}
+_ARITHMETIC = {  # name -> number -> (scale, shift) of tensor op number
+    "mul": lambda c: (c, 0.0), "__mul__": lambda c: (c, 0.0), "__rmul__": lambda c: (c, 0.0),
+    "div": lambda c: (1.0 / c if c else math.inf, 0.0), "true_divide": lambda c: (1.0 / c if c else math.inf, 0.0),
+    "__truediv__": lambda c: (1.0 / c if c else math.inf, 0.0),
+    "add": lambda c: (1.0, c), "__add__": lambda c: (1.0, c), "__radd__": lambda c: (1.0, c),
+    "sub": lambda c: (1.0, -c), "__sub__": lambda c: (1.0, -c), "__rsub__": lambda c: (-1.0, c),
+    "neg": lambda c: (-1.0, 0.0), "__neg__": lambda c: (-1.0, 0.0),
+}  # fmt: skip
 
 _LOCK = threading.RLock()
 
@@ -566,7 +574,7 @@ class Recorder(TorchFunctionMode):
         """An event whose value the memory of these tensors does not hold (a recorded draw)."""
         for t in _tensors(objs):
             for event in self._state(t):
-                if event.kind != "computed":
+                if event.kind != "computed" and not event.held:
                     return event
         return None
 
@@ -575,6 +583,11 @@ class Recorder(TorchFunctionMode):
         if key is None:
             return
         event = _Event(geometry(t), kind, call + self._where(), init, value, self._unit, root)
+        if kind == "init" and init.scheme in ("zeros", "ones", "constant") and not _local(t).is_meta:
+            # constants are cheap: written for real, so what the model computes from them is right
+            with torch.no_grad():
+                t.fill_({"zeros": 0, "ones": 1}.get(init.scheme, init.params.get("value")))
+            event.held = True
         events = self.events.setdefault(key, [])
         local = _local(t)
         whole = (0, (local.untyped_storage().nbytes() // max(local.element_size(), 1),), (1,))
@@ -608,6 +621,10 @@ class Recorder(TorchFunctionMode):
             for t in _tensors(out):
                 self._created(t, "random", f"torch.{name}")
             return out
+        if name in _ARITHMETIC and not kwargs and len(args) in (1, 2):
+            scaled = self._scaled_draw(func, name, args)
+            if scaled is not None:
+                return scaled
         before = {storage_key(t) for t in _tensors((args, kwargs))}
         out = func(*args, **kwargs)
         fresh = [t for t in _tensors(out) if storage_key(t) not in before]
@@ -657,6 +674,28 @@ class Recorder(TorchFunctionMode):
         self._write(view, "computed", f"Tensor.{name}", value=value)
         return out
 
+    def _scaled_draw(self, func, name, args):
+        """``draw * c``, ``draw / c``, ``draw + c``, ``-draw``, ...: a new tensor holding the
+        recorded draw of ``args[0]`` scaled and shifted, recorded as a draw (else None)."""
+        tensor, number = args[0], (args[1] if len(args) == 2 else None)
+        events = self._state(tensor) if isinstance(tensor, torch.Tensor) else []
+        if len(events) != 1 or events[0].kind != "init" or events[0].geometry != geometry(tensor):
+            return None
+        if number is not None and not _is_plain_number(number):
+            return None
+        scale, shift = _ARITHMETIC[name](float(number) if number is not None else 0.0)
+        if not math.isfinite(scale) or not math.isfinite(shift):
+            return None
+        resolved = elementwise(events[0].init, events[0].geometry[1])
+        if resolved is None or resolved.scheme == "values":
+            return None
+        out = func(*args)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(tensor.shape):
+            return None
+        self._created(out, "init", f"{events[0].call}, then {name}({'' if number is None else number})")
+        self._state(out)[-1].init = _affine(resolved, scale, shift)
+        return out
+
     def _copy_draw(self, target, source) -> bool:
         """``target.copy_(source)`` where ``source`` holds one recorded draw: the draw moves."""
         events = self._state(source)
@@ -690,7 +729,7 @@ class Recorder(TorchFunctionMode):
                 return False
             folded.append(_affine(resolved, scale, shift))
         for event, init in zip(events, folded, strict=True):
-            event.init = init
+            event.init, event.held = init, False
             event.call = f"{event.call}, then Tensor.{name}({number:g})"
         return True
 
