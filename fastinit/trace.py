@@ -37,6 +37,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
@@ -762,6 +763,8 @@ class Recorder(TorchFunctionMode):
             outer = geometry(tensor)
             placed = [block(outer, e.geometry) for e in events]
             last_whole = max((i for i, p in enumerate(placed) if p is not None and p[0] is None), default=0)
+            if events[last_whole].kind == "empty" and _covered(tensor, placed[last_whole + 1 :]):
+                last_whole += 1  # torch.empty, then written part by part: every element written
             for event in events[last_whole:]:
                 problem = self._resolve(tp, tensor, event, plan.pending)
                 if problem:
@@ -995,6 +998,16 @@ def _reorder(value: torch.Tensor, perm, tensor, index) -> torch.Tensor:
     squeezed = value.reshape([n for n in value.shape if n != 1])
     shape = tuple(tensor[index].shape) if index is not None else tuple(tensor.shape)
     return squeezed.permute(perm).reshape(shape).detach().to("cpu").clone()
+
+
+def _covered(tensor, placed) -> bool:
+    """Whether the blocks ``placed`` (as from ``block``) together cover every element."""
+    if not placed or any(p is None for p in placed):
+        return False
+    mask = np.zeros(tuple(tensor.shape), dtype=bool)
+    for index, _ in placed:
+        mask[index if index is not None else ...] = True
+    return bool(mask.all())
 
 
 def _problems_message(problems: list[str]) -> str:

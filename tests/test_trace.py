@@ -1,0 +1,222 @@
+"""The trace of a model's own init code (fastinit/trace.py): what each kind of call becomes."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import fastinit  # noqa: E402
+import fastinit.torch as ft  # noqa: E402
+from fastinit import trace  # noqa: E402
+
+
+def tbytes(t):
+    return t.detach().contiguous().numpy().tobytes()
+
+
+class Fused(nn.Module):
+    """Two halves of one tensor initialized differently through views, a bias through .data."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(8, 6))
+        self.b = nn.Parameter(torch.empty(6))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        nn.init.normal_(self.w[:4], std=0.5)
+        nn.init.uniform_(self.w[4:], -0.1, 0.1)
+        self.b.data.fill_(0.25)
+
+
+def test_views_are_blocks_of_their_tensor_drawn_from_its_stream():
+    model = Fused()
+    plan = ft.trace_module(model)
+    writes = plan["w"].writes
+    assert [w.index for w in writes] == [(slice(0, 4, 1), slice(0, 6, 1)), (slice(4, 8, 1), slice(0, 6, 1))]
+    assert writes[0].init == fastinit.get_initializer("normal", std=0.5)
+    ft.init_module(model, seed=2)
+    top = fastinit.normal((8, 6), 0.0, 0.5, seed=2, name="w", index=(slice(0, 4),))
+    bottom = fastinit.uniform((8, 6), -0.1, 0.1, seed=2, name="w", index=(slice(4, 8),))
+    assert tbytes(model.w[:4]) == np.asarray(top).tobytes()
+    assert tbytes(model.w[4:]) == np.asarray(bottom).tobytes()
+    assert torch.all(model.b == 0.25)
+
+
+def test_plan_is_data_json_and_printable():
+    plan = ft.trace_module(nn.Embedding(10, 4, padding_idx=3))
+    config = plan.to_config()
+    text = json.dumps(config)
+    back = json.loads(text)["weight"]
+    assert fastinit.Initializer.from_config(back[0]["init"]) == fastinit.get_initializer("normal")
+    assert back[1]["index"][0] == 3 and back[1]["init"] == {"scheme": "constant", "value": 0}
+    assert "Embedding.reset_parameters()" in str(plan)
+
+
+def test_a_random_op_fastinit_cannot_map_names_the_tensor_call_and_rules():
+    class Perm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.order = nn.Parameter(torch.randperm(6).float())
+
+    with pytest.raises(trace.TraceError) as info:
+        ft.build(Perm)
+    message = str(info.value)
+    assert "order" in message and "torch.randperm" in message and "rules=" in message
+    built = ft.build(Perm, rules={"order": fastinit.get_initializer("zeros")})
+    assert torch.all(built.order == 0)
+
+
+def test_a_drawn_tensor_scaled_after_the_draw_is_the_scaled_distribution():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(64, 64))
+            nn.init.normal_(self.w, std=0.2)
+            with torch.no_grad():
+                self.w.mul_(0.5)
+                self.w += 1.0
+
+    plan = ft.build(Scaled, seed=0).fastinit_plan
+    assert plan["w"].init == fastinit.get_initializer("normal", mean=1.0, std=0.1)
+
+
+def test_arithmetic_other_than_scaling_a_draw_is_refused():
+    class Squared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(4, 4))
+            nn.init.normal_(self.w)
+            with torch.no_grad():
+                self.w.pow_(2)
+
+    with pytest.raises(trace.TraceError, match=r"w: .*Tensor.pow_.*torch.nn.init.normal_"):
+        ft.build(Squared)
+
+
+def test_a_draw_copied_into_a_parameter_moves_with_the_copy():
+    class Copied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(6, 4))
+            q = torch.empty(6, 4)
+            nn.init.orthogonal_(q)
+            with torch.no_grad():
+                self.w.copy_(q)
+
+    model = ft.build(Copied, seed=4)
+    assert model.fastinit_plan["w"].init == fastinit.get_initializer("orthogonal")
+    assert tbytes(model.w) == np.asarray(fastinit.orthogonal((6, 4), seed=4, name="w")).tobytes()
+
+
+def test_values_derived_from_torch_rand_are_drawn_from_fastinit_and_reproducible():
+    class Dt(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = nn.Parameter(torch.empty(32))
+            self.reset_parameters()
+
+        def reset_parameters(self):
+            dt = torch.exp(torch.rand(32) * 2.0 - 3.0)
+            with torch.no_grad():
+                self.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+
+    a, b, c = Dt(), Dt(), Dt()
+    state = torch.random.get_rng_state()
+    ft.init_module(a, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # torch's generator is never used
+    ft.init_module(b, seed=0)
+    ft.init_module(c, seed=1)
+    assert torch.equal(a.bias, b.bias) and not torch.equal(a.bias, c.bias)
+    u = torch.from_dlpack(fastinit.uniform((32,), seed=0, name="#0"))
+    dt = torch.exp(u * 2.0 - 3.0)
+    torch.testing.assert_close(a.bias.detach(), dt + torch.log(-torch.expm1(-dt)))
+
+
+def test_computed_buffers_are_kept_by_build_and_rerun_by_init_module():
+    class Rope(nn.Module):
+        def __init__(self, n=8):
+            super().__init__()
+            self.n = n
+            self.register_buffer("inv_freq", torch.empty(n // 2), persistent=False)
+            self.lin = nn.Linear(n, n)
+            self.reset_parameters()
+
+        def reset_parameters(self):
+            freqs = 1.0 / (
+                10000 ** (torch.arange(0, self.n, 2, device=self.inv_freq.device).float() / self.n)
+            )
+            self.inv_freq.copy_(freqs)
+
+    expected = 1.0 / (10000 ** (torch.arange(0, 8, 2).float() / 8))
+    built = ft.build(Rope)
+    assert torch.equal(built.inv_freq, expected)
+    with torch.device("meta"):
+        meta = Rope()
+    meta.to_empty(device="cpu")
+    with torch.no_grad():
+        meta.inv_freq.fill_(float("nan"))
+    ft.init_module(meta, seed=0)  # traced on meta: the value comes from running it again
+    assert torch.equal(meta.inv_freq, expected)
+
+
+def test_a_write_through_a_view_that_is_not_a_block_is_refused():
+    class Diagonal(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(4, 4))
+            with torch.no_grad():
+                self.w.diagonal().normal_()
+
+    with pytest.raises(trace.TraceError, match="w: written through a view that is not a block"):
+        ft.build(Diagonal)
+
+
+def test_kaiming_on_a_slice_uses_the_slice_fans():
+    class Half(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(8, 16))
+            nn.init.kaiming_uniform_(self.w[:, :4])
+            nn.init.zeros_(self.w[:, 4:])
+
+    plan = ft.build(Half).fastinit_plan
+    bound = math.sqrt(2.0) * math.sqrt(3.0 / 4)  # fan_in of the (8, 4) slice, gain sqrt(2)
+    first = plan["w"].writes[0]
+    assert first.index == (slice(0, 8, 1), slice(0, 4, 1))
+    assert first.init.scheme == "uniform" and math.isclose(first.init.params["high"], bound)
+
+
+def test_orthogonal_on_part_of_a_tensor_is_refused():
+    class Part(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(8, 8))
+            nn.init.orthogonal_(self.w[:4])
+            nn.init.zeros_(self.w[4:])
+
+    with pytest.raises(trace.TraceError, match="needs the whole matrix"):
+        ft.build(Part)
+
+
+def test_parameters_flagged_as_loaded_are_left_as_they_are():
+    model = nn.Linear(4, 4)
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    model.weight._is_hf_initialized = True
+    report = ft.init_module(model, seed=0)
+    assert torch.all(model.weight == 7.0) and "weight" not in report.params and "bias" in report.params
+
+
+def test_recorder_restores_torch_init_functions():
+    before = {name: getattr(nn.init, name) for name in ("normal_", "kaiming_uniform_", "trunc_normal_")}
+    with pytest.raises(trace.TraceError):
+        ft.build(lambda: nn.ParameterDict({"p": nn.Parameter(torch.randint(0, 3, (2,)).float())}))
+    assert {name: getattr(nn.init, name) for name in before} == before
+    t = torch.empty(1000)
+    nn.init.normal_(t)  # torch's own again
+    assert t.std() > 0.5
