@@ -33,6 +33,7 @@ _SCHEMES = (
     "ones",
     "orthogonal",
     "sparse",
+    "values",
     "variance_scaling",
     "xavier_normal",
     "xavier_uniform",

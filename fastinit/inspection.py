@@ -5,8 +5,8 @@ A fastinit checkpoint records, per tensor, the initializer config it was drawn f
 ``__metadata__["fastinit.tensors"]``). ``predict(init, shape)`` turns that config into what the
 values should look like: the distribution (a frozen ``scipy.stats`` normal, truncated normal or
 uniform), its mean and std, its support; or, for schemes that are no i.i.d. distribution, the
-structure to check instead (orthogonal: ``Q^T Q = gain^2 I``; constant / eye / dirac: the exact
-values; sparse: the number of zeros per column, a normal elsewhere).
+structure to check instead (orthogonal: ``Q^T Q = gain^2 I``; constant / eye / dirac / values: the
+exact values; sparse: the number of zeros per column, a normal elsewhere).
 
 ``inspect_path(path)`` reads a ``.safetensors`` file, a checkpoint directory (or its
 ``model.safetensors.index.json``) or a manifest (a JSON manifest or a Hugging Face
@@ -97,7 +97,7 @@ MAX_MANIFEST_BYTES = 100_000_000
 CELL_LIMIT = 160  # characters of a table cell (a tensor name or scheme read from a file may be any length)
 
 _CONSTANT_SCHEMES = ("constant", "zeros", "ones")
-_EXACT_SCHEMES = ("constant", "zeros", "ones", "eye", "dirac")
+_EXACT_SCHEMES = ("constant", "zeros", "ones", "eye", "dirac", "values")
 
 
 class InspectError(CheckpointError):
@@ -112,8 +112,8 @@ class Prediction:
     """What a scheme predicts for a tensor of a given shape.
 
     ``kind``: "distribution" (i.i.d. draws from ``dist``, a frozen scipy.stats distribution),
-    "orthogonal", "delta_orthogonal", "exact" (constant, zeros, ones, eye, dirac: the values
-    are known), "sparse" (``dist`` for the non-zero values, ``zero_fraction`` zeros) or
+    "orthogonal", "delta_orthogonal", "exact" (constant, zeros, ones, eye, dirac, values: the
+    values are known), "sparse" (``dist`` for the non-zero values, ``zero_fraction`` zeros) or
     "unknown" (custom schemes). ``mean`` / ``std`` are the whole tensor's expected mean and std
     (for orthogonal kinds, std is the exact root mean square); None when not predictable.
     """
@@ -265,6 +265,11 @@ def predict(init, shape, zero_rows: Sequence[int] = ()) -> Prediction:
         if scheme in _CONSTANT_SCHEMES:
             value = {"zeros": 0.0, "ones": 1.0}.get(scheme, a.get("value"))
             p = Prediction("exact", text, float(value), 0.0, low=float(value), high=float(value))
+        elif scheme == "values":  # the literal values (float64; their finite ones for the moments)
+            x = np.asarray(init(shape, dtype="float64")).ravel()
+            x = x[np.isfinite(x)]
+            p = (Prediction("exact", text, float(x.mean()), float(x.std()), low=float(x.min()), high=float(x.max()))
+                 if x.size else Prediction("exact", text))  # fmt: skip
         else:
             ones = (min(shape) if scheme == "eye" else
                     min(shape[0] // a["groups"], shape[1]) * a["groups"])  # fmt: skip

@@ -3,20 +3,26 @@ and compare it, chunk by chunk, with the file.
 
 Works on any directory written by ``write_checkpoint`` (single file or sharded) and on a single
 ``.safetensors`` file. Each shard's ``__metadata__`` holds the seed and, per tensor, the
-initializer config (and rows zeroed after drawing), which is all regeneration needs.
+initializer config (and rows zeroed after drawing, overlays, the virtual tensor it is a block of:
+manifest.py), which is all regeneration needs.
 
 The files are untrusted. Before any value is generated the whole checkpoint is checked: only
 regular files inside the directory are read (files.py); every header is consistent with its
 file's size (safetensors_format.py); the index lists every shard and nothing else, and names
 every tensor exactly once, in the shard that holds it; every shard has the same seed and stream
-version; every recorded initializer and ``zero_rows`` is valid for its tensor. Any failure is a
+version; every recorded initializer, ``zero_rows``, ``writes`` and ``source`` is valid for its
+tensor (records are data: each field's type is checked before it is used). Any failure is a
 ``CheckpointError``. A custom scheme whose function is not registered in this process is never
-imported: the tensor is reported as one that cannot be regenerated.
+imported: the tensor is reported as one that cannot be regenerated. The work stays proportional to
+the files: a block of a virtual tensor costs its own bytes, except under a scheme that needs its
+whole stream tensor (orthogonal, sparse, ...), which is refused when that tensor is larger than
+the files verified together (or 1 GiB, if more).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,13 +32,14 @@ import numpy as np
 from ..rng.streams import STREAM_VERSION, check_seed
 from ..schemes import Initializer
 from .files import member_path, open_regular, read_regular, shown
-from .manifest import CheckpointError, TensorSpec
+from .manifest import CheckpointError, TensorSource, TensorSpec, writes_from_json
 from .safetensors_format import read_header
-from .writer import INDEX_NAME, generate_chunk, row_chunks
+from .writer import INDEX_NAME, generate_chunk, row_chunks, shard_cache, whole_tensor
 
 __all__ = ["verify_checkpoint", "VerifyReport", "checkpoint_files"]
 
 MAX_INDEX_BYTES = 100_000_000
+WHOLE_STREAM_FLOOR = 1 << 30  # bytes of a whole stream tensor always allowed (module docstring)
 _SHARD_NAME = re.compile(r"model-(\d{5})-of-(\d{5})\.safetensors")
 
 
@@ -181,12 +188,18 @@ def _spec(path: str, entry, record) -> tuple[TensorSpec, object, bool]:
         init = Initializer.from_config(record["init"])
     except (TypeError, ValueError, KeyError, RecursionError) as error:
         raise CheckpointError(f"{where}: {error}") from None
-    spec = TensorSpec(entry.name, entry.shape, entry.dtype, init, tuple(zero_rows))
-    try:  # a custom function named but not registered is never imported: nothing to call
-        spec.check() if init.resolved else spec.check_rows()
+    try:
+        source = TensorSource.from_json(record["source"], where) if "source" in record else None
+        writes = writes_from_json(record["writes"], f"{where}: writes") if "writes" in record else ()
+    except RecursionError:
+        raise CheckpointError(f"{where}: unreadable source or writes record") from None
+    try:
+        spec = TensorSpec(entry.name, entry.shape, entry.dtype, init, tuple(zero_rows), writes, source)
+        # a custom function named but not registered is never imported: nothing to call
+        spec.check() if spec.resolved else spec.check_rows()
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    return spec, entry, init.resolved
+    return spec, entry, spec.resolved
 
 
 def _check_consistency(path: str, shards: list[_Shard], weight_map: dict[str, str] | None) -> None:
@@ -224,6 +237,21 @@ def _check_consistency(path: str, shards: list[_Shard], weight_map: dict[str, st
             raise CheckpointError(f"{path}: the index names tensor {shown(name)}, which no shard holds")
 
 
+def _check_work(path: str, shards: list[_Shard]) -> None:
+    """Refuse a whole-tensor scheme on a stream tensor larger than the files (module docstring)."""
+    budget = max(sum(os.stat(s.path).st_size for s in shards), WHOLE_STREAM_FLOOR)
+    for shard in shards:
+        for spec, _, regenerable in shard.specs:
+            if spec.source is None or not regenerable or not whole_tensor(spec):
+                continue
+            need = math.prod(spec.stream_shape) * spec.dtype.itemsize
+            if need > budget:
+                raise CheckpointError(
+                    f"{shard.path}: tensor {shown(spec.name)} needs its whole stream tensor of {need:,} bytes "
+                    f"(source {shown(spec.stream_name)}), more than the {budget:,} bytes of the files: not plausible"
+                )
+
+
 def verify_checkpoint(path, *, chunk_bytes: int = 64 << 20, progress=None) -> VerifyReport:
     """Check the checkpoint's structure (module docstring), then regenerate and compare every
     tensor; the report lists those that differ, by name.
@@ -238,10 +266,11 @@ def verify_checkpoint(path, *, chunk_bytes: int = 64 << 20, progress=None) -> Ve
     files, weight_map = _layout(path)
     shards = [_shard(file) for file in files]
     _check_consistency(path, shards, weight_map)
+    _check_work(path, shards)
     report = VerifyReport()
     for shard in shards:
         file = os.path.basename(shard.path)
-        with os.fdopen(open_regular(shard.path), "rb") as f:
+        with os.fdopen(open_regular(shard.path), "rb") as f, shard_cache():  # (blocks of one fused tensor)
             for spec, entry, regenerable in shard.specs:
                 if not regenerable:
                     report.unverifiable.append((spec.name, file))
@@ -253,15 +282,14 @@ def verify_checkpoint(path, *, chunk_bytes: int = 64 << 20, progress=None) -> Ve
 
 def _compare(f, spec: TensorSpec, entry, shard: _Shard, chunk_bytes: int, progress) -> bool:
     equal = True
-    whole = spec.init.scheme in ("orthogonal", "delta_orthogonal", "sparse")
-    chunks = list(row_chunks(spec, max(chunk_bytes, spec.nbytes) if whole else chunk_bytes))
+    chunks = list(row_chunks(spec, max(chunk_bytes, spec.nbytes) if whole_tensor(spec) else chunk_bytes))
     buf = np.empty(max([b1 - b0 for _, _, b0, b1 in chunks] + [1]), np.uint8)  # rows > chunk too
     for r0, r1, b0, b1 in chunks:
         try:
             expected = generate_chunk(spec, shard.seed, r0, r1, buf)
-        except (TypeError, ValueError, ArithmeticError) as error:
+        except (TypeError, ValueError, ArithmeticError, MemoryError) as error:
             raise CheckpointError(
-                f"{shard.path}: tensor {shown(spec.name)}: cannot regenerate ({error})"
+                f"{shard.path}: tensor {shown(spec.name)}: cannot regenerate ({str(error) or 'out of memory'})"
             ) from None
         f.seek(shard.data_start + entry.begin + b0)
         if f.read(b1 - b0) != expected.tobytes():

@@ -1,8 +1,11 @@
 """Initialization schemes: fans and gains, variance scaling and its presets, orthogonal,
-deterministic schemes, sparse, custom element-wise schemes, and the registry."""
+deterministic schemes (literal ``values`` too: ``encode_values`` makes their data), sparse, custom
+element-wise schemes, and the registry."""
 
+# encode_values: a helper, importable here but not in __all__ (where every name is a scheme)
 from .custom import custom
-from .deterministic import constant, dirac, eye, ones, zeros
+from .deterministic import constant, dirac, eye, ones, values, zeros
+from .deterministic import encode_values as encode_values
 from .fans import calculate_gain, compute_fans
 from .orthogonal import delta_orthogonal, orthogonal
 from .registry import Initializer, get_initializer, list_initializers
@@ -43,6 +46,7 @@ __all__ = [
     "ones",
     "orthogonal",
     "sparse",
+    "values",
     "variance_scaling",
     "xavier_normal",
     "xavier_uniform",

@@ -1,4 +1,4 @@
-"""Schemes with no randomness: constant, zeros, ones, eye, dirac.
+"""Schemes with no randomness: constant, zeros, ones, eye, dirac, values.
 
 Each takes the common keywords (``dtype``, ``device``, ``index``, ``out``; ``seed`` and ``name``
 are validated as the samplers validate them, then ignored, so every scheme has one calling
@@ -8,7 +8,11 @@ convention and a bad seed fails the same way whichever scheme a config names) an
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import math
+import zlib
 
 import numpy as np
 
@@ -16,7 +20,7 @@ from .. import api
 from ..distributions import UNIFORM
 from ..rng.streams import check_name, check_seed
 
-__all__ = ["constant", "zeros", "ones", "eye", "dirac"]
+__all__ = ["constant", "zeros", "ones", "eye", "dirac", "values", "encode_values"]
 
 
 def constant(shape, value, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
@@ -120,3 +124,125 @@ def dirac(shape, groups=1, *, seed=0, name=None, dtype=None, device="cpu", index
         return hit
 
     return _deliver_mask(shape, mask, dtype, device, index, out)
+
+
+# ---- literal values ------------------------------------------------------------------------------
+
+# deflate never expands more than 1032:1; a stream this much shorter than the values it is
+# said to hold cannot hold them (refused before any inflating)
+_MAX_INFLATION = 1100
+_DATA_FORM = "base64 text of the zlib-compressed little-endian float64 values in C order"
+
+
+def encode_values(array) -> str:
+    """The ``data`` of ``values`` for ``array`` (anything ``np.asarray`` takes), converted to
+    float64: base64 text of the zlib-compressed little-endian float64 values in C order.
+
+    The text depends on the zlib library's compressor (the values it decodes to do not).
+
+    >>> values((3,), encode_values([1, 2, 3])).raw
+    array([1., 2., 3.], dtype=float32)
+    """
+    flat = np.ascontiguousarray(np.asarray(array, dtype=np.float64), dtype="<f8")
+    return base64.b64encode(zlib.compress(flat.tobytes(), 9)).decode("ascii")
+
+
+def _inflate(data, count: int) -> np.ndarray:
+    """The ``count`` float64 values of ``data``, never inflating more than their 8 * count bytes
+    (plus one, to see that there are more)."""
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"data is not {_DATA_FORM} (not base64 text)") from None
+    expected = 8 * count
+    if expected > _MAX_INFLATION * len(raw) + 4096:
+        raise ValueError(f"data ({len(raw)} compressed bytes) cannot hold the {count} values of the shape")
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(raw, expected) if expected else b""
+        if not inflater.eof:  # (a valid stream ends here; one that does not holds more, or is cut)
+            out += inflater.decompress(inflater.unconsumed_tail if expected else raw, 1)
+    except zlib.error:
+        raise ValueError(f"data is not {_DATA_FORM} (not a zlib stream)") from None
+    if len(out) > expected:
+        raise ValueError(f"data holds more than the {count} values of the shape")
+    if not inflater.eof:
+        raise ValueError(f"data is not {_DATA_FORM} (the zlib stream is cut short)")
+    if inflater.unused_data:
+        raise ValueError(f"data has bytes after its zlib stream ({_DATA_FORM})")
+    if len(out) != expected:
+        raise ValueError(f"data holds {len(out) // 8} values (and {len(out) % 8} bytes), the shape {count}")
+    return np.frombuffer(out, dtype="<f8")
+
+
+def _round_bfloat16(x: np.ndarray) -> np.ndarray:
+    """x (float64) rounded once to bfloat16, to nearest, ties to even; as float32 values.
+
+    Rounded to float32 by rounding to odd first (truncate, then set the last bit when inexact):
+    with 16 more bits than bfloat16 and the same exponent range, rounding that to nearest gives
+    the correctly rounded result (a plain float32 rounding would round twice)."""
+    with np.errstate(over="ignore"):
+        y = x.astype(np.float32)
+    away = np.abs(y.astype(np.float64)) > np.abs(x)
+    y[away] = np.nextafter(y[away], np.float32(0))
+    bits = y.view(np.uint32)
+    bits |= (y.astype(np.float64) != x).astype(np.uint32)
+    bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return bits.view(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _rounded(data: str, count: int, dtype_name: str) -> np.ndarray:
+    """The values of data rounded once to dtype (float32 values for the 32-bit-compute dtypes,
+    each exactly a value of dtype), read-only. Cached: the writer asks for them chunk by chunk."""
+    x = _inflate(data, count)
+    bad = np.flatnonzero(np.isnan(x))
+    if bad.size:
+        raise ValueError(f"data holds NaN (element {int(bad[0])})")
+    if dtype_name == "float64":
+        rounded = x.copy()
+    else:
+        with np.errstate(over="ignore"):
+            if dtype_name == "bfloat16":
+                rounded = _round_bfloat16(x)
+            elif dtype_name == "float16":  # (NumPy rounds float64 to float16 once, directly)
+                rounded = x.astype(np.float16).astype(np.float32)
+            else:
+                rounded = x.astype(np.float32)
+        overflow = np.flatnonzero(np.isinf(rounded) & np.isfinite(x))
+        if overflow.size:  # as constant(): never a silent overflow to inf
+            k = int(overflow[0])
+            raise ValueError(f"data: element {k} ({float(x[k])!r}) is beyond the largest finite {dtype_name}")
+    rounded.flags.writeable = False
+    return rounded
+
+
+def values(shape, data, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+    """Literal values: the tensor holds ``data``, rounded once to dtype (to nearest, ties to even,
+    as ``constant`` rounds its value). For a tensor a model computes, such as Mamba's ``A_log``.
+
+    ``data``: base64 text of the zlib-compressed little-endian float64 values of the whole tensor
+    in C order, as ``encode_values(array)`` returns it; it must hold exactly ``prod(shape)``
+    values (never inflated beyond them), none NaN, and none finite beyond the dtype's range
+    (+-inf is kept). ``index=`` selects elements of the whole tensor, as everywhere.
+
+    >>> import fastinit, numpy as np
+    >>> from fastinit.schemes.deterministic import encode_values
+    >>> data = encode_values([[0.5, -2.0], [0.25, 3.5]])
+    >>> np.asarray(fastinit.values((2, 2), data, dtype="float64"))
+    array([[ 0.5 , -2.  ],
+           [ 0.25,  3.5 ]])
+    >>> fastinit.values((2, 2), data, index=(slice(None), 1)).raw
+    array([-2. ,  3.5], dtype=float32)
+    """
+    check_seed(seed)
+    check_name(name)
+    shape = api.check_shape(shape)
+    api.target_device(device, out)  # a bad device fails before the host work
+    dt = api.output_dtype(dtype, out)
+    if not isinstance(data, str):  # (before the cache, which hashes it)
+        raise TypeError(f"data must be a str ({_DATA_FORM}), got {type(data).__name__}")
+    api.result_shape(shape, index)  # (validates index: fastinit's index= is NumPy basic indexing)
+    full = _rounded(data, math.prod(shape), dt.name).reshape(shape)
+    selected = full if index is None else full[index]
+    return api.deliver(np.asarray(selected), shape, dtype=dt, device=device, index=index, out=out)

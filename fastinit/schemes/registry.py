@@ -18,7 +18,7 @@ import json
 from .. import api
 from . import variance_scaling as vs
 from .custom import apply_custom, function_path, register_custom, registered_function
-from .deterministic import constant, dirac, eye, ones, zeros
+from .deterministic import constant, dirac, eye, ones, values, zeros
 from .orthogonal import delta_orthogonal, orthogonal
 from .sparse import sparse
 
@@ -43,6 +43,7 @@ SCHEMES = {
     "eye": eye,
     "dirac": dirac,
     "sparse": sparse,
+    "values": values,
     "custom": apply_custom,
 }
 ALIASES = {
