@@ -127,11 +127,13 @@ def _checkpoint(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise _UsageError(f"--threads {args.threads}: must be >= 1")
     if args.config:
-        manifest = ck.manifest_from_config(_read_json(args.config, "config"), dtype=args.dtype)
+        manifest = ck.manifest_from_config(
+            _read_json(args.config, "config"), dtype=args.dtype, seed=args.seed
+        )
     elif args.manifest:
         manifest = ck.manifest_from_json(_read_json(args.manifest, "manifest"), dtype=args.dtype)
     else:
-        manifest = ck.manifest_from_config(ck.preset_config(args.preset), dtype=args.dtype)
+        manifest = ck.manifest_from_config(ck.preset_config(args.preset), dtype=args.dtype, seed=args.seed)
     if args.override:
         manifest = ck.with_overrides(manifest, dict(_parse_override(o) for o in args.override))
     total = sum(p.size - len(p.header) for p in ck.writer.part_of(ck.plan_shards(manifest, args.max_shard_size,

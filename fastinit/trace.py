@@ -202,22 +202,29 @@ class Write:
     call: str = ""
     kept: bool = False
 
-    def values_initializer(self) -> Initializer:
-        """Literal values as an initializer of the ``values`` scheme."""
+    def values_initializer(self, shape=None) -> Initializer:
+        """Literal values as an initializer of the ``values`` scheme; for a write to a block,
+        the values of the whole tensor of ``shape`` (zeros outside the block: the write fills
+        only its block)."""
         from .schemes.deterministic import encode_values
 
         if self.value is None:
             raise TraceError(f"no value was recorded for the write of {self.call}")
-        return get_initializer(
-            "values", data=encode_values(self.value.detach().to("cpu", torch.float64).numpy())
-        )
+        values = self.value.detach().to("cpu", torch.float64).numpy()
+        if self.index is not None:
+            if shape is None:
+                raise TraceError(f"the values written by {self.call} fill a block: give the tensor's shape")
+            whole = np.zeros(tuple(shape), dtype=np.float64)
+            whole[self.index] = values
+            values = whole
+        return get_initializer("values", data=encode_values(values))
 
-    def to_config(self) -> dict:
+    def to_config(self, shape=None) -> dict:
         """JSON-serializable: {"index": [...] or None, "init": initializer config, "call": ...}.
-        Literal values are recorded with the ``values`` scheme."""
+        Literal values are recorded with the ``values`` scheme (of the tensor's ``shape``)."""
         if self.kept:
             return {"index": _index_config(self.index), "kept": True, "call": self.call}
-        init = self.init if self.init is not None else self.values_initializer()
+        init = self.init if self.init is not None else self.values_initializer(shape)
         return {"index": _index_config(self.index), "init": init.to_config(), "call": self.call}
 
 
@@ -248,7 +255,7 @@ class TensorPlan:
         """A short, JSON-serializable summary: the initializer's config for one whole draw."""
         if self.init is not None:
             return self.init.to_config()
-        return [w.to_config() for w in self.writes]
+        return [w.to_config(self.shape) for w in self.writes]
 
 
 class InitPlan(dict):
@@ -256,7 +263,7 @@ class InitPlan(dict):
     ``str(plan)`` a table."""
 
     def to_config(self) -> dict:
-        return {key: [w.to_config() for w in tp.writes] for key, tp in self.items()}
+        return {key: [w.to_config(tp.shape) for w in tp.writes] for key, tp in self.items()}
 
     def __str__(self) -> str:
         lines = []
@@ -1017,3 +1024,55 @@ def _problems_message(problems: list[str]) -> str:
         f"the model's init code writes {len(problems)} tensor(s) in a way fastinit cannot reproduce: {shown}. "
         f"Give each an initializer with rules=, e.g. rules={{{first!r}: fastinit.get_initializer('normal', std=0.02)}}"
     )
+
+
+# ---- where a copy's elements come from ---------------------------------------------------------
+
+_COPIES = {"contiguous", "clone", "to", "cpu", "float", "bfloat16", "half", "double", "type"}
+
+
+class CopyTracker(TorchFunctionMode):
+    """While active, remembers for each copy (``contiguous()``, ``clone()``, ...) of a view
+    which elements of which original storage it holds, so ``locate(t)`` places any view of it
+    in the original: how transformers' save-time weight conversions (fused MoE experts split by
+    ``chunk`` + ``contiguous``) map back to the model's tensors, on ``meta``."""
+
+    def __init__(self):
+        super().__init__()
+        self._origin: dict[int, tuple[int, tuple]] = {}  # copy's storage -> (root storage, geometry)
+        self._keep: list[torch.Tensor] = []
+
+    def locate(self, t) -> tuple[int, tuple] | None:
+        """(root storage key, geometry of ``t`` in the root storage), or None when ``t`` is
+        not a block of what it was copied from."""
+        key, g = storage_key(t), geometry(t)
+        if key not in self._origin:
+            return key, g
+        root, (offset, shape, strides) = self._origin[key]
+        contiguous = tuple(math.prod(shape[d + 1 :]) for d in range(len(shape)))
+        placed = block((0, shape, contiguous), g)
+        if placed is None:
+            return None
+        index, perm = placed
+        index = index if index is not None else tuple(slice(0, n, 1) for n in shape)
+        mapped = [d for d, x in enumerate(index) if isinstance(x, slice) and shape[d] > 1]
+        for d, x in enumerate(index):
+            offset += (x if isinstance(x, int) else x.start) * strides[d]
+        squeezed = [i for i, n in enumerate(g[1]) if n != 1]
+        root_strides = [0] * len(g[1])
+        for j, d in enumerate(mapped):
+            root_strides[squeezed[perm[j]]] = strides[d] * index[d].step
+        return root, (offset, g[1], tuple(root_strides))
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = _func_name(func)
+        if name in _COPIES and args and isinstance(args[0], torch.Tensor) and isinstance(out, torch.Tensor):
+            source = args[0]
+            if storage_key(out) != storage_key(source) and tuple(out.shape) == tuple(source.shape):
+                placed = self.locate(source)
+                if placed is not None:
+                    self._origin[storage_key(out)] = placed
+                    self._keep.append(out)
+        return out

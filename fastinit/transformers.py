@@ -181,10 +181,10 @@ def from_config(config, *, seed: int = 0, dtype=None, device="cpu", auto_class=N
 # ---- checkpoint manifests ----------------------------------------------------------------------
 
 
-def saved_tensors(model: PreTrainedModel) -> dict:
-    """name -> tensor, as ``save_pretrained`` would write them: tied weights left out, weight
-    conversions (fused MoE experts -> the hub's per-expert tensors) reverted. The tensors are
-    views of the model's own (meta) tensors."""
+def saved_tensors(model: PreTrainedModel):
+    """(name -> tensor, as ``save_pretrained`` would write them: tied weights left out, weight
+    conversions (fused MoE experts -> the hub's per-expert tensors) reverted; a
+    ``trace.CopyTracker`` placing each in the model's own tensors)."""
     from transformers.core_model_loading import revert_weight_conversion
     from transformers.modeling_utils import remove_tied_weights_from_state_dict
 
@@ -192,13 +192,16 @@ def saved_tensors(model: PreTrainedModel) -> dict:
     for ignored in model._keys_to_ignore_on_save or ():
         state.pop(ignored, None)
     state = remove_tied_weights_from_state_dict(state, model)
-    return revert_weight_conversion(model, state)
+    with trace.CopyTracker() as copies:
+        saved = revert_weight_conversion(model, state)
+    return saved, copies
 
 
 def trace_meta(config, *, seed: int = 0, dtype=None, auto_class=None):
-    """(model on meta, plan of its saved tensors): the model built on ``meta`` with its init
-    code traced; values the trace cannot see on meta come from running the call that wrote
-    them again on real copies of those modules only."""
+    """(model, plan, placements): the model built on ``meta`` with its init code traced, the
+    plan of the tensors ``save_pretrained`` writes, and for each saved name the model tensor
+    it comes from with its place there (``trace.block``). Values the trace cannot see on meta
+    come from running the call that wrote them again on real copies of those modules only."""
     config = load_config(config)
     cls = _model_class(config, auto_class)
     if isinstance(dtype, str):
@@ -209,14 +212,27 @@ def trace_meta(config, *, seed: int = 0, dtype=None, auto_class=None):
             model = _build(cls, config, dtype)
     initialize_weights(model, recorder)  # transformers skips it on meta
     names = _canonical_names(list(model.named_modules()))
-    saved = saved_tensors(model)
-    storages = {trace.storage_key(t) for t in saved.values()}
-    skip = {key for key, t, _ in trace.named_tensors(model, names) if trace.storage_key(t) not in storages}
+    by_storage = {trace.storage_key(t): (key, t) for key, t, _ in trace.named_tensors(model, names)}
+    saved, copies = saved_tensors(model)
+    placements = {}
+    for name, view in saved.items():
+        located = copies.locate(view)
+        if located is None or located[0] not in by_storage:
+            raise trace.TraceError(
+                f"{name}: saved by a weight conversion fastinit cannot place in the model's tensors"
+            )
+        key, tensor = by_storage[located[0]]
+        placed = trace.block(trace.geometry(tensor), located[1])
+        if placed is None:
+            raise trace.TraceError(f"{name}: saved as a view of {key} that is not a block of it")
+        placements[name] = (key, tuple(tensor.shape), tensor.dtype, tuple(view.shape), placed)
+    needed = {key for key, *_ in placements.values()}
+    skip = {key for key, _, _ in trace.named_tensors(model, names) if key not in needed}
     plan = recorder.plan(model, names=names, skip=skip, materialize=lambda m: m.to_empty(device="cpu"))
     missing = [key for key in plan.unwritten if key not in skip]
     if missing:
         raise trace.TraceError(f"no init code writes {', '.join(missing[:10])}")
-    return model, plan, saved
+    return model, plan, placements
 
 
 def manifest_from_config(config, *, dtype=None, seed: int = 0, auto_class=None):
@@ -234,33 +250,41 @@ def manifest_from_config(config, *, dtype=None, seed: int = 0, auto_class=None):
     from .checkpoint.manifest import Manifest, TensorSource, TensorSpec
     from .dtypes import resolve_dtype
 
-    model, plan, saved = trace_meta(config, seed=seed, dtype=dtype, auto_class=auto_class)
-    names = _canonical_names(list(model.named_modules()))
-    by_storage = {trace.storage_key(t): (key, t) for key, t, _ in trace.named_tensors(model, names)}
+    model, plan, placements = trace_meta(config, seed=seed, dtype=dtype, auto_class=auto_class)
     specs = []
-    for name, view in saved.items():
-        key, tensor = by_storage[trace.storage_key(view)]
+    for name, (key, shape, torch_dtype, stored, (index, perm)) in placements.items():
         tp = plan[key]
-        writes = [(w.index, w.init if w.init is not None else w.values_initializer()) for w in tp.writes]
+        writes = [
+            (w.index, w.init if w.init is not None else w.values_initializer(tp.shape)) for w in tp.writes
+        ]
         if not writes or writes[0][0] is not None:
             raise trace.TraceError(f"{key}: no init call writes all of it")
-        dt = resolve_dtype(tensor.dtype, argname=f"dtype of {name}")
-        placed = trace.block(trace.geometry(tensor), trace.geometry(view))
-        base, overlays = writes[0][1], tuple(writes[1:])
-        if (
-            placed == (None, tuple(range(len([n for n in view.shape if n != 1]))))
-            and name == key
-            and tuple(view.shape) == tuple(tensor.shape)
-        ):
-            specs.append(TensorSpec(name, tuple(view.shape), dt, base, writes=overlays))
+        dt = resolve_dtype(torch_dtype, argname=f"dtype of {name}")
+        base, overlays = writes[0][1], list(writes[1:])
+        if index is None and perm == tuple(range(len(perm))) and name == key and stored == shape:
+            zero_rows = []
+            while overlays and _zeroes_one_row(*overlays[-1], shape):
+                zero_rows.insert(0, overlays.pop()[0][0])
+            specs.append(TensorSpec(name, stored, dt, base, tuple(zero_rows), writes=tuple(overlays)))
             continue
-        if placed is None:
-            raise trace.TraceError(f"{name}: saved as a view of {key} that is not a block of it")
-        index, perm = placed
         axes = tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
-        full = tuple(slice(0, n, 1) for n in tensor.shape)
-        source = TensorSource(key, tuple(tensor.shape), index if index is not None else full, axes)
-        specs.append(TensorSpec(name, tuple(view.shape), dt, base, writes=overlays, source=source))
+        full = tuple(slice(0, n, 1) for n in shape)
+        source = TensorSource(key, shape, index if index is not None else full, axes)
+        specs.append(TensorSpec(name, stored, dt, base, writes=tuple(overlays), source=source))
     written = json.loads(model.config.to_json_string(use_diff=False))
     written["architectures"] = [type(model).__name__]
     return Manifest(specs, written, source=f"{model.config.model_type} config (traced)")
+
+
+def _zeroes_one_row(index, init, shape) -> bool:
+    """Whether an overlay sets one whole row to zero (an embedding's padding row): recorded as
+    the manifest's ``zero_rows``, as checkpoints always recorded it."""
+    zero = init.scheme == "zeros" or (init.scheme == "constant" and init.params.get("value") == 0)
+    return (
+        zero
+        and isinstance(index[0], int)
+        and all(
+            isinstance(i, slice) and (i.start, i.stop, i.step) == (0, n, 1)
+            for i, n in zip(index[1:], shape[1:])
+        )
+    )

@@ -159,9 +159,12 @@ ERRORS = {
     "config-missing": (["checkpoint", "--config", "{i}/nothere.json", "--out", "{d}/out"], "no such file"),
     "config-a-directory": (["checkpoint", "--config", "{i}", "--out", "{d}/out"], "config"),
     "config-a-list": (["checkpoint", "--config", "{i}/list.json", "--out", "{d}/out"], "JSON object"),
-    "unsupported-model_type": (["checkpoint", "--config", "{i}/bert.json", "--out", "{d}/out"], "'bert' is not supported"),
-    "heads-not-multiple-of-kv": (["checkpoint", "--config", "{i}/kv3.json", "--out", "{d}/out"], "num_key_value_heads 3"),
-    "missing-vocab_size": (["checkpoint", "--config", "{i}/novocab.json", "--out", "{d}/out"], "'vocab_size'"),
+    "unknown-model_type": (["checkpoint", "--config", "{i}/unknown.json", "--out", "{d}/out"],
+                           "Unrecognized model identifier: not-a-model"),
+    "heads-do-not-divide-hidden": (["checkpoint", "--config", "{i}/heads5.json", "--out", "{d}/out"],
+                                   "is not a multiple of the number of attention heads"),
+    "float-vocab_size": (["checkpoint", "--config", "{i}/floatvocab.json", "--out", "{d}/out"],
+                         "'vocab_size' expected int"),
     "unsupported-dtype": (["checkpoint", "--config", "{i}/llama.json", "--out", "{d}/out", "--dtype", "int8"], "int8"),
     "bad-shard-size": (["checkpoint", "--config", "{i}/llama.json", "--out", "{d}/out", "--max-shard-size", "5G"], "5G"),
     "zero-shard-size": (["checkpoint", "--config", "{i}/llama.json", "--out", "{d}/out", "--max-shard-size", "0"], "positive"),
@@ -187,9 +190,9 @@ ERRORS = {
 def _prepare(d: Path):
     write_json(d / "bad.json", '{"model_type": "llama",')
     write_json(d / "list.json", [LLAMA])
-    write_json(d / "bert.json", {**LLAMA, "model_type": "bert"})
-    write_json(d / "kv3.json", {**LLAMA, "num_key_value_heads": 3})
-    write_json(d / "novocab.json", {k: v for k, v in LLAMA.items() if k != "vocab_size"})
+    write_json(d / "unknown.json", {**LLAMA, "model_type": "not-a-model"})
+    write_json(d / "heads5.json", {**LLAMA, "num_attention_heads": 5})
+    write_json(d / "floatvocab.json", {**LLAMA, "vocab_size": 96.0})
     write_json(d / "llama.json", LLAMA)
     t = {"name": "w", "shape": [4, 4], "init": {"scheme": "normal"}}
     write_json(d / "dup.json", [t, t])

@@ -52,6 +52,7 @@ PREDICTABLE = [
     ({"scheme": "eye"}, (30, 20)),
     ({"scheme": "dirac", "groups": 2}, (8, 6, 3, 3)),
     ({"scheme": "sparse", "sparsity": 0.3, "std": 0.05}, (300, 200)),
+    ({"scheme": "values", "data": fastinit.schemes.encode_values(np.linspace(-2, 3, 600))}, (30, 20)),
 ]
 
 

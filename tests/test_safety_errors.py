@@ -336,6 +336,7 @@ SAMPLERS = {
     "kaiming_normal": ({"a": 0.0, "mode": "fan_in", "nonlinearity": "relu"}, ["a", "mode", "nonlinearity"]),
     "lecun_uniform": ({}, []),
     "lecun_normal": ({}, []),
+    "values": ({"data": fastinit.schemes.encode_values(np.arange(12.0))}, ["data"]),
 }
 COMMON = ["shape", "seed", "name", "dtype", "device", "index", "out"]
 

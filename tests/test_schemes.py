@@ -1047,6 +1047,7 @@ REGISTRY_EXAMPLES = {
     "dirac": (dict(groups=2), (4, 2, 3, 3)),
     "sparse": (dict(sparsity=0.25, std=0.1), (12, 5)),
     "custom": (dict(function=gapped, draw="uniform", draw_params={"low": -10.0, "high": 10.0}), (16, 8)),
+    "values": (dict(data=fastinit.schemes.encode_values(np.arange(20.0) / 7 - 1)), (4, 5)),
 }
 NOT_SCHEMES = {"Initializer", "calculate_gain", "compute_fans", "get_initializer", "list_initializers"}
 

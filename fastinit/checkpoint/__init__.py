@@ -2,12 +2,13 @@
 verification. See writer.py for how files are written and what is safe on failure."""
 
 from .manifest import (
-    FAMILIES,
     CheckpointError,
     Manifest,
+    TensorSource,
     TensorSpec,
     manifest_from_config,
     manifest_from_json,
+    manifest_to_json,
     with_overrides,
 )
 from .presets import PRESETS, preset_config
@@ -15,16 +16,17 @@ from .verify import VerifyReport, checkpoint_files, verify_checkpoint
 from .writer import WriteResult, parse_size, plan_shards, write_checkpoint
 
 __all__ = [
-    "FAMILIES",
     "PRESETS",
     "CheckpointError",
     "Manifest",
+    "TensorSource",
     "TensorSpec",
     "VerifyReport",
     "WriteResult",
     "checkpoint_files",
     "manifest_from_config",
     "manifest_from_json",
+    "manifest_to_json",
     "parse_size",
     "plan_shards",
     "preset_config",

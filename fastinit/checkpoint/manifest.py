@@ -1,12 +1,8 @@
 """Manifests: what tensors a model has, and how each is initialized.
 
-``manifest_from_config(config)`` reads a Hugging Face ``config.json`` (model types llama,
-mistral, qwen2, gpt2) and lists the tensors exactly as transformers' ``save_pretrained`` of the
-matching ``*ForCausalLM`` writes them: names, shapes, dtype, tied embeddings left out, qwen2's
-q/k/v biases, gpt2's Conv1D weights stored (in, out). Each tensor gets the initialization of the
-family's ``_init_weights``: normal(0, initializer_range) for linear and embedding weights (an
-embedding's padding row zeroed), zeros for biases, ones for norm weights, and gpt2's residual
-projections (``c_proj``) with std initializer_range / sqrt(2 * n_layer).
+``manifest_from_config(config)`` reads a Hugging Face ``config.json`` of any architecture
+transformers can build and lists the tensors exactly as ``save_pretrained`` writes them, each
+with the initialization the model's own init code gives it (traced: ``fastinit.trace``).
 
 ``manifest_from_json(spec)`` takes ``{"tensors": [{"name", "shape", "dtype", "init": {"scheme",
 ...params}}], "dtype": default, "config": {...}}`` (or the bare list) for any architecture.
@@ -52,7 +48,6 @@ import fnmatch
 import functools
 import json
 import math
-import numbers
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -74,10 +69,8 @@ __all__ = [
     "index_from_json",
     "index_to_json",
     "writes_from_json",
-    "FAMILIES",
 ]
 
-FAMILIES = ("llama", "mistral", "qwen2", "gpt2")
 # Refused up front, before any list is built: beyond any real model, and what a crafted config or
 # manifest would use to exhaust time or memory.
 MAX_TENSORS = 1_000_000
@@ -502,191 +495,73 @@ class Manifest:
 
 # ---- Hugging Face configs ----------------------------------------------------------------------
 
-
-def _get_int(config: dict, key: str, family: str, default=None, *, positive: bool = True) -> int:
-    value = config.get(key, default)
-    if value is None:
-        raise CheckpointError(f"config: missing '{key}' (required for model_type {family})")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (positive and value <= 0):
-        raise CheckpointError(f"config: '{key}' must be a positive integer, got {value!r}")
-    return int(value)
+# Checked before anything is built: building a model on meta takes time per layer, and a crafted
+# config could ask for a billion of them.
+MAX_LAYERS = 10_000
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "num_decoder_layers")
 
 
-def _get_float(config: dict, key: str, default: float) -> float:
-    value = config.get(key, default)
-    if value is None:
-        value = default
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise CheckpointError(f"config: '{key}' must be a non-negative number, got {value!r}")
-    return float(value)
-
-
-def _config_dtype(config: dict, dtype) -> DType:
-    # transformers writes "dtype" (new) or "torch_dtype" (old); a null one says nothing
-    chosen = next(
-        (d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), "float32"
-    )
-    try:
-        return resolve_dtype(chosen, argname="dtype")
-    except TypeError as error:
-        raise CheckpointError(str(error)) from None
-
-
-def _check_layers(layers: int, key: str, per_layer: int) -> None:
-    if layers * per_layer > MAX_TENSORS:
-        raise CheckpointError(
-            f"config: '{key}' {layers} is not plausible (more than {MAX_TENSORS:,} tensors)"
-        )
-
-
-def _check_total(specs: list[TensorSpec], what: str) -> None:
-    total = sum(spec.nbytes for spec in specs)
-    if total > MAX_TOTAL_BYTES:
-        raise CheckpointError(f"{what}: {total:.3g} bytes of tensors is not plausible (more than 1 PiB)")
-
-
-def _padding_rows(pad, vocab: int) -> tuple[int, ...]:
-    """The row nn.Embedding(vocab, d, padding_idx=pad) zeroes: pad, or pad + vocab when
-    negative; a pad outside [-vocab, vocab) is refused, as torch refuses it."""
-    if pad is None or isinstance(pad, bool) or not isinstance(pad, numbers.Integral):
-        return ()
-    if not -vocab <= pad < vocab:
-        raise CheckpointError(f"config: pad_token_id {pad} is outside the vocabulary [-{vocab}, {vocab})")
-    return (int(pad) % vocab,)
-
-
-def _llama_like(config: dict, family: str, dtype: DType) -> list[TensorSpec]:
-    hidden = _get_int(config, "hidden_size", family)
-    inter = _get_int(config, "intermediate_size", family)
-    layers = _get_int(config, "num_hidden_layers", family)
-    _check_layers(layers, "num_hidden_layers", per_layer=16)
-    heads = _get_int(config, "num_attention_heads", family)
-    kv_heads = _get_int(config, "num_key_value_heads", family, heads)
-    vocab = _get_int(config, "vocab_size", family)
-    head_dim = config.get("head_dim") or None
-    if head_dim is None:
-        if hidden % heads:
+def _check_config(config: dict, dtype) -> None:
+    if not isinstance(config, dict):
+        raise CheckpointError(f"config must be a JSON object, got {type(config).__name__}")
+    if not isinstance(config.get("model_type"), str):
+        raise CheckpointError("config: no 'model_type' (which architecture to build)")
+    for key in _LAYER_KEYS:
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_LAYERS:
             raise CheckpointError(
-                f"config: hidden_size {hidden} is not divisible by num_attention_heads {heads} (and no head_dim)"
+                f"config: '{key}' {value} is not plausible (more than {MAX_LAYERS:,} layers)"
             )
-        head_dim = hidden // heads
-    head_dim = _get_int({"head_dim": head_dim}, "head_dim", family)
-    if heads % kv_heads:
-        raise CheckpointError(
-            f"config: num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
-        )
-    std = _get_float(config, "initializer_range", 0.02)
-    qkv_bias = True if family == "qwen2" else bool(config.get("attention_bias", False))
-    o_bias = False if family == "qwen2" else bool(config.get("attention_bias", False))
-    mlp_bias = bool(config.get("mlp_bias", False)) if family == "llama" else False
-    tie = bool(config.get("tie_word_embeddings", False))
-    zero_rows = _padding_rows(config.get("pad_token_id"), vocab)
-
-    weight = get_initializer("normal", mean=0.0, std=std)
-    zeros, ones = get_initializer("zeros"), get_initializer("ones")
-    specs = [TensorSpec("model.embed_tokens.weight", (vocab, hidden), dtype, weight, zero_rows)]
-
-    def linear(name, out_features, in_features, bias):
-        specs.append(TensorSpec(f"{name}.weight", (out_features, in_features), dtype, weight))
-        if bias:
-            specs.append(TensorSpec(f"{name}.bias", (out_features,), dtype, zeros))
-
-    for i in range(layers):
-        p = f"model.layers.{i}"
-        linear(f"{p}.self_attn.q_proj", heads * head_dim, hidden, qkv_bias)
-        linear(f"{p}.self_attn.k_proj", kv_heads * head_dim, hidden, qkv_bias)
-        linear(f"{p}.self_attn.v_proj", kv_heads * head_dim, hidden, qkv_bias)
-        linear(f"{p}.self_attn.o_proj", hidden, heads * head_dim, o_bias)
-        linear(f"{p}.mlp.gate_proj", inter, hidden, mlp_bias)
-        linear(f"{p}.mlp.up_proj", inter, hidden, mlp_bias)
-        linear(f"{p}.mlp.down_proj", hidden, inter, mlp_bias)
-        specs.append(TensorSpec(f"{p}.input_layernorm.weight", (hidden,), dtype, ones))
-        specs.append(TensorSpec(f"{p}.post_attention_layernorm.weight", (hidden,), dtype, ones))
-    specs.append(TensorSpec("model.norm.weight", (hidden,), dtype, ones))
-    if not tie:
-        specs.append(TensorSpec("lm_head.weight", (vocab, hidden), dtype, weight))
-    return specs
+    chosen = next((d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), None)
+    if chosen is not None:
+        try:
+            resolve_dtype(chosen, argname="dtype")
+        except TypeError as error:
+            raise CheckpointError(str(error)) from None
 
 
-def _gpt2(config: dict, dtype: DType) -> list[TensorSpec]:
-    n = _get_int(config, "n_embd", "gpt2", config.get("hidden_size"))
-    layers = _get_int(config, "n_layer", "gpt2", config.get("num_hidden_layers"))
-    _check_layers(layers, "n_layer", per_layer=12)
-    positions = _get_int(config, "n_positions", "gpt2", config.get("n_ctx"))
-    vocab = _get_int(config, "vocab_size", "gpt2")
-    inner = config.get("n_inner") or 4 * n
-    inner = _get_int({"n_inner": inner}, "n_inner", "gpt2")
-    std = _get_float(config, "initializer_range", 0.02)
-    tie = bool(config.get("tie_word_embeddings", True))
-    weight = get_initializer("normal", mean=0.0, std=std)
-    residual = get_initializer("normal", mean=0.0, std=std / math.sqrt(2 * layers))
-    zeros, ones = get_initializer("zeros"), get_initializer("ones")
-    specs = [
-        TensorSpec("transformer.wte.weight", (vocab, n), dtype, weight),
-        TensorSpec("transformer.wpe.weight", (positions, n), dtype, weight),
-    ]
+def manifest_from_config(config: dict, *, dtype=None, seed: int = 0) -> Manifest:
+    """The tensors of a Hugging Face config (a dict, as read from config.json), for any
+    architecture transformers can build: the model is built on ``meta`` (no memory), its own
+    init code traced (``fastinit.transformers.manifest_from_config``), and the tensors listed as
+    ``save_pretrained`` writes them (tied weights left out, fused MoE experts split into the
+    hub's per-expert tensors) with the traced initializers.
 
-    def conv1d(name, in_features, out_features, init):  # GPT-2's Conv1D stores (in, out)
-        specs.append(TensorSpec(f"{name}.weight", (in_features, out_features), dtype, init))
-        specs.append(TensorSpec(f"{name}.bias", (out_features,), dtype, zeros))
-
-    def layernorm(name):
-        specs.append(TensorSpec(f"{name}.weight", (n,), dtype, ones))
-        specs.append(TensorSpec(f"{name}.bias", (n,), dtype, zeros))
-
-    for i in range(layers):
-        p = f"transformer.h.{i}"
-        layernorm(f"{p}.ln_1")
-        conv1d(f"{p}.attn.c_attn", n, 3 * n, weight)
-        conv1d(f"{p}.attn.c_proj", n, n, residual)
-        layernorm(f"{p}.ln_2")
-        conv1d(f"{p}.mlp.c_fc", n, inner, weight)
-        conv1d(f"{p}.mlp.c_proj", inner, n, residual)
-    layernorm("transformer.ln_f")
-    if not tie:
-        specs.append(TensorSpec("lm_head.weight", (vocab, n), dtype, weight))
-    return specs
-
-
-def manifest_from_config(config: dict, *, dtype=None) -> Manifest:
-    """The tensors of a Hugging Face config (a dict, as read from config.json).
-
-    ``dtype`` overrides the config's ``dtype`` / ``torch_dtype`` (default float32).
+    ``dtype`` overrides the config's ``dtype`` / ``torch_dtype`` (default float32); ``seed``
+    matters only for values the model derives from random draws (recorded literally). Needs
+    torch and transformers (``pip install "fastinit[transformers]"``).
 
     >>> m = manifest_from_config({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
     ...     "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100}, dtype="bfloat16")
     >>> len(m), m.tensors[0].name, m.tensors[0].shape, m.tensors[0].dtype.name
     (21, 'model.embed_tokens.weight', (100, 64), 'bfloat16')
     """
-    if not isinstance(config, dict):
-        raise CheckpointError(f"config must be a JSON object, got {type(config).__name__}")
-    family = config.get("model_type")
-    if family not in FAMILIES:
+    _check_config(config, dtype)
+    try:
+        from .. import transformers as traced
+    except ImportError as error:
+        raise CheckpointError(str(error)) from None
+    chosen = next(
+        (d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), "float32"
+    )
+    try:
+        manifest = traced.manifest_from_config(config, dtype=resolve_dtype(chosen).name, seed=seed)
+    except CheckpointError:
+        raise
+    except Exception as error:  # transformers' own message, whatever it raised: one line
+        message = " ".join(str(error).split()) or type(error).__name__
+        message = message.removeprefix("config: ")
+        if len(message) > 400:  # transformers lists every model type it knows
+            message = message[:400] + " ..."
+        raise CheckpointError(f"config: {message}") from None
+    if len(manifest.tensors) > MAX_TENSORS:
         raise CheckpointError(
-            f"config: model_type {family!r} is not supported; supported: {', '.join(FAMILIES)} "
-            "(use a JSON manifest for other architectures)"
+            f"config: {len(manifest.tensors):,} tensors is not plausible (at most {MAX_TENSORS:,})"
         )
-    dt = _config_dtype(config, dtype)
-    specs = _gpt2(config, dt) if family == "gpt2" else _llama_like(config, family, dt)
-    _check_total(specs, "config")
-    written = dict(config)
-    written["dtype"] = dt.name
-    written.pop("torch_dtype", None)
-    written.setdefault("architectures", [_ARCHITECTURES[family]])
-    return Manifest(specs, written, source=f"{family} config")
-
-
-_ARCHITECTURES = {
-    "llama": "LlamaForCausalLM",
-    "mistral": "MistralForCausalLM",
-    "qwen2": "Qwen2ForCausalLM",
-    "gpt2": "GPT2LMHeadModel",
-}
+    total = sum(spec.nbytes for spec in manifest.tensors)
+    if total > MAX_TOTAL_BYTES:
+        raise CheckpointError(f"config: {total:.3g} bytes of tensors is not plausible (more than 1 PiB)")
+    return manifest
 
 
 # ---- JSON manifests ---------------------------------------------------------------------------

@@ -42,6 +42,7 @@ EXAMPLES = {
     "dirac": (dict(groups=2), (4, 2, 3, 3)),
     "sparse": (dict(sparsity=0.3, std=0.1), (12, 5)),
     "delta_orthogonal": ({}, (3, 3, 4, 6)),
+    "values": (dict(data=fastinit.schemes.encode_values(np.arange(42.0) / 5 - 3)), (6, 7)),
 }
 GPU_QR_SCHEMES = {"orthogonal"}  # factored on the device: tested with a stand-in QR below
 KEY = dict(seed=3, name="blocks.1.weight")
