@@ -285,6 +285,6 @@ def _zeroes_one_row(index, init, shape) -> bool:
         and isinstance(index[0], int)
         and all(
             isinstance(i, slice) and (i.start, i.stop, i.step) == (0, n, 1)
-            for i, n in zip(index[1:], shape[1:])
+            for i, n in zip(index[1:], shape[1:], strict=True)
         )
     )
