@@ -476,9 +476,9 @@ class Recorder(TorchFunctionMode):
             model = Net()            # torchvision style: the constructor's own init
         plan = rec.plan(model)       # {state_dict key: TensorPlan}
 
-    Recorded calls are not executed; everything else runs as written. Not thread-safe with
-    other code calling ``torch.nn.init`` at the same time (the functions are swapped
-    process-wide while it is active; recorders take a lock among themselves).
+    Recorded calls are not executed; everything else runs as written. The ``torch.nn.init``
+    functions are swapped process-wide while it is active, but calls from other threads go to
+    torch's own (recorders take a lock among themselves).
     """
 
     def __init__(self, seed: int = 0):
@@ -538,8 +538,12 @@ class Recorder(TorchFunctionMode):
     def _recorder_for(self, name: str):
         signature = _SIGNATURES[name]
 
+        owner = threading.get_ident()
+
         @functools.wraps(_ORIGINALS[name])
         def record(*args, **kwargs):
+            if threading.get_ident() != owner:  # another thread's init: torch's own
+                return _ORIGINALS[name](*args, **kwargs)
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             tensor = bound.arguments["tensor"]

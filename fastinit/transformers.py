@@ -26,10 +26,12 @@ import os
 try:
     import torch
     import transformers
+    import transformers.initialization  # transformers >= 5: every init call goes through it
     from transformers.modeling_utils import PreTrainedModel
 except ImportError as error:  # pragma: no cover - exercised in a subprocess test
+    missing = "transformers >= 5" if error.name == "transformers.initialization" else error.name
     raise ImportError(
-        f'fastinit.transformers needs torch and transformers ({error.name} is missing): pip install "fastinit[transformers]"'
+        f'fastinit.transformers needs torch and transformers >= 5 ({missing} is missing): pip install "fastinit[transformers]"'
     ) from None
 
 from . import trace

@@ -220,3 +220,26 @@ def test_recorder_restores_torch_init_functions():
     t = torch.empty(1000)
     nn.init.normal_(t)  # torch's own again
     assert t.std() > 0.5
+
+
+def test_other_threads_init_calls_are_torchs_own_while_tracing():
+    import threading
+
+    drawn = {}
+
+    def other():
+        t = torch.zeros(1000)
+        nn.init.normal_(t)
+        drawn["std"] = float(t.std())
+
+    class Slow(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(4, 4))
+            nn.init.normal_(self.w)
+            worker = threading.Thread(target=other)
+            worker.start()
+            worker.join()
+
+    ft.build(Slow)
+    assert drawn["std"] > 0.5  # not recorded into the trace: torch drew it
