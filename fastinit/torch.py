@@ -698,7 +698,7 @@ def trace_module(module: nn.Module, *, seed: int = 0, skip=()) -> trace.InitPlan
     >>> import torch, fastinit.torch
     >>> plan = fastinit.torch.trace_module(torch.nn.Embedding(10, 4, padding_idx=0))
     >>> [(w.index, w.init) for w in plan["weight"].writes]
-    [(None, Initializer('normal', mean=0.0, std=1.0)), ((0, slice(0, 4, 1)), Initializer('constant', value=0))]
+    [(None, Initializer('normal')), ((0, slice(0, 4, 1)), Initializer('constant', value=0))]
     """
     names = _canonical_names(list(module.named_modules()))
     recorder = trace.Recorder(seed)
