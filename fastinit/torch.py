@@ -701,13 +701,33 @@ def trace_module(module: nn.Module, *, seed: int = 0, skip=()) -> trace.InitPlan
     [(None, Initializer('normal')), ((0, slice(0, 4, 1)), Initializer('constant', value=0))]
     """
     names = _canonical_names(list(module.named_modules()))
+    recorder, plan = _trace(module, seed=seed, skip=skip, names=names)
+    recorder.run_again(plan, module, names=names)
+    return plan
+
+
+def _trace(module, *, seed, skip, names):
+    """(recorder, plan): the init code traced on meta shadows; values to be found by running
+    their unit again are left pending (``plan.pending``)."""
     recorder = trace.Recorder(seed)
     with _meta_shadows(module):
         with recorder, torch.no_grad():
             _run_init_code(module, recorder, names)
         plan = recorder.plan(module, names=names, skip=skip, run_again=False)
-    recorder.run_again(plan, module, names=names)
-    return plan
+    return recorder, plan
+
+
+def _fill_from_trace(module, recorder, plan, *, names, seed, prefix, rules):
+    """Fill as ``plan`` says: first everything the trace saw, then the units that wrote values
+    it could not see run again on the filled model (so what they read from other tensors is
+    final), then the tensors they wrote."""
+    waiting = {key for writes in plan.pending.values() for key, *_ in writes}
+    apply_plan(
+        module, {k: tp for k, tp in plan.items() if k not in waiting}, seed=seed, prefix=prefix, rules=rules
+    )
+    if waiting:
+        recorder.run_again(plan, module, names=names)
+        apply_plan(module, {k: plan[k] for k in plan if k in waiting}, seed=seed, prefix=prefix)
 
 
 def apply_plan(
@@ -717,15 +737,18 @@ def apply_plan(
     ``(seed, prefix + key)``), then the ``rules`` (whole tensors)."""
     names = _canonical_names(list(module.named_modules()))
     tensors = {key: t for key, t, _ in trace.named_tensors(module, names)}
+    on_meta = [key for key in plan if tensors[key].is_meta]
+    if on_meta:  # before anything is written
+        raise ValueError(
+            f"{on_meta[0]} is on the meta device: materialize with module.to_empty(device='cpu')"
+        )
     for key, tp in plan.items():
         t = tensors[key]
-        if t.is_meta:
-            raise ValueError(f"{key} is on the meta device: materialize with module.to_empty(device='cpu')")
         for write in tp.writes:
             if write.kept:
                 continue
             if write.init is not None:
-                fill(t, write.init, seed=seed, name=prefix + key, index=write.index)
+                fill(t, write.init, seed=seed, name=prefix + (write.stream or key), index=write.index)
             else:
                 _copy_values(t, write.value.to(t.dtype), write.index)
     for key, rule in (rules or {}).items():
@@ -808,7 +831,7 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
     params = {canonical(q): p for q, p in module.named_parameters()}
     ruled = _rules_by_key(module, canonical, rules)
     loaded = {q for q, p in params.items() if getattr(p, "_is_hf_initialized", False)}
-    plan = trace_module(module, seed=seed, skip=set(ruled) | loaded)
+    recorder, plan = _trace(module, seed=seed, skip=set(ruled) | loaded, names=canonical)
     report = InitReport(plan=plan)
     report.unknown = [q for q in plan.unwritten if q in params]
     if report.unknown and unknown == "raise":
@@ -817,7 +840,7 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
             f"init_module: no init code or rule writes {len(report.unknown)} parameter(s): {shown}. "
             "Pass rules={'name.pattern': initializer} (or unknown='skip' to leave them as they are)"
         )
-    apply_plan(module, plan, seed=seed, prefix=prefix, rules=ruled)
+    _fill_from_trace(module, recorder, plan, names=canonical, seed=seed, prefix=prefix, rules=ruled)
     _report(report, plan, ruled, params)
     return report
 
@@ -917,7 +940,7 @@ def fill_traced(module, recorder, *, seed: int = 0, rules: Mapping | None = None
     init code says (``rules`` first); return it."""
     names = _canonical_names(list(module.named_modules()))
     ruled = _rules_by_key(module, names, dict(rules or {}))
-    plan = recorder.plan(module, names=names, skip=set(ruled))
+    plan = recorder.plan(module, names=names, skip=set(ruled), run_again=False)
     unwritten = [q for q in plan.unwritten if q not in ruled]
     params = {names(q) for q, _ in module.named_parameters()}
     missing = [q for q in unwritten if q in params]
@@ -926,7 +949,7 @@ def fill_traced(module, recorder, *, seed: int = 0, rules: Mapping | None = None
             f"no init code writes {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}: "
             f"give it an initializer with rules={{{missing[0]!r}: ...}}"
         )
-    apply_plan(module, plan, seed=seed, prefix=prefix, rules=ruled)
+    _fill_from_trace(module, recorder, plan, names=names, seed=seed, prefix=prefix, rules=ruled)
     module.fastinit_plan = plan
     return module
 

@@ -201,6 +201,7 @@ class Write:
     value: torch.Tensor | None = None
     call: str = ""
     kept: bool = False
+    stream: str | None = None  # the tensor whose stream ``init`` draws from, when not this one
 
     def values_initializer(self, shape=None) -> Initializer:
         """Literal values as an initializer of the ``values`` scheme; for a write to a block,
@@ -225,7 +226,10 @@ class Write:
         if self.kept:
             return {"index": _index_config(self.index), "kept": True, "call": self.call}
         init = self.init if self.init is not None else self.values_initializer(shape)
-        return {"index": _index_config(self.index), "init": init.to_config(), "call": self.call}
+        config = {"index": _index_config(self.index), "init": init.to_config(), "call": self.call}
+        if self.stream is not None:
+            config["stream"] = self.stream
+        return config
 
 
 def _index_config(index):
@@ -388,6 +392,7 @@ class _Event:
     unit: int | None = None
     root: str = ""  # derived: the draw its values come from
     held: bool = False  # init of a constant, written for real: the memory holds it
+    stream: tuple | None = None  # a draw copied from elsewhere: (storage key, geometry) it was drawn in
 
     @property
     def origin(self) -> str:
@@ -458,6 +463,18 @@ def _written(name: str, args, kwargs):
     return None
 
 
+def _is_basic_index(index) -> bool:
+    """Whether ``tensor[index]`` is a view (ints, slices, None, Ellipsis), not a copy."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        item is None
+        or item is Ellipsis
+        or isinstance(item, slice)
+        or (isinstance(item, int) and not isinstance(item, bool))
+        for item in items
+    )
+
+
 def _is_plain_number(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
@@ -492,6 +509,7 @@ class Recorder(TorchFunctionMode):
         self._patches: list[tuple[dict, str, object]] = []
         # set for a rerun of one unit: fastinit draws for random ops, writes captured
         self._rerun: _Rerun | None = None
+        self._tensors_by_storage: dict[int, tuple[str, tuple]] = {}
 
     # -- installing -----------------------------------------------------------------------------
 
@@ -654,6 +672,16 @@ class Recorder(TorchFunctionMode):
     def _in_place(self, func, name, target, args, kwargs):
         result = None if name == "__setitem__" else target
         original, view = args, target
+        if name == "__setitem__" and not _is_basic_index(args[1]):
+            # an advanced index writes scattered elements: the whole tensor, read and written
+            origin = self._unwritten(args)
+            if origin is not None:
+                self._write(target, "derived", "Tensor.__setitem__", root=origin.origin)
+                return result
+            out = func(*original, **kwargs)
+            value = None if _local(target).is_meta else target.detach().clone()
+            self._write(target, "computed", "Tensor.__setitem__", value=value)
+            return out
         if name == "__setitem__":
             view = target[args[1]]
             value = args[2]
@@ -705,7 +733,11 @@ class Recorder(TorchFunctionMode):
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(tensor.shape):
             return None
         self._created(out, "init", f"{events[0].call}, then {name}({'' if number is None else number})")
-        self._state(out)[-1].init = _affine(resolved, scale, shift)
+        event = self._state(out)[-1]
+        event.init, event.stream = (
+            _affine(resolved, scale, shift),
+            events[0].stream or (storage_key(tensor), events[0].geometry),
+        )
         return out
 
     def _copy_draw(self, target, source) -> bool:
@@ -718,6 +750,7 @@ class Recorder(TorchFunctionMode):
         if init is None:
             return False
         self._write(target, "init", f"Tensor.copy_ of ({e.call})", init=init)
+        self._state(target)[-1].stream = e.stream or (storage_key(source), e.geometry)
         return True
 
     def _fold(self, target, name: str, number: float) -> bool:
@@ -763,6 +796,9 @@ class Recorder(TorchFunctionMode):
         plan, problems = InitPlan(), []
         plan.unwritten, plan.pending = [], {}
         owners = {id(m): names(q) for q, m in model.named_modules()}
+        self._tensors_by_storage = {
+            storage_key(t): (key, geometry(t)) for key, t, _ in named_tensors(model, names)
+        }
         for key, tensor, is_buffer in named_tensors(model, names):
             if key in skip:
                 continue
@@ -811,7 +847,17 @@ class Recorder(TorchFunctionMode):
             init = event.init if event.geometry == outer else elementwise(event.init, event.geometry[1])
             if init is None:
                 return f"{event.init.scheme} on a part or a reshaped view of it ({event.call}) needs the whole matrix"
-            tp.writes.append(Write(index, init=init, call=event.call))
+            stream = None
+            if event.stream is not None:
+                source = self._tensors_by_storage.get(event.stream[0])
+                if source is not None and source[1] != event.stream[1]:
+                    return f"a copy of part of {source[0]}'s draw ({event.call}): fastinit cannot place it"
+                stream = source[0] if source is not None and source[0] != tp.name else None
+                if stream is not None and (
+                    index is not None or event.geometry != outer or source[1][1] != outer[1]
+                ):
+                    return f"a copy of {stream}'s draw into a part or a reshape of it ({event.call}): fastinit cannot place it"
+            tp.writes.append(Write(index, init=init, call=event.call, stream=stream))
         elif event.kind == "computed" and event.value is KEPT:
             tp.writes.append(Write(index, call=event.call, kept=True))
         elif event.kind == "computed" and event.value is not None:
@@ -849,7 +895,7 @@ class Recorder(TorchFunctionMode):
             tensors = {key: t for key, t, _ in named_tensors(model, names)}
             wanted = {storage_key(tensors[key]): key for key, _, _, _ in writes}
             tracked = {storage_key(t) for t in tensors.values()}
-            rerun = _Rerun(prefix=qualnames.get(id(unit.module), ""), wanted=set(wanted), tracked=tracked)
+            rerun = _Rerun(prefix=qualnames.get(id(unit.module), ""), wanted=wanted, tracked=tracked)
             self._rerun = rerun
             try:
                 with self, torch.no_grad():
@@ -866,35 +912,42 @@ class Recorder(TorchFunctionMode):
 
 
 class _Rerun:
-    """State of one unit running again: random ops drawn from fastinit's stream
-    ``(seed, "<module>#<k>")``, writes to model tensors other than ``wanted`` skipped, writes to
-    ``wanted`` executed and captured."""
+    """State of one unit running again: draws on temporaries from fastinit's stream
+    ``(seed, "<module>#<k>")``, draws on the tensors it is run for (``wanted``: storage key ->
+    name) from their own stream ``(seed, name)``; writes to other model tensors skipped, writes
+    to ``wanted`` executed and captured."""
 
-    def __init__(self, prefix: str, wanted: set, tracked: set):
+    def __init__(self, prefix: str, wanted: dict, tracked: set):
         self.prefix, self.wanted, self.tracked = prefix, wanted, tracked
         self.draws = 0
         self.captured: dict[int, list[tuple[tuple, torch.Tensor]]] = {}
 
     def take(self, key, geometry):
-        for k, (g, value) in enumerate(self.captured.get(key, [])):
+        """The last value the unit wrote at ``geometry`` of storage ``key`` (its final state)."""
+        for g, value in reversed(self.captured.get(key, [])):
             if g == geometry:
-                del self.captured[key][: k + 1]
                 return value
         return None
 
-    def _name(self) -> str:
+    def _name(self, key=None) -> str:
+        if key in self.wanted:
+            return self.wanted[key]
         name = f"{self.prefix}#{self.draws}"
         self.draws += 1
         return name
 
+    def _capture(self, key, view):
+        if key in self.wanted:
+            self.captured.setdefault(key, []).append((geometry(view), view.detach().clone()))
+
     def init_call(self, recorder, tensor, init, call):
         key = storage_key(tensor)
-        if key in self.tracked:
-            return  # a model tensor: fastinit fills it from the plan
-        if init is None or (elementwise(init, tuple(tensor.shape)) is None and init.scheme not in
-                            ("orthogonal", "sparse", "eye", "dirac")):  # fmt: skip
+        if key in self.tracked and key not in self.wanted:
+            return  # another model tensor: fastinit fills it from the plan
+        if init is None:
             raise TraceError(f"{call} with a parameter fastinit cannot read")
-        _fill_like(tensor, init, recorder.seed, self._name())
+        _fill_like(tensor, init, recorder.seed, self._name(key))
+        self._capture(key, tensor)
 
     def call(self, recorder, func, name, args, kwargs):
         if name in _RANDOM_CREATION:
@@ -907,16 +960,17 @@ class _Rerun:
         if target is None:
             return func(*args, **kwargs)
         key = storage_key(target)
-        init = _method_init(name, args, kwargs)
         if key in self.tracked and key not in self.wanted:
             return None if name == "__setitem__" else target  # not needed: left alone
-        if init is not None and name in ("normal_", "uniform_") and key not in self.tracked:
-            _fill_like(target, init, recorder.seed, self._name())
+        init = _method_init(name, args, kwargs)
+        if init is not None and name in ("normal_", "uniform_"):
+            _fill_like(target, init, recorder.seed, self._name(key))
+            self._capture(key, target)
             return target
         out = func(*args, **kwargs)
-        if key in self.wanted:
-            view = target[args[1]] if name == "__setitem__" else target
-            self.captured.setdefault(key, []).append((geometry(view), view.detach().clone()))
+        self._capture(
+            key, target if name != "__setitem__" or not _is_basic_index(args[1]) else target[args[1]]
+        )
         return out
 
     def _draw(self, recorder, func, name, args, kwargs):
@@ -953,7 +1007,8 @@ def _placeholder(func, name, args, kwargs):
         return torch.empty(
             tuple(int(s) for s in size), dtype=kwargs.get("dtype"), device=kwargs.get("device")
         )
-    return func(*args, **kwargs)  # randint, randperm, ...: their values are never used as a draw
+    with torch.random.fork_rng(devices=[]):  # randint, randperm, ...: torch's generator untouched
+        return func(*args, **kwargs)
 
 
 def _method_init(name: str, args, kwargs) -> Initializer | None:

@@ -243,3 +243,105 @@ def test_other_threads_init_calls_are_torchs_own_while_tracing():
 
     ft.build(Slow)
     assert drawn["std"] > 0.5  # not recorded into the trace: torch drew it
+
+
+class DrawThenLog(nn.Module):
+    """kimi_linear's pattern: a draw on the tensor itself, then arithmetic, copied back."""
+
+    def __init__(self):
+        super().__init__()
+        self.a_log = nn.Parameter(torch.empty(64))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.a_log.copy_(nn.init.uniform_(self.a_log, 1.0, 16.0).log())
+
+
+@pytest.mark.parametrize("how", ["init_module", "init_module_on_meta"])
+def test_arithmetic_on_a_draw_of_the_tensor_itself_is_drawn_from_its_stream(how):
+    models = []
+    for seed, torch_seed in ((0, 1), (0, 2), (1, 1)):
+        torch.manual_seed(torch_seed)
+        if how == "init_module":
+            m = DrawThenLog()
+        else:
+            with torch.device("meta"):
+                m = DrawThenLog()
+            m.to_empty(device="cpu")
+            with torch.no_grad():
+                m.a_log.fill_(float("nan"))
+        ft.init_module(m, seed=seed)
+        models.append(m.a_log.detach().clone())
+    expected = torch.from_dlpack(fastinit.uniform((64,), 1.0, 16.0, seed=0, name="a_log")).log()
+    assert torch.equal(models[0], expected)
+    assert torch.equal(models[0], models[1])  # torch's generator plays no part
+    assert not torch.equal(models[0], models[2])  # the seed does
+
+
+def test_an_in_place_op_after_a_draw_in_reset_parameters_is_kept():
+    class Exp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(32))
+            self.reset_parameters()
+
+        def reset_parameters(self):
+            nn.init.uniform_(self.w, -1.0, 0.0)
+            with torch.no_grad():
+                self.w.exp_()
+
+    m = Exp()
+    ft.init_module(m, seed=5)
+    expected = torch.from_dlpack(fastinit.uniform((32,), -1.0, 0.0, seed=5, name="w")).exp()
+    assert torch.equal(m.w.detach(), expected)
+
+
+def test_setitem_with_an_advanced_index_is_written():
+    class Scatter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(4, 3))
+            self.b = nn.Parameter(torch.zeros(4))
+            with torch.no_grad():
+                self.w[torch.tensor([0, 2])] = 1.0
+                self.b[[1, 3]] = torch.tensor([5.0, 7.0])
+
+    m = ft.build(Scatter)
+    assert torch.equal(m.w, torch.tensor([[1.0] * 3, [0.0] * 3, [1.0] * 3, [0.0] * 3]))
+    assert torch.equal(m.b, torch.tensor([0.0, 5.0, 0.0, 7.0]))
+
+
+def test_a_copy_of_another_parameter_equals_it():
+    class Ema(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.online = nn.Parameter(torch.empty(8, 8))
+            self.target = nn.Parameter(torch.empty(8, 8))
+            self.twice = nn.Parameter(torch.empty(8, 8))
+            self.reset_parameters()
+
+        def reset_parameters(self):
+            nn.init.normal_(self.online, std=0.1)
+            with torch.no_grad():
+                self.target.copy_(self.online)
+                self.twice.copy_(self.online * 2)
+
+    m = Ema()
+    ft.init_module(m, seed=3)
+    assert torch.equal(m.target, m.online) and torch.equal(m.twice, m.online * 2)
+    assert tbytes(m.online) == np.asarray(fastinit.normal((8, 8), 0.0, 0.1, seed=3, name="online")).tobytes()
+
+
+def test_random_ops_in_a_constructor_never_touch_torchs_generator():
+    class Perm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("order", torch.randperm(8))
+            self.w = nn.Parameter(torch.empty(3))
+            nn.init.zeros_(self.w)
+
+    state = torch.random.get_rng_state()
+    with pytest.raises(trace.TraceError):
+        ft.build(Perm)
+    assert torch.equal(torch.random.get_rng_state(), state)
