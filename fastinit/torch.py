@@ -920,9 +920,19 @@ def build(factory, *args, seed: int = 0, device="cpu", dtype=None, rules: Mappin
         raise TypeError(f"factory must be callable (a module class or a function), got {factory!r}")
     if rules is not None and not isinstance(rules, Mapping):
         raise TypeError(f"rules must be a mapping {{pattern: initializer}}, got {type(rules).__name__}")
+    if torch.device(device).type == "meta":
+        raise ValueError(
+            "build fills real memory, not device='meta': build on meta with `with torch.device('meta'): "
+            "model = Net()`, then model.to_empty(device=...) and fastinit.torch.init_module(model)"
+        )
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None) if isinstance(getattr(torch, dtype, None), torch.dtype) else dtype
+        if isinstance(dtype, str):
+            raise TypeError(f"dtype={dtype!r} is not a torch dtype (e.g. torch.bfloat16 or 'bfloat16')")
     recorder = trace.Recorder(seed)
     what = f"{getattr(factory, '__qualname__', repr(factory))}(...)"
     with contextlib.ExitStack() as stack:
+        stack.enter_context(trace.exclusive())
         stack.enter_context(torch.device(device))
         if dtype is not None:
             stack.enter_context(_default_dtype(dtype))

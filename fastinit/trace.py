@@ -434,6 +434,14 @@ _ARITHMETIC = {  # name -> number -> (scale, shift) of tensor op number
 _LOCK = threading.RLock()
 
 
+@contextlib.contextmanager
+def exclusive():
+    """One trace at a time in a process: the init functions are swapped process-wide. Hold it
+    around anything else patched for a trace (transformers' ``_initialize_weights``)."""
+    with _LOCK:
+        yield
+
+
 def _tensors(obj):
     if isinstance(obj, torch.Tensor):
         yield obj
@@ -507,6 +515,7 @@ class Recorder(TorchFunctionMode):
         self._keep: list[torch.Tensor] = []  # written storages stay alive: their keys stay theirs
         self._unit: int | None = None
         self._patches: list[tuple[dict, str, object]] = []
+        self._depth = 0  # entered (nested) how many times: patched while > 0
         # set for a rerun of one unit: fastinit draws for random ops, writes captured
         self._rerun: _Rerun | None = None
         self._tensors_by_storage: dict[int, tuple[str, tuple]] = {}
@@ -516,10 +525,14 @@ class Recorder(TorchFunctionMode):
     def __enter__(self):
         _LOCK.acquire()
         try:
-            self._patch()
-            return super().__enter__()
+            if self._depth == 0:
+                self._patch()
+            result = super().__enter__()
+            self._depth += 1
+            return result
         except BaseException:
-            self._unpatch()
+            if self._depth == 0:
+                self._unpatch()
             _LOCK.release()
             raise
 
@@ -527,7 +540,9 @@ class Recorder(TorchFunctionMode):
         try:
             return super().__exit__(*exc)
         finally:
-            self._unpatch()
+            self._depth -= 1
+            if self._depth == 0:
+                self._unpatch()
             _LOCK.release()
 
     def _patch(self):

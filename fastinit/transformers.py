@@ -22,6 +22,7 @@ import copy
 import functools
 import json
 import os
+import threading
 
 try:
     import torch
@@ -70,14 +71,28 @@ def load_config(config) -> transformers.PretrainedConfig:
     model_type = config.pop("model_type", None)
     if not isinstance(model_type, str):
         raise ValueError("config: no 'model_type' (which architecture to build)")
-    for key in ("auto_map", "custom_pipelines"):  # code to import: never from a file
-        config.pop(key, None)
+    _strip_code(config)
     if "torch_dtype" in config and "dtype" not in config:
         config["dtype"] = config.pop("torch_dtype")
     try:
         return transformers.AutoConfig.for_model(model_type, **config)
-    except ValueError as error:
+    except Exception as error:  # transformers' validators raise several types: one line each
         raise ValueError(f"config: {_one_line(error)}") from None
+
+
+# Keys of a config file that make transformers import, download or run code (remote code, hub
+# kernels), or that describe weights fastinit does not write (quantized): never taken from a file.
+_CODE_KEYS = ("auto_map", "custom_pipelines", "trust_remote_code", "attn_implementation", "_attn_implementation",
+              "_attn_implementation_internal", "use_kernels", "kernel_config", "experts_implementation",
+              "_experts_implementation", "quantization_config")  # fmt: skip
+
+
+def _strip_code(config: dict) -> None:
+    for key in _CODE_KEYS:
+        config.pop(key, None)
+    for value in config.values():  # sub-configs (text_config, vision_config, ...)
+        if isinstance(value, dict):
+            _strip_code(value)
 
 
 def _one_line(error: BaseException) -> str:
@@ -111,10 +126,11 @@ def init_weights_units(recorder: trace.Recorder):
     """While active, each ``_init_weights(module)`` call of a transformers model is one unit of
     ``recorder``'s trace (which it can run again)."""
     original = PreTrainedModel._initialize_weights
+    owner = threading.get_ident()
 
     @functools.wraps(original)
     def _initialize_weights(self, module, is_custom_code=False):
-        if getattr(module, "_is_hf_initialized", False):
+        if getattr(module, "_is_hf_initialized", False) or threading.get_ident() != owner:
             return original(self, module, is_custom_code)
         what = f"{type(self).__name__}._init_weights({type(module).__name__})"
         with recorder.unit(what, module, functools.partial(self._init_weights, module)):
@@ -136,8 +152,15 @@ def initialize_weights(model: PreTrainedModel, recorder: trace.Recorder) -> None
     try:
         for m in flags:
             m._is_hf_initialized = False
-        with init_weights_units(recorder), recorder:
-            model.initialize_weights()
+        with trace.exclusive(), init_weights_units(recorder), recorder:
+            try:
+                model.initialize_weights()
+            except trace.TraceError:
+                raise
+            except Exception as error:
+                raise trace.TraceError(
+                    f"{type(model).__name__}.initialize_weights() failed while traced: {_one_line(error)}"
+                ) from error
     finally:
         for m, flag in flags.items():
             if flag is missing:
@@ -174,7 +197,7 @@ def from_config(config, *, seed: int = 0, dtype=None, device="cpu", auto_class=N
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     recorder = trace.Recorder(seed)
-    with torch.device(device), init_weights_units(recorder), recorder:
+    with trace.exclusive(), torch.device(device), init_weights_units(recorder), recorder:
         with recorder.unit(f"the constructor of {getattr(cls, '__name__', cls)}", None, None):
             model = _build(cls, config, dtype)
     return fill_traced(model, recorder, seed=seed, rules=rules)
@@ -209,7 +232,7 @@ def trace_meta(config, *, seed: int = 0, dtype=None, auto_class=None):
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     recorder = trace.Recorder(seed)
-    with torch.device("meta"), init_weights_units(recorder), recorder:
+    with trace.exclusive(), torch.device("meta"), init_weights_units(recorder), recorder:
         with recorder.unit(f"the constructor of {getattr(cls, '__name__', cls)}", None, None):
             model = _build(cls, config, dtype)
     initialize_weights(model, recorder)  # transformers skips it on meta
@@ -269,9 +292,8 @@ def manifest_from_config(config, *, dtype=None, seed: int = 0, auto_class=None):
                 zero_rows.insert(0, overlays.pop()[0][0])
             specs.append(TensorSpec(name, stored, dt, base, tuple(zero_rows), writes=tuple(overlays)))
             continue
-        axes = tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
-        full = tuple(slice(0, n, 1) for n in shape)
-        source = TensorSource(key, shape, index if index is not None else full, axes)
+        index, axes = _source_layout(index, perm, shape, stored, name)
+        source = TensorSource(key, shape, index, axes)
         specs.append(TensorSpec(name, stored, dt, base, writes=tuple(overlays), source=source))
     written = json.loads(model.config.to_json_string(use_diff=False))
     written["architectures"] = [type(model).__name__]
@@ -290,3 +312,25 @@ def _zeroes_one_row(index, init, shape) -> bool:
             for i, n in zip(index[1:], shape[1:], strict=True)
         )
     )
+
+
+def _source_layout(index, perm, shape, stored, name):
+    """(index, axes) of a ``TensorSource`` giving the stored tensor of shape ``stored`` from
+    the block ``index`` of a tensor of ``shape`` (``perm`` as from ``trace.block``: the
+    order of the stored tensor's dimensions longer than 1). Dimensions of length 1 are matched
+    in order; those the stored tensor does not have are dropped (an int index)."""
+    index = list(index if index is not None else (slice(0, n, 1) for n in shape))
+    mapped = [d for d, x in enumerate(index) if isinstance(x, slice) and shape[d] > 1]
+    units = [d for d, x in enumerate(index) if isinstance(x, slice) and shape[d] == 1]
+    ones = [i for i, n in enumerate(stored) if n == 1]
+    if len(ones) > len(units):
+        raise trace.TraceError(f"{name}: saved with more dimensions of length 1 than fastinit can place")
+    for d in units[len(ones) :]:
+        index[d] = 0
+    squeezed = [i for i, n in enumerate(stored) if n != 1]
+    outer_of = dict(zip(ones, units, strict=False))
+    for j, d in enumerate(mapped):
+        outer_of[squeezed[perm[j]]] = d
+    kept = sorted(outer_of.values())
+    axes = tuple(kept.index(outer_of[i]) for i in range(len(stored)))
+    return tuple(index), axes

@@ -272,3 +272,14 @@ def test_init_module_on_plain_layers_is_unchanged():
     embedding = as_torch(fastinit.normal((30, 24), 0.0, 1.0, seed=3, name="2.weight")).clone()
     embedding[4] = 0
     assert same_tensor(model[2].weight, embedding)
+
+
+def test_build_refuses_meta_and_takes_dtype_names():
+    import fastinit.torch as ft
+
+    with pytest.raises(ValueError, match="device='meta'"):
+        ft.build(torch.nn.Linear, 4, 3, device="meta")
+    assert ft.build(torch.nn.Linear, 4, 3, dtype="bfloat16").weight.dtype == torch.bfloat16
+    with pytest.raises(TypeError, match="dtype='bfloat17'"):
+        ft.build(torch.nn.Linear, 4, 3, dtype="bfloat17")
+    assert torch.get_default_dtype() == torch.float32
