@@ -1,15 +1,20 @@
-"""Ask the kernel for transparent huge pages on large output buffers before writing them.
+"""Transparent huge pages for large output buffers: only when asked (``FASTINIT_HUGE_PAGES=1``).
 
-Filling memory that was never touched costs a page fault per 4 KiB page; with 2 MiB pages the
-same fill runs 2-3 times faster (measured here: a fresh 256 MiB torch tensor fills at ~0.4 G
-float32/s, ~1 G/s after this advice; NumPy gives the same advice itself for arrays >= 4 MiB,
-which is why fresh NumPy buffers fill fast). ``madvise(MADV_HUGEPAGE)`` is only advice: it
-changes no data, and is a no-op where huge pages are off or on other systems.
+Filling memory that was never touched costs a page fault per 4 KiB page. With 2 MiB pages
+(``madvise(MADV_HUGEPAGE)``) first touch can be 2-3 times faster or 2-3 times slower,
+depending on the host: on one 2-core host a fresh 256 MiB torch tensor filled at ~0.4 G
+float32/s without the advice and ~1 G/s with it; on a 2-core microVM (2026-12-06) a
+TinyLlama-shaped bfloat16 model (2.2 GB of fresh torch memory) filled in 3.5-4.4 s with it
+(five runs) and 1.3-1.6 s without (six runs), and a probe of 16 MiB could not tell the two
+apart reliably. torch allocates without the advice and NumPy gives its own for its arrays, so
+fastinit gives none unless ``FASTINIT_HUGE_PAGES=1``. The advice changes no data and is a no-op
+where huge pages are off or on other systems.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 _MADV_HUGEPAGE = 14
@@ -27,12 +32,23 @@ if sys.platform.startswith("linux"):
         _madvise = None
 
 
-def advise_huge_pages(address: int, nbytes: int) -> bool:
-    """Advise huge pages for the 2 MiB-aligned part of [address, address + nbytes).
+def huge_pages_wanted() -> bool:
+    """Whether ``FASTINIT_HUGE_PAGES=1`` asks for huge-page advice on large buffers.
 
-    Returns whether the advice was given (False for small buffers or unsupported systems).
+    >>> isinstance(huge_pages_wanted(), bool)
+    True
     """
-    if _madvise is None or nbytes < THRESHOLD:
+    return os.environ.get("FASTINIT_HUGE_PAGES") == "1"
+
+
+def advise_huge_pages(address: int, nbytes: int) -> bool:
+    """Advise huge pages for the 2 MiB-aligned part of [address, address + nbytes) when
+    ``FASTINIT_HUGE_PAGES=1``.
+
+    Returns whether the advice was given (False when not asked for, for small buffers, or on
+    unsupported systems).
+    """
+    if _madvise is None or nbytes < THRESHOLD or not huge_pages_wanted():
         return False
     start = (address + _HUGE_PAGE - 1) // _HUGE_PAGE * _HUGE_PAGE
     end = (address + nbytes) // _HUGE_PAGE * _HUGE_PAGE
