@@ -81,11 +81,16 @@ def _number(value, what: str):
     return float(value) if not isinstance(value, numbers.Integral) else int(value)
 
 
-def _plain(init: Initializer) -> Initializer:
-    """``init`` without the parameters that equal the scheme's defaults (a shorter config)."""
+@functools.cache
+def _scheme_parameters(scheme: str):
     from .schemes.registry import SCHEMES
 
-    defaults = inspect.signature(SCHEMES[init.scheme]).parameters
+    return inspect.signature(SCHEMES[scheme]).parameters
+
+
+def _plain(init: Initializer) -> Initializer:
+    """``init`` without the parameters that equal the scheme's defaults (a shorter config)."""
+    defaults = _scheme_parameters(init.scheme)
     kept = {k: v for k, v in init.params.items()
             if k not in defaults or defaults[k].default is inspect.Parameter.empty or defaults[k].default != v}  # fmt: skip
     return init if kept == init.params else get_initializer(init.scheme, **kept)
@@ -442,6 +447,32 @@ def exclusive():
         yield
 
 
+_FOUND: tuple[int, list] = (-1, [])  # (len(sys.modules), references) of the last search
+
+
+def _references() -> list[tuple[dict, str, str]]:
+    """(namespace, attribute, init function name) of every reference to a ``torch.nn.init``
+    function: module attributes (``from torch.nn.init import normal_`` included) and
+    transformers' table of torch's functions. Searched again only when modules were added."""
+    global _FOUND
+    if _FOUND[0] == len(sys.modules):
+        return _FOUND[1]
+    by_id = {id(fn): name for name, fn in _ORIGINALS.items()}
+    namespaces = [getattr(m, "__dict__", None) for m in list(sys.modules.values())]
+    hf = sys.modules.get("transformers.initialization")
+    namespaces.append(getattr(hf, "TORCH_INIT_FUNCTIONS", None))
+    found = []
+    for namespace in namespaces:
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            name = by_id.get(id(value))
+            if name is not None and value is _ORIGINALS[name]:
+                found.append((namespace, attr, name))
+    _FOUND = (len(sys.modules), found)
+    return found
+
+
 def _tensors(obj):
     if isinstance(obj, torch.Tensor):
         yield obj
@@ -549,19 +580,11 @@ class Recorder(TorchFunctionMode):
         """Swap every reference to a ``torch.nn.init`` function for a recorder: in
         ``torch.nn.init``, in every module that imported one by name, and in transformers'
         table of torch's functions."""
-        by_id = {id(fn): name for name, fn in _ORIGINALS.items()}
         recorders = {name: self._recorder_for(name) for name in _INIT_FUNCTIONS}
-        namespaces = [getattr(m, "__dict__", None) for m in list(sys.modules.values())]
-        hf = sys.modules.get("transformers.initialization")
-        namespaces.append(getattr(hf, "TORCH_INIT_FUNCTIONS", None))
-        for namespace in namespaces:
-            if not isinstance(namespace, dict):
-                continue
-            for attr, value in list(namespace.items()):
-                name = by_id.get(id(value))
-                if name is not None and value is _ORIGINALS[name]:
-                    self._patches.append((namespace, attr, value))
-                    namespace[attr] = recorders[name]
+        for namespace, attr, name in _references():
+            if namespace.get(attr) is _ORIGINALS[name]:
+                self._patches.append((namespace, attr, _ORIGINALS[name]))
+                namespace[attr] = recorders[name]
 
     def _unpatch(self):
         while self._patches:
