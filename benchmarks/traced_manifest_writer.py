@@ -35,6 +35,7 @@ def run(pythonpath: str | None, out: str) -> dict:
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     shutil.rmtree(out, ignore_errors=True)
+    os.sync()  # the previous run's dirty pages reach the disk first: each run starts clean
     result = subprocess.run(
         [sys.executable, "-c", CHILD, out], capture_output=True, text=True, env=env, check=True
     )
