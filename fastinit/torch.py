@@ -822,6 +822,10 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
             "inside FSDP.summon_full_params(model, writeback=True), or shard it with FSDP2's fully_shard"
         )
     for q, p in params.items():
+        if _uninitialized(p):
+            raise ValueError(
+                f"parameter {q} is uninitialized (a lazy module): run one forward pass to give it a shape first"
+            )
         if p.is_meta:
             raise ValueError(
                 f"parameter {q} is on the meta device: materialize with module.to_empty(device='cpu')"

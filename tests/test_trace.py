@@ -345,3 +345,14 @@ def test_random_ops_in_a_constructor_never_touch_torchs_generator():
     with pytest.raises(trace.TraceError):
         ft.build(Perm)
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_a_lazy_module_not_yet_run_is_a_clear_error():
+    model = nn.Sequential(nn.LazyLinear(4))
+    with pytest.raises(ValueError, match=r"parameter 0.weight is uninitialized \(a lazy module\)"):
+        ft.init_module(model)
+    model(torch.zeros(2, 3))
+    ft.init_module(model, seed=0)
+    assert tbytes(model[0].weight) == np.asarray(
+        fastinit.kaiming_uniform((4, 3), a=math.sqrt(5), seed=0, name="0.weight")
+    ).tobytes()
