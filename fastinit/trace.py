@@ -846,7 +846,7 @@ class Recorder(TorchFunctionMode):
                 plan.unwritten.append(key)
                 continue
             outer = geometry(tensor)
-            placed = [block(outer, e.geometry) for e in events]
+            placed = [_place(outer, e.geometry) for e in events]
             last_whole = max((i for i, p in enumerate(placed) if p is not None and p[0] is None), default=0)
             if events[last_whole].kind == "empty" and _covered(tensor, placed[last_whole + 1 :]):
                 last_whole += 1  # torch.empty, then written part by part: every element written
@@ -873,7 +873,7 @@ class Recorder(TorchFunctionMode):
 
     def _resolve(self, tp: TensorPlan, tensor, event: _Event, pending) -> str | None:
         outer = geometry(tensor)
-        placed = block(outer, event.geometry)
+        placed = _place(outer, event.geometry)
         if placed is None:
             if not _overlaps(outer, event.geometry):
                 return None
@@ -1097,8 +1097,29 @@ def _overlaps(outer: tuple, inner: tuple) -> bool:
     return a0 < b1 and b0 < a1
 
 
+def _is_c_contiguous(g: tuple) -> bool:
+    _, shape, strides = g
+    expected = 1
+    for size, stride in zip(reversed(shape), reversed(strides), strict=True):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _place(outer: tuple, inner: tuple):
+    """``block(outer, inner)``, or (None, "reshape") for a reshaped view of all of it
+    (``w.view(-1)``, ``w.unflatten(...)``: both in C order, the same elements)."""
+    placed = block(outer, inner)
+    if placed is None and _covers(outer, inner) and _is_c_contiguous(outer) and _is_c_contiguous(inner):
+        return None, "reshape"
+    return placed
+
+
 def _reorder(value: torch.Tensor, perm, tensor, index) -> torch.Tensor:
     """Values captured in a view's order, in the order of ``tensor[index]``."""
+    if perm == "reshape":
+        return value.reshape(tuple(tensor.shape)).detach().to("cpu").clone()
     squeezed = value.reshape([n for n in value.shape if n != 1])
     shape = tuple(tensor[index].shape) if index is not None else tuple(tensor.shape)
     return squeezed.permute(perm).reshape(shape).detach().to("cpu").clone()

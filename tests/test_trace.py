@@ -353,6 +353,26 @@ def test_a_lazy_module_not_yet_run_is_a_clear_error():
         ft.init_module(model)
     model(torch.zeros(2, 3))
     ft.init_module(model, seed=0)
-    assert tbytes(model[0].weight) == np.asarray(
-        fastinit.kaiming_uniform((4, 3), a=math.sqrt(5), seed=0, name="0.weight")
-    ).tobytes()
+    assert (
+        tbytes(model[0].weight)
+        == np.asarray(fastinit.kaiming_uniform((4, 3), a=math.sqrt(5), seed=0, name="0.weight")).tobytes()
+    )
+
+
+def test_a_reshaped_view_of_the_whole_tensor_is_the_whole_tensor():
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(4, 6))
+            self.v = nn.Parameter(torch.empty(4, 6))
+            nn.init.normal_(self.w.view(-1), std=0.5)
+            nn.init.xavier_uniform_(self.v.view(6, 4))
+            self.register_buffer("table", torch.empty(2, 3))
+            with torch.no_grad():
+                self.table.view(-1).copy_(torch.arange(6.0))
+
+    m = ft.build(Flat, seed=1)
+    assert tbytes(m.w) == np.asarray(fastinit.normal((4, 6), 0.0, 0.5, seed=1, name="w")).tobytes()
+    bound = math.sqrt(3.0) * math.sqrt(2.0 / (6 + 4))  # the (6, 4) view's fans, torch's formula
+    assert m.fastinit_plan["v"].init == fastinit.get_initializer("uniform", low=-bound, high=bound)
+    assert torch.equal(m.table, torch.arange(6.0).reshape(2, 3))
