@@ -11,9 +11,11 @@ tensor with exactly what the functional API returns, e.g.
 ``generator.initial_seed()`` when a torch generator is passed.
 
 ``init_module(module, seed=0)`` fills every parameter of a model in place, each from the stream
-of its qualified name, with the distribution the layer's own ``reset_parameters`` gives (or a
-rule of yours). Works on models built on the ``meta`` device and materialized with
-``module.to_empty(device="cpu")`` or ``device="cuda"``.
+of its qualified name, with the distribution the model's own init code gives (its
+``reset_parameters`` and, for transformers models, ``_init_weights``, traced by
+``fastinit.trace``; or a rule of yours). Works on models built on the ``meta`` device and
+materialized with ``module.to_empty(device="cpu")`` or ``device="cuda"``. ``build(factory,
+...)`` builds a module with its constructor's init traced; ``trace_module`` returns the plan.
 
 CUDA tensors are filled on their GPU by fastinit's CUDA backend (``pip install
 'fastinit[cuda]'``), on torch's current stream, with the same bytes as on the CPU.
