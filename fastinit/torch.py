@@ -482,15 +482,27 @@ def fill(tensor, init, *, seed: int = 0, name: str | None = None, index=None):
             [0., 0.]])
     """
     init = _as_initializer(init)
-    if tensor.dtype.is_floating_point or not isinstance(init, Initializer):
+    constant = isinstance(init, Initializer) and init.scheme in ("zeros", "ones", "constant")
+    value = {"zeros": 0, "ones": 1}.get(init.scheme, init.params.get("value")) if constant else None
+    if tensor.dtype.is_floating_point and not (constant and _exact(value, tensor.dtype)):
         return _fill(tensor, init, seed=seed, name=name, index=index)
-    if init.scheme not in ("zeros", "ones", "constant"):  # integer buffers: counters, indices
+    if not constant:  # integer buffers: counters, indices
         raise TypeError(f"tensor has dtype {tensor.dtype}: only constants fill it, not {init.scheme}")
-    value = {"zeros": 0, "ones": 1}.get(init.scheme, init.params.get("value"))
+    # a constant the dtype holds exactly: torch's fill_ writes the same bytes without a kernel
+    # launch (a model's many small norm weights and biases)
     with torch.no_grad():
         for _, view in _local_views(tensor, index):
             view.fill_(value)
     return tensor
+
+
+def _exact(value, dtype) -> bool:
+    """Whether the number ``value`` is exactly a value of the floating ``dtype`` (so filling
+    it involves no rounding)."""
+    try:
+        return bool(torch.tensor(value, dtype=torch.float64).to(dtype).double().item() == value)
+    except (TypeError, RuntimeError, OverflowError):
+        return False
 
 
 def _local_views(tensor, index):

@@ -376,3 +376,13 @@ def test_a_reshaped_view_of_the_whole_tensor_is_the_whole_tensor():
     bound = math.sqrt(3.0) * math.sqrt(2.0 / (6 + 4))  # the (6, 4) view's fans, torch's formula
     assert m.fastinit_plan["v"].init == fastinit.get_initializer("uniform", low=-bound, high=bound)
     assert torch.equal(m.table, torch.arange(6.0).reshape(2, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_constants_filled_by_torch_are_fastinits_bytes(dtype):
+    """Exact constants take torch's fill_ (no kernel launch); others fastinit's rounding."""
+    for value in (0.0, 1.0, -2.5, 0.1, 1e-30, float("inf")):
+        a = ft.fill(torch.empty(5, dtype=dtype), {"scheme": "constant", "value": value})
+        b = torch.from_dlpack(fastinit.constant((5,), value, dtype=str(dtype).split(".")[1]))
+        assert torch.equal(a.view(torch.uint8 if dtype != torch.float32 else torch.int32),
+                           b.view(torch.uint8 if dtype != torch.float32 else torch.int32)), value  # fmt: skip
