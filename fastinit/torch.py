@@ -748,7 +748,14 @@ def apply_plan(
     module: nn.Module, plan, *, seed: int = 0, prefix: str = "", rules: Mapping | None = None
 ) -> None:
     """Fill ``module``'s tensors as ``plan`` says (each random write from the stream
-    ``(seed, prefix + key)``), then the ``rules`` (whole tensors)."""
+    ``(seed, prefix + key)``), then the ``rules`` (whole tensors).
+
+    >>> import torch, fastinit.torch
+    >>> model = torch.nn.Embedding(6, 2, padding_idx=0)
+    >>> fastinit.torch.apply_plan(model, fastinit.torch.trace_module(model), seed=1)
+    >>> model.weight[0].tolist()
+    [0.0, 0.0]
+    """
     names = _canonical_names(list(module.named_modules()))
     tensors = {key: t for key, t, _ in trace.named_tensors(module, names)}
     on_meta = [key for key in plan if tensors[key].is_meta]

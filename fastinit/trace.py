@@ -304,6 +304,15 @@ def _local(t: torch.Tensor) -> torch.Tensor:
 
 
 def storage_key(t) -> int | None:
+    """The identity of the memory ``t`` views (its local tensor's, for a DTensor): the same for
+    every view of one storage, ``.data`` and ``nn.Parameter`` wrappers included; None for
+    what is not a tensor with a storage.
+
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.empty(4, 3))
+    >>> storage_key(w[1:]) == storage_key(w.data) == storage_key(w), storage_key(3.0)
+    (True, None)
+    """
     if not isinstance(t, torch.Tensor):
         return None
     try:
@@ -313,6 +322,12 @@ def storage_key(t) -> int | None:
 
 
 def geometry(t: torch.Tensor) -> tuple:
+    """(storage offset, shape, strides) of ``t`` in its storage.
+
+    >>> import torch
+    >>> geometry(torch.empty(4, 3)[1:, ::2])
+    (3, (3, 2), (3, 2))
+    """
     t = _local(t)
     return (t.storage_offset(), tuple(t.shape), tuple(t.stride()))
 
@@ -341,7 +356,16 @@ def _is_dense(shape, strides) -> bool:
 def block(outer: tuple, inner: tuple):
     """The view ``inner`` as a block of the dense tensor ``outer``: (index, perm) where
     ``outer_tensor[index]`` holds the same elements and ``squeezed(inner).permute(perm)`` has
-    them in its order; None when it is not a block (a diagonal, overlapping strides)."""
+    them in its order (index None: all of it); None when it is not a block (a diagonal,
+    overlapping strides).
+
+    >>> import torch
+    >>> w = torch.empty(4, 6)
+    >>> block(geometry(w), geometry(w[1:3, ::2]))
+    ((slice(1, 3, 1), slice(0, 5, 2)), (0, 1))
+    >>> block(geometry(w), geometry(w.t())), block(geometry(w), geometry(w.diagonal()))
+    ((None, (1, 0)), None)
+    """
     o_off, o_shape, o_strides = outer
     i_off, i_shape, i_strides = inner
     if not _is_dense(o_shape, o_strides) or math.prod(i_shape) == 0:
@@ -442,7 +466,13 @@ _LOCK = threading.RLock()
 @contextlib.contextmanager
 def exclusive():
     """One trace at a time in a process: the init functions are swapped process-wide. Hold it
-    around anything else patched for a trace (transformers' ``_initialize_weights``)."""
+    around anything else patched for a trace (transformers' ``_initialize_weights``); a
+    ``Recorder`` takes it too (it is re-entrant).
+
+    >>> with exclusive():
+    ...     with Recorder(seed=0):
+    ...         pass
+    """
     with _LOCK:
         yield
 
@@ -526,11 +556,14 @@ def _bind_method(names, defaults, args, kwargs) -> dict:
 
 
 class Recorder(TorchFunctionMode):
-    """Records the init calls made while it is active::
+    """Records the init calls made while it is active:
 
-        with Recorder(seed=0) as rec:
-            model = Net()            # torchvision style: the constructor's own init
-        plan = rec.plan(model)       # {state_dict key: TensorPlan}
+    >>> import torch
+    >>> with Recorder(seed=0) as rec:
+    ...     model = torch.nn.Linear(4, 3)  # its constructor's own init: recorded, not run
+    >>> plan = rec.plan(model)
+    >>> plan["weight"].init, plan["bias"].init
+    (Initializer('kaiming_uniform', a=2.23606797749979), Initializer('uniform', low=-0.5, high=0.5))
 
     Recorded calls are not executed; everything else runs as written. The ``torch.nn.init``
     functions are swapped process-wide while it is active, but calls from other threads go to
@@ -1068,7 +1101,13 @@ def _method_init(name: str, args, kwargs) -> Initializer | None:
 
 
 def named_tensors(model, names):
-    """(reported name, tensor, is_buffer) for every parameter and buffer, each storage once."""
+    """(reported name, tensor, is_buffer) for every parameter and buffer, each tensor once
+    (a tied one under its first name); ``names`` maps qualified names to reported ones.
+
+    >>> import torch
+    >>> [(k, b) for k, _, b in named_tensors(torch.nn.BatchNorm1d(2), lambda q: q)][:3]
+    [('weight', False), ('bias', False), ('running_mean', True)]
+    """
     seen = set()
     for q, t in model.named_parameters():
         if id(t) not in seen:
