@@ -111,6 +111,16 @@ def _model_class(config, auto_class):
     return transformers.AutoModelForCausalLM
 
 
+def _torch_dtype(dtype):
+    """None, a torch dtype, or its name ('bfloat16')."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    named = getattr(torch, dtype, None) if isinstance(dtype, str) else None
+    if not isinstance(named, torch.dtype):
+        raise TypeError(f"dtype={dtype!r} is not a torch dtype (e.g. torch.bfloat16 or 'bfloat16')")
+    return named
+
+
 def _build(cls, config, dtype):
     kwargs = {} if dtype is None else {"dtype": dtype}
     if hasattr(cls, "from_config") and not issubclass(cls, PreTrainedModel):
@@ -174,7 +184,8 @@ def initialize_weights(model: PreTrainedModel, recorder: trace.Recorder) -> None
 
 def from_config(config, *, seed: int = 0, dtype=None, device="cpu", auto_class=None, rules=None):
     """The transformers model for ``config``, every tensor drawn by fastinit as the model's own
-    init code would draw it; returns the model (in eval mode off, as transformers gives it).
+    init code would draw it; returns the model (in training mode, as transformers'
+    ``from_config`` gives it).
 
     ``config``: a ``PretrainedConfig``, a dict with ``model_type``, or the path of a config.json
     or a model directory. The class is ``auto_class`` (e.g. ``AutoModelForMaskedLM``), else the
@@ -194,8 +205,7 @@ def from_config(config, *, seed: int = 0, dtype=None, device="cpu", auto_class=N
     """
     config = load_config(config)
     cls = _model_class(config, auto_class)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    dtype = _torch_dtype(dtype)
     recorder = trace.Recorder(seed)
     with trace.exclusive(), torch.device(device), init_weights_units(recorder), recorder:
         with recorder.unit(f"the constructor of {getattr(cls, '__name__', cls)}", None, None):
@@ -229,8 +239,7 @@ def trace_meta(config, *, seed: int = 0, dtype=None, auto_class=None):
     come from running the call that wrote them again on real copies of those modules only."""
     config = load_config(config)
     cls = _model_class(config, auto_class)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    dtype = _torch_dtype(dtype)
     recorder = trace.Recorder(seed)
     with trace.exclusive(), torch.device("meta"), init_weights_units(recorder), recorder:
         with recorder.unit(f"the constructor of {getattr(cls, '__name__', cls)}", None, None):
