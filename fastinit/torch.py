@@ -876,11 +876,18 @@ def _rules_by_key(module, canonical, rules) -> dict[str, Callable]:
         for local, p in sub.named_parameters(recurse=False):
             owners.setdefault(id(p), (sub, local))
     ruled = {}
+    names = [canonical(q) for q, _ in module.named_parameters()]
     for q, p in module.named_parameters():
         owner, local = owners[id(p)]
         rule = _match_rules(canonical(q), local, owner, rules)
         if rule is not None:
             ruled[canonical(q)] = rule
+    for key in rules:  # a typo must not be ignored silently
+        if isinstance(key, str) and not any(fnmatch.fnmatchcase(n, key) for n in names):
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise ValueError(f"rules: {key!r} matches no parameter (the parameters are named like {shown})")
+        if isinstance(key, type) and not any(isinstance(m, key) for m in module.modules()):
+            raise ValueError(f"rules: {key.__name__} matches no module of the model")
     return ruled
 
 

@@ -984,3 +984,18 @@ def test_report_contents():
     assert report.untouched_buffers == ["2.table"]
     assert torch.equal(model[2].table, torch.arange(4.0))
     assert report.unknown == []
+
+
+def test_a_rule_that_matches_nothing_is_an_error_naming_it():
+    """A typo in a rule pattern must not be ignored silently (issue #15, item 5)."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    with pytest.raises(ValueError, match=r"rules: '\*\.o_prj\.weight' matches no parameter"):
+        ft.init_module(model, rules={"*.o_prj.weight": "zeros", "0.weight": "ones"})
+    with pytest.raises(ValueError, match=r"rules: Conv2d matches no module"):
+        ft.init_module(model, rules={nn.Conv2d: "zeros"})
+    before = model[0].weight.detach().clone()
+    with pytest.raises(ValueError):
+        ft.init_module(model, rules={"nope": "zeros"})
+    assert torch.equal(model[0].weight, before)  # refused before anything is written
+    ft.init_module(model, rules={"0.*": "ones", nn.LayerNorm: {"bias": "ones"}})
+    assert torch.all(model[0].weight == 1) and torch.all(model[1].bias == 1)
