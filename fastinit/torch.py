@@ -32,30 +32,19 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import inspect
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from . import api, trace
+from . import api, schemes, trace
 from .dtypes import resolve_dtype
-from .schemes import (
-    Initializer,
-    calculate_gain,
-    constant,
-    dirac,
-    eye,
-    get_initializer,
-    kaiming_normal,
-    kaiming_uniform,
-    orthogonal,
-    sparse,
-    xavier_normal,
-    xavier_uniform,
-)
+from .schemes import Initializer, calculate_gain, get_initializer
 from .schemes.registry import SCHEMES
 
 __all__ = [
@@ -351,7 +340,7 @@ def constant_(tensor, val):
     >>> fastinit.torch.constant_(torch.empty(2), 0.5)
     tensor([0.5000, 0.5000])
     """
-    return _fill(tensor, constant, val)
+    return _fill(tensor, schemes.constant, val)
 
 
 def ones_(tensor):
@@ -361,7 +350,7 @@ def ones_(tensor):
     >>> fastinit.torch.ones_(torch.empty(2))
     tensor([1., 1.])
     """
-    return _fill(tensor, constant, 1.0)
+    return _fill(tensor, schemes.constant, 1.0)
 
 
 def zeros_(tensor):
@@ -371,7 +360,7 @@ def zeros_(tensor):
     >>> fastinit.torch.zeros_(torch.empty(2))
     tensor([0., 0.])
     """
-    return _fill(tensor, constant, 0.0)
+    return _fill(tensor, schemes.constant, 0.0)
 
 
 def eye_(tensor):
@@ -382,7 +371,7 @@ def eye_(tensor):
     tensor([[1., 0.],
             [0., 1.]])
     """
-    return _fill(tensor, eye)
+    return _fill(tensor, schemes.eye)
 
 
 def dirac_(tensor, groups=1):
@@ -393,7 +382,7 @@ def dirac_(tensor, groups=1):
     tensor([[1., 0.],
             [0., 1.]])
     """
-    return _fill(tensor, dirac, groups)
+    return _fill(tensor, schemes.dirac, groups)
 
 
 def xavier_uniform_(tensor, gain=1.0, generator=None, *, seed=None, name=None):
@@ -403,7 +392,7 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, seed=None, name=None):
     >>> fastinit.torch.xavier_uniform_(torch.empty(3, 5), seed=0).shape
     torch.Size([3, 5])
     """
-    return _fill(tensor, xavier_uniform, gain, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, schemes.xavier_uniform, gain, seed=_seed(seed, generator), name=name)
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None, name=None):
@@ -413,7 +402,7 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None, name=None):
     >>> fastinit.torch.xavier_normal_(torch.empty(3, 5), seed=0).shape
     torch.Size([3, 5])
     """
-    return _fill(tensor, xavier_normal, gain, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, schemes.xavier_normal, gain, seed=_seed(seed, generator), name=name)
 
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None,
@@ -424,7 +413,12 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     >>> fastinit.torch.kaiming_uniform_(torch.empty(3, 5), mode="fan_in", nonlinearity="relu").shape
     torch.Size([3, 5])
     """
-    return _fill(tensor, kaiming_uniform, a, mode, nonlinearity, seed=_seed(seed, generator), name=name)
+    if isinstance(tensor, torch.Tensor) and 0 in tensor.shape:  # as torch
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
+    return _fill(
+        tensor, schemes.kaiming_uniform, a, mode, nonlinearity, seed=_seed(seed, generator), name=name
+    )
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None,
@@ -435,7 +429,12 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     >>> fastinit.torch.kaiming_normal_(torch.empty(3, 5), mode="fan_out", nonlinearity="relu").shape
     torch.Size([3, 5])
     """
-    return _fill(tensor, kaiming_normal, a, mode, nonlinearity, seed=_seed(seed, generator), name=name)
+    if isinstance(tensor, torch.Tensor) and 0 in tensor.shape:  # as torch
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
+    return _fill(
+        tensor, schemes.kaiming_normal, a, mode, nonlinearity, seed=_seed(seed, generator), name=name
+    )
 
 
 def orthogonal_(tensor, gain=1, generator=None, *, seed=None, name=None):
@@ -449,7 +448,7 @@ def orthogonal_(tensor, gain=1, generator=None, *, seed=None, name=None):
     >>> bool(torch.allclose(q @ q.T, torch.eye(4), atol=1e-5))
     True
     """
-    return _fill(tensor, orthogonal, gain, qr="torch", seed=_seed(seed, generator), name=name)
+    return _fill(tensor, schemes.orthogonal, gain, qr="torch", seed=_seed(seed, generator), name=name)
 
 
 def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name=None):
@@ -461,7 +460,38 @@ def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name=None)
     >>> (t == 0).sum(dim=0).tolist()
     [2, 2, 2]
     """
-    return _fill(tensor, sparse, sparsity, std, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, schemes.sparse, sparsity, std, seed=_seed(seed, generator), name=name)
+
+
+def _deprecated(function):
+    """The alias torch still keeps for ``function`` (``nn.init.normal`` for ``normal_``), with
+    torch's FutureWarning."""
+    new = function.__name__
+    old = new[:-1]
+
+    @functools.wraps(function)
+    def alias(*args, **kwargs):
+        warnings.warn(
+            f"`nn.init.{old}` is now deprecated in favor of `nn.init.{new}`.", FutureWarning, stacklevel=2
+        )
+        return function(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated alias of ``{new}`` (torch keeps ``nn.init.{old}``, with a FutureWarning)."
+    return alias
+
+
+uniform = _deprecated(uniform_)
+normal = _deprecated(normal_)
+constant = _deprecated(constant_)
+eye = _deprecated(eye_)
+dirac = _deprecated(dirac_)
+xavier_uniform = _deprecated(xavier_uniform_)
+xavier_normal = _deprecated(xavier_normal_)
+kaiming_uniform = _deprecated(kaiming_uniform_)
+kaiming_normal = _deprecated(kaiming_normal_)
+orthogonal = _deprecated(orthogonal_)
+sparse = _deprecated(sparse_)
 
 
 # ---- whole models ------------------------------------------------------------------------------

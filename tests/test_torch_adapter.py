@@ -999,3 +999,28 @@ def test_a_rule_that_matches_nothing_is_an_error_naming_it():
     assert torch.equal(model[0].weight, before)  # refused before anything is written
     ft.init_module(model, rules={"0.*": "ones", nn.LayerNorm: {"bias": "ones"}})
     assert torch.all(model[0].weight == 1) and torch.all(model[1].bias == 1)
+
+
+@pytest.mark.parametrize("fn", ["kaiming_uniform_", "kaiming_normal_"])
+def test_zero_element_tensors_warn_as_torch_does(fn):
+    """Issue #15 item 2: torch warns 'Initializing zero-element tensors is a no-op'."""
+    t = torch.empty(0, 4)
+    with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+        assert getattr(ft, fn)(t) is t
+
+
+DEPRECATED = ["uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
+              "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse"]  # fmt: skip
+
+
+@pytest.mark.parametrize("old", DEPRECATED)
+def test_torchs_deprecated_aliases_exist_and_warn(old):
+    """Issue #15 item 2: the aliases torch still keeps, with its FutureWarning."""
+    assert hasattr(torch.nn.init, old)
+    args = {"constant": (0.5,), "sparse": (0.5,)}.get(old, ())
+    t = torch.empty(4, 4, 3) if old == "dirac" else torch.empty(4, 4)
+    with pytest.warns(
+        FutureWarning, match=rf"`nn.init.{old}` is now deprecated in favor of `nn.init.{old}_`"
+    ):
+        out = getattr(ft, old)(t, *args)
+    assert out is t
