@@ -512,8 +512,8 @@ def fill(tensor, init, *, seed: int = 0, name: str | None = None, index=None):
             [0., 0.]])
     """
     init = _as_initializer(init)
-    constant = isinstance(init, Initializer) and init.scheme in ("zeros", "ones", "constant")
-    value = {"zeros": 0, "ones": 1}.get(init.scheme, init.params.get("value")) if constant else None
+    value = init.constant_value if isinstance(init, Initializer) else None
+    constant = value is not None
     if tensor.dtype.is_floating_point and not (constant and _exact(value, tensor.dtype)):
         return _fill(tensor, init, seed=seed, name=name, index=index)
     if not constant:  # integer buffers: counters, indices
@@ -931,11 +931,8 @@ def _report(report: InitReport, plan, ruled, params):
         if notes:
             report.notes[key] = "; ".join(notes)
         if tp.buffer:
-            init = tp.init
-            constant = init is not None and init.scheme in ("zeros", "ones", "constant")
-            report.buffers[key] = (
-                {"zeros": 0, "ones": 1}.get(init.scheme, init.params.get("value")) if constant else described
-            )
+            value = tp.init.constant_value if tp.init is not None else None
+            report.buffers[key] = value if value is not None else described
         elif key in params:
             report.params[key] = described
     for key, rule in ruled.items():
@@ -945,10 +942,7 @@ def _report(report: InitReport, plan, ruled, params):
 
 def _note(write) -> str:
     what = f"= {write.init!r}" if write.init is not None else "= values"
-    zero = write.init is not None and (
-        write.init.scheme == "zeros"
-        or (write.init.scheme == "constant" and write.init.params.get("value") == 0)
-    )
+    zero = write.init is not None and write.init.constant_value == 0
     if (
         write.index
         and isinstance(write.index[0], int)

@@ -169,9 +169,8 @@ def elementwise(init: Initializer, shape) -> Initializer | None:
 def _affine(init: Initializer, scale: float, shift: float) -> Initializer:
     """``init``'s values times ``scale`` plus ``shift``, as an initializer (elementwise only)."""
     p = init.params
-    if init.scheme in ("zeros", "ones", "constant"):
-        value = {"zeros": 0.0, "ones": 1.0}.get(init.scheme, p.get("value"))
-        return get_initializer("constant", value=value * scale + shift)
+    if init.constant_value is not None:
+        return get_initializer("constant", value=init.constant_value * scale + shift)
     if init.scheme == "uniform":
         lo, hi = sorted((p.get("low", 0.0) * scale + shift, p.get("high", 1.0) * scale + shift))
         return get_initializer("uniform", low=lo, high=hi)
@@ -684,10 +683,10 @@ class Recorder(TorchFunctionMode):
         if key is None:
             return
         event = _Event(geometry(t), kind, call + self._where(), init, value, self._unit, root)
-        if kind == "init" and init.scheme in ("zeros", "ones", "constant") and not _local(t).is_meta:
+        if kind == "init" and init.constant_value is not None and not _local(t).is_meta:
             # constants are cheap: written for real, so what the model computes from them is right
             with torch.no_grad():
-                t.fill_({"zeros": 0, "ones": 1}.get(init.scheme, init.params.get("value")))
+                t.fill_(init.constant_value)
             event.held = True
         events = self.events.setdefault(key, [])
         local = _local(t)

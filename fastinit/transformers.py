@@ -121,6 +121,19 @@ def _torch_dtype(dtype):
     return named
 
 
+def _traced_build(config, *, seed, dtype, device, auto_class):
+    """(model, recorder): the model for ``config`` built on ``device`` with its constructor's
+    init code (``post_init`` included) recorded."""
+    config = load_config(config)
+    cls = _model_class(config, auto_class)
+    dtype = _torch_dtype(dtype)
+    recorder = trace.Recorder(seed)
+    with trace.exclusive(), torch.device(device), init_weights_units(recorder), recorder:
+        with recorder.unit(f"the constructor of {getattr(cls, '__name__', cls)}", None, None):
+            model = _build(cls, config, dtype)
+    return model, recorder
+
+
 def _build(cls, config, dtype):
     kwargs = {} if dtype is None else {"dtype": dtype}
     if hasattr(cls, "from_config") and not issubclass(cls, PreTrainedModel):
@@ -203,13 +216,7 @@ def from_config(config, *, seed: int = 0, dtype=None, device="cpu", auto_class=N
     ...     (64, 128), 0.0, 0.02, seed=0, name="model.layers.1.mlp.down_proj.weight").tobytes()
     True
     """
-    config = load_config(config)
-    cls = _model_class(config, auto_class)
-    dtype = _torch_dtype(dtype)
-    recorder = trace.Recorder(seed)
-    with trace.exclusive(), torch.device(device), init_weights_units(recorder), recorder:
-        with recorder.unit(f"the constructor of {getattr(cls, '__name__', cls)}", None, None):
-            model = _build(cls, config, dtype)
+    model, recorder = _traced_build(config, seed=seed, dtype=dtype, device=device, auto_class=auto_class)
     return fill_traced(model, recorder, seed=seed, rules=rules)
 
 
@@ -237,13 +244,7 @@ def trace_meta(config, *, seed: int = 0, dtype=None, auto_class=None):
     plan of the tensors ``save_pretrained`` writes, and for each saved name the model tensor
     it comes from with its place there (``trace.block``). Values the trace cannot see on meta
     come from running the call that wrote them again on real copies of those modules only."""
-    config = load_config(config)
-    cls = _model_class(config, auto_class)
-    dtype = _torch_dtype(dtype)
-    recorder = trace.Recorder(seed)
-    with trace.exclusive(), torch.device("meta"), init_weights_units(recorder), recorder:
-        with recorder.unit(f"the constructor of {getattr(cls, '__name__', cls)}", None, None):
-            model = _build(cls, config, dtype)
+    model, recorder = _traced_build(config, seed=seed, dtype=dtype, device="meta", auto_class=auto_class)
     initialize_weights(model, recorder)  # transformers skips it on meta
     names = _canonical_names(list(model.named_modules()))
     by_storage = {trace.storage_key(t): (key, t) for key, t, _ in trace.named_tensors(model, names)}
@@ -312,9 +313,8 @@ def manifest_from_config(config, *, dtype=None, seed: int = 0, auto_class=None):
 def _zeroes_one_row(index, init, shape) -> bool:
     """Whether an overlay sets one whole row to zero (an embedding's padding row): recorded as
     the manifest's ``zero_rows``, as checkpoints always recorded it."""
-    zero = init.scheme == "zeros" or (init.scheme == "constant" and init.params.get("value") == 0)
     return (
-        zero
+        init.constant_value == 0
         and isinstance(index[0], int)
         and all(
             isinstance(i, slice) and (i.start, i.stop, i.step) == (0, n, 1)

@@ -501,7 +501,9 @@ MAX_LAYERS = 10_000
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "num_decoder_layers")
 
 
-def _check_config(config: dict, dtype) -> None:
+def _check_config(config: dict, dtype) -> DType:
+    """The dtype to write (``dtype``, else the config's, else float32), once the config is
+    checked for what must be refused before anything is built."""
     if not isinstance(config, dict):
         raise CheckpointError(f"config must be a JSON object, got {type(config).__name__}")
     if not isinstance(config.get("model_type"), str):
@@ -512,12 +514,13 @@ def _check_config(config: dict, dtype) -> None:
             raise CheckpointError(
                 f"config: '{key}' {value} is not plausible (more than {MAX_LAYERS:,} layers)"
             )
-    chosen = next((d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), None)
-    if chosen is not None:
-        try:
-            resolve_dtype(chosen, argname="dtype")
-        except TypeError as error:
-            raise CheckpointError(str(error)) from None
+    chosen = next(
+        (d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), "float32"
+    )
+    try:
+        return resolve_dtype(chosen, argname="dtype")
+    except TypeError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def manifest_from_config(config: dict, *, dtype=None, seed: int = 0) -> Manifest:
@@ -536,16 +539,13 @@ def manifest_from_config(config: dict, *, dtype=None, seed: int = 0) -> Manifest
     >>> len(m), m.tensors[0].name, m.tensors[0].shape, m.tensors[0].dtype.name
     (21, 'model.embed_tokens.weight', (100, 64), 'bfloat16')
     """
-    _check_config(config, dtype)
+    chosen = _check_config(config, dtype)
     try:
         from .. import transformers as traced
     except ImportError as error:
         raise CheckpointError(str(error)) from None
-    chosen = next(
-        (d for d in (dtype, config.get("dtype"), config.get("torch_dtype")) if d is not None), "float32"
-    )
     try:
-        manifest = traced.manifest_from_config(config, dtype=resolve_dtype(chosen).name, seed=seed)
+        manifest = traced.manifest_from_config(config, dtype=chosen.name, seed=seed)
     except CheckpointError:
         raise
     except Exception as error:  # transformers' own message, whatever it raised: one line

@@ -148,6 +148,20 @@ class Initializer:
         return SCHEMES[self.scheme](shape, **self.params, **common)
 
     @property
+    def constant_value(self):
+        """The value every element gets for ``zeros`` / ``ones`` / ``constant``; None for the
+        other schemes.
+
+        >>> Initializer("ones").constant_value, Initializer("constant", value=0.5).constant_value
+        (1, 0.5)
+        >>> Initializer("normal").constant_value is None
+        True
+        """
+        if self.scheme == "constant":
+            return self.params.get("value")
+        return {"zeros": 0, "ones": 1}.get(self.scheme)
+
+    @property
     def resolved(self) -> bool:
         """False for a custom initializer whose function is only a name read from a config (not
         registered in this process): it records and compares, but cannot generate."""
