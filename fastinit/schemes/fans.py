@@ -9,7 +9,10 @@ source on every shape that source accepts:
   sequences); ``jax.nn.initializers`` ``_compute_fans``: every axis that is none of these is
   receptive field; the receptive field is a float division, as in JAX.
 - ``"keras"``: Keras 3 ``compute_fans``: () -> (1, 1), (n,) -> (n, n), (a, b) -> (a, b),
-  (*k, a, b) -> (a * prod(k), b * prod(k)). Integers.
+  (*k, a, b) -> (a * prod(k), b * prod(k)); with ``input_axes`` and ``output_axes`` (Keras 3.15)
+  fan_in and fan_out are the products of those axes' sizes alone (no receptive field), e.g. an
+  attention kernel (512, 8, 64) with input_axes=[0], output_axes=[1, 2] has fans (512, 512).
+  Integers.
 
 ``calculate_gain`` returns the values of ``torch.nn.init.calculate_gain`` and raises its errors.
 """
@@ -93,10 +96,22 @@ def _axis(axis, ndim, argname):
     return int(axis)
 
 
-def compute_fans(shape, *, layout: str = "torch", in_axis=None, out_axis=None, batch_axis=()):
+def compute_fans(
+    shape,
+    *,
+    layout: str = "torch",
+    in_axis=None,
+    out_axis=None,
+    batch_axis=(),
+    input_axes=None,
+    output_axes=None,
+):
     """(fan_in, fan_out) of a weight of this shape, in the convention ``layout``.
 
     ``in_axis`` / ``out_axis`` / ``batch_axis`` apply to ``layout="jax"`` (defaults -2, -1, ()).
+    ``input_axes`` / ``output_axes`` apply to ``layout="keras"`` and go together (Keras 3.15's
+    ``compute_fans`` ignores one given alone; here that is an error): each an int or a sequence
+    of ints, the fan is the product of those dimensions.
 
     >>> compute_fans((64, 32, 3, 3))                 # torch: (out, in, kh, kw)
     (288, 576)
@@ -104,10 +119,15 @@ def compute_fans(shape, *, layout: str = "torch", in_axis=None, out_axis=None, b
     (288.0, 576.0)
     >>> compute_fans((3, 3, 32, 64), layout="keras")
     (288, 576)
+    >>> compute_fans((512, 8, 64), layout="keras", input_axes=[0], output_axes=[1, 2])
+    (512, 512)
     """
     shape = api.check_shape(shape)
     if not isinstance(layout, str) or layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r} is not one of {', '.join(map(repr, LAYOUTS))}")
+    if layout != "keras" and (input_axes is not None or output_axes is not None):
+        which = "input_axes" if input_axes is not None else "output_axes"
+        raise ValueError(f"{which} applies to layout='keras' only (layout={layout!r})")
     if layout == "torch":
         if in_axis is not None or out_axis is not None or batch_axis != ():
             raise ValueError("in_axis/out_axis/batch_axis apply to layout='jax' only")
@@ -132,6 +152,12 @@ def compute_fans(shape, *, layout: str = "torch", in_axis=None, out_axis=None, b
     # keras
     if in_axis is not None or out_axis is not None or batch_axis != ():
         raise ValueError("in_axis/out_axis/batch_axis apply to layout='jax' only")
+    if (input_axes is None) != (output_axes is None):
+        given, missing = ("input_axes", "output_axes")[:: 1 if output_axes is None else -1]
+        raise ValueError(f"{given} needs {missing} too: pass both, or neither for the shape rule")
+    if input_axes is not None:
+        fan_in = _axes_size(shape, input_axes, "input_axes")
+        return int(fan_in), int(_axes_size(shape, output_axes, "output_axes"))
     if len(shape) < 1:
         return 1, 1
     if len(shape) == 1:

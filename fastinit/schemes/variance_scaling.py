@@ -107,9 +107,9 @@ def _check_spread(distribution, std, bound, source, common) -> None:
         raise ValueError(f"{argname}={value} is too small: {what} derived from it underflows to 0 in {where}")
 
 
-def _fans(shape, layout, in_axis, out_axis, batch_axis):
+def _fans(shape, layout, in_axis, out_axis, batch_axis, input_axes=None, output_axes=None):
     return compute_fans(api.check_shape(shape), layout=layout, in_axis=in_axis, out_axis=out_axis,
-                        batch_axis=batch_axis)  # fmt: skip
+                        batch_axis=batch_axis, input_axes=input_axes, output_axes=output_axes)  # fmt: skip
 
 
 def _empty(shape) -> bool:
@@ -126,6 +126,8 @@ def variance_scaling(
     in_axis=None,
     out_axis=None,
     batch_axis=(),
+    input_axes=None,
+    output_axes=None,
     seed=0,
     name=None,
     dtype=None,
@@ -137,7 +139,9 @@ def variance_scaling(
 
     ``layout`` picks the fan convention ("jax" by default here, as in
     ``jax.nn.initializers.variance_scaling``: ``(..., in, out)`` with ``in_axis=-2``,
-    ``out_axis=-1``; "torch" and "keras" as in fans.py).
+    ``out_axis=-1``; "torch" and "keras" as in fans.py, where ``input_axes`` / ``output_axes``
+    are Keras's). ``distribution="normal"`` is untruncated, as in JAX; Keras's
+    ``VarianceScaling(distribution="normal")`` is the truncated normal (``fastinit.keras``).
 
     >>> import fastinit, numpy as np
     >>> w = np.asarray(fastinit.variance_scaling((512, 256), 2.0, "fan_in", "normal", seed=0))
@@ -159,7 +163,7 @@ def variance_scaling(
     common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
     if _empty(shape):
         return _draw(shape, distribution, 0.0, 0.0, common)
-    fan_in, fan_out = _fans(shape, layout, in_axis, out_axis, batch_axis)
+    fan_in, fan_out = _fans(shape, layout, in_axis, out_axis, batch_axis, input_axes, output_axes)
     denominator = {
         "fan_in": fan_in,
         "fan_out": fan_out,
