@@ -12,6 +12,7 @@ import base64
 import binascii
 import functools
 import math
+import numbers
 import zlib
 
 import numpy as np
@@ -26,13 +27,24 @@ __all__ = ["constant", "zeros", "ones", "eye", "dirac", "values", "encode_values
 def constant(shape, value, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
     """Every element equal to ``value`` (rounded to dtype), as ``torch.nn.init.constant_``.
 
+    ``value`` may also be an array (anything ``np.asarray`` takes, of real numbers) that
+    broadcasts to ``shape`` as NumPy broadcasts, as Keras's ``Constant`` accepts: each value is
+    rounded once to dtype, none may be NaN or finite beyond the dtype's range.
+
     >>> import fastinit, numpy as np
     >>> np.asarray(fastinit.constant((2, 3), 0.5))
     array([[0.5, 0.5, 0.5],
            [0.5, 0.5, 0.5]], dtype=float32)
+    >>> np.asarray(fastinit.constant((2, 3), [1.0, 2.0, 3.0]))
+    array([[1., 2., 3.],
+           [1., 2., 3.]], dtype=float32)
     """
     check_seed(seed)
     check_name(name)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, numbers.Number) and not isinstance(value, np.generic):
+        return _constant_array(shape, value, dtype, device, index, out)
     value = api.check_real(value, "value", allow_inf=True)
     dt = api.output_dtype(dtype, out)
     v = api.round_to_dtype(value, dt)
@@ -43,6 +55,32 @@ def constant(shape, value, *, seed=0, name=None, dtype=None, device="cpu", index
     return api.sample(
         shape, UNIFORM, params, seed=0, name=None, dtype=dt, device=device, index=index, out=out
     )
+
+
+def _constant_array(shape, value, dtype, device, index, out):
+    """``constant`` for an array ``value``: broadcast to shape, rounded once to dtype."""
+    shape = api.check_shape(shape)
+    api.target_device(device, out)  # a bad device fails before the host work
+    dt = api.output_dtype(dtype, out)
+    try:
+        x = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nesting, objects NumPy cannot hold as an array
+        raise ValueError(
+            f"value must be a real number or an array of them, got {type(value).__name__}"
+        ) from None
+    if x.dtype.kind not in "iuf":
+        raise TypeError(f"value must hold real numbers, got an array of {x.dtype}")
+    x = x.astype(np.float64)
+    try:
+        fits = np.broadcast_shapes(x.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"value of shape {x.shape} does not broadcast to shape {shape}")
+    api.result_shape(shape, index)  # (validates index)
+    rounded = np.broadcast_to(_round_once(x, dt.name, "value"), shape)
+    selected = rounded if index is None else rounded[index]
+    return api.deliver(np.ascontiguousarray(selected), shape, dtype=dt, device=device, index=index, out=out)
 
 
 def zeros(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
@@ -195,10 +233,17 @@ def _round_bfloat16(x: np.ndarray) -> np.ndarray:
 def _rounded(data: str, count: int, dtype_name: str) -> np.ndarray:
     """The values of data rounded once to dtype (float32 values for the 32-bit-compute dtypes,
     each exactly a value of dtype), read-only. Cached: the writer asks for them chunk by chunk."""
-    x = _inflate(data, count)
+    rounded = _round_once(_inflate(data, count), dtype_name, "data")
+    rounded.flags.writeable = False
+    return rounded
+
+
+def _round_once(x: np.ndarray, dtype_name: str, argname: str) -> np.ndarray:
+    """float64 values rounded once to dtype (float32 values for the 32-bit-compute dtypes, each
+    exactly a value of dtype); NaN, and finite values beyond dtype's range, are refused."""
     bad = np.flatnonzero(np.isnan(x))
     if bad.size:
-        raise ValueError(f"data holds NaN (element {int(bad[0])})")
+        raise ValueError(f"{argname} holds NaN (element {int(bad[0])})")
     if dtype_name == "float64":
         rounded = x.copy()
     else:
@@ -210,10 +255,11 @@ def _rounded(data: str, count: int, dtype_name: str) -> np.ndarray:
             else:
                 rounded = x.astype(np.float32)
         overflow = np.flatnonzero(np.isinf(rounded) & np.isfinite(x))
-        if overflow.size:  # as constant(): never a silent overflow to inf
+        if overflow.size:  # as a scalar constant: never a silent overflow to inf
             k = int(overflow[0])
-            raise ValueError(f"data: element {k} ({float(x[k])!r}) is beyond the largest finite {dtype_name}")
-    rounded.flags.writeable = False
+            raise ValueError(
+                f"{argname}: element {k} ({float(x.flat[k])!r}) is beyond the largest finite {dtype_name}"
+            )
     return rounded
 
 
