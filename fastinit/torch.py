@@ -4,11 +4,19 @@ Imported on demand (``import fastinit.torch``), never by ``import fastinit``.
 
 In-place functions with torch's signatures and defaults plus keyword ``seed`` and ``name``:
 ``uniform_, normal_, trunc_normal_, constant_, ones_, zeros_, eye_, dirac_, xavier_uniform_,
-xavier_normal_, kaiming_uniform_, kaiming_normal_, orthogonal_, sparse_``. Each fills the
-tensor with exactly what the functional API returns, e.g.
-``fastinit.torch.normal_(t, 0.0, 0.02, seed=1, name="w")`` writes
-``fastinit.normal(t.shape, 0.0, 0.02, seed=1, name="w")``. ``seed`` defaults to 0, or to
-``generator.initial_seed()`` when a torch generator is passed.
+xavier_normal_, kaiming_uniform_, kaiming_normal_, orthogonal_, sparse_``. They draw in one of
+two ways:
+
+- **Named** (``seed=`` or ``name=`` given): a pure function of (seed, name, index). The tensor
+  gets exactly what the functional API returns, e.g. ``fastinit.torch.normal_(t, 0.0, 0.02,
+  seed=1, name="w")`` writes ``fastinit.normal(t.shape, 0.0, 0.02, seed=1, name="w")``, whatever
+  torch's generator holds. ``seed`` defaults to 0 (``generator.initial_seed()`` when a
+  generator is passed); torch's generator is not consumed.
+- **Unnamed** (neither given), torch's semantics: a fresh draw at each call, reproducible from
+  ``torch.manual_seed(s)``, or from the ``generator=`` passed. The call takes one number from
+  that generator (default: torch's default CPU generator, for CPU and CUDA tensors alike),
+  ``seed = torch.randint(0, 2**63 - 1, (), generator=generator).item()``, and fills the stream
+  of that seed with no name. Meta and zero-element tensors draw nothing, as in torch.
 
 ``init_module(module, seed=0)`` fills every parameter of a model in place, each from the stream
 of its qualified name, with the distribution the model's own init code gives (its
@@ -71,17 +79,31 @@ __all__ = [
 # ---- in-place functions ------------------------------------------------------------------------
 
 
-def _seed(seed, generator) -> int:
-    if seed is not None:
-        return seed
-    if generator is not None:
-        return generator.initial_seed()
-    return 0
+def _stream_seed(seed, name, generator) -> Callable[[], int]:
+    """The stream seed of an in-place call, as a function ``_fill`` calls only when the tensor
+    gets values (torch draws nothing for meta and zero-element tensors either).
+
+    Named calls (``seed=`` or ``name=`` given) are pure: ``seed``, else the generator's initial
+    seed, else 0. An unnamed call is torch's kind of call: its seed is one draw from
+    ``generator`` (default: torch's default CPU generator, whatever the tensor's device, so that
+    a CPU and a CUDA tensor get the same values), which advances it as torch's own
+    ``nn.init`` would.
+    """
+
+    def resolve() -> int:
+        if seed is not None:
+            return seed
+        if name is not None:
+            return 0 if generator is None else generator.initial_seed()
+        device = "cpu" if generator is None else generator.device
+        return int(torch.randint(0, 2**63 - 1, (), generator=generator, dtype=torch.int64, device=device))
+
+    return resolve
 
 
 def _fill(tensor, fn, *args, seed=0, name=None, index=None, **kwargs):
     """Fill ``tensor`` (or its block ``index``) in place with ``fn(tensor.shape, *args, ...)``;
-    return the tensor.
+    return the tensor. ``seed`` is an int or a function returning it (see ``_stream_seed``).
 
     A DTensor gets, on each rank, the slice of ``fn(global shape)`` its local shard holds.
     """
@@ -100,6 +122,8 @@ def _fill(tensor, fn, *args, seed=0, name=None, index=None, **kwargs):
         raise TypeError(
             f"tensor has dtype {tensor.dtype}; fastinit fills float32, float64, float16 and bfloat16 tensors"
         ) from None
+    if callable(seed):
+        seed = seed() if tensor.numel() else 0
     with torch.no_grad():
         if _is_dtensor(tensor):
             _fill_shard(tensor, fn, args, kwargs, seed=seed, name=name, dtype=dtype, index=index)
@@ -307,7 +331,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=None, name=None):
     >>> bool(((t >= -1) & (t < 1)).all())
     True
     """
-    return _fill(tensor, api.uniform, a, b, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, api.uniform, a, b, seed=_stream_seed(seed, name, generator), name=name)
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=None, name=None):
@@ -318,7 +342,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=None, name=None):
     >>> t.numpy().tobytes() == fastinit.normal((3, 4), 0.0, 0.02, seed=1, name="w").tobytes()
     True
     """
-    return _fill(tensor, api.normal, mean, std, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, api.normal, mean, std, seed=_stream_seed(seed, name, generator), name=name)
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, seed=None, name=None):
@@ -330,7 +354,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, s
     >>> round(float(t.std()), 4)
     0.002
     """
-    return _fill(tensor, api.truncated_normal, mean, std, a, b, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, api.truncated_normal, mean, std, a, b, seed=_stream_seed(seed, name, generator), name=name)
 
 
 def constant_(tensor, val):
@@ -392,7 +416,7 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, seed=None, name=None):
     >>> fastinit.torch.xavier_uniform_(torch.empty(3, 5), seed=0).shape
     torch.Size([3, 5])
     """
-    return _fill(tensor, schemes.xavier_uniform, gain, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, schemes.xavier_uniform, gain, seed=_stream_seed(seed, name, generator), name=name)
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None, name=None):
@@ -402,7 +426,7 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None, name=None):
     >>> fastinit.torch.xavier_normal_(torch.empty(3, 5), seed=0).shape
     torch.Size([3, 5])
     """
-    return _fill(tensor, schemes.xavier_normal, gain, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, schemes.xavier_normal, gain, seed=_stream_seed(seed, name, generator), name=name)
 
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None,
@@ -417,7 +441,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     return _fill(
-        tensor, schemes.kaiming_uniform, a, mode, nonlinearity, seed=_seed(seed, generator), name=name
+        tensor, schemes.kaiming_uniform, a, mode, nonlinearity, seed=_stream_seed(seed, name, generator), name=name
     )
 
 
@@ -433,7 +457,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     return _fill(
-        tensor, schemes.kaiming_normal, a, mode, nonlinearity, seed=_seed(seed, generator), name=name
+        tensor, schemes.kaiming_normal, a, mode, nonlinearity, seed=_stream_seed(seed, name, generator), name=name
     )
 
 
@@ -448,7 +472,7 @@ def orthogonal_(tensor, gain=1, generator=None, *, seed=None, name=None):
     >>> bool(torch.allclose(q @ q.T, torch.eye(4), atol=1e-5))
     True
     """
-    return _fill(tensor, schemes.orthogonal, gain, qr="torch", seed=_seed(seed, generator), name=name)
+    return _fill(tensor, schemes.orthogonal, gain, qr="torch", seed=_stream_seed(seed, name, generator), name=name)
 
 
 def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name=None):
@@ -460,7 +484,7 @@ def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name=None)
     >>> (t == 0).sum(dim=0).tolist()
     [2, 2, 2]
     """
-    return _fill(tensor, schemes.sparse, sparsity, std, seed=_seed(seed, generator), name=name)
+    return _fill(tensor, schemes.sparse, sparsity, std, seed=_stream_seed(seed, name, generator), name=name)
 
 
 def _deprecated(function):

@@ -24,6 +24,7 @@ import contextlib
 import inspect
 import json
 import math
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -263,11 +264,79 @@ def test_explicit_seed_wins_over_generator(name):
     assert tbits(t) == fbits(_expected(name, shape, "float32", 3, "w"))
 
 
+# ---- unnamed calls draw as torch does ----------------------------------------------------------
+#
+# Without seed= and name=, a call is torch's: a fresh draw each time, reproducible from
+# torch.manual_seed (or the generator passed, which advances). The stream's seed is the documented
+# draw from that generator; named calls stay pure functions of (seed, name, index).
+
+
+def _drawn_seed(generator=None) -> int:
+    return int(torch.randint(0, 2**63 - 1, (), generator=generator, dtype=torch.int64))
+
+
 @pytest.mark.parametrize("name", RANDOM)
-def test_defaults_are_seed_0_and_no_name(name):
+def test_unnamed_calls_give_fresh_values_each_call(name):
     shape = INPLACE[name][2][-1]
+    torch.manual_seed(0)
+    first = tbits(INPLACE[name][0](torch.empty(shape)))
+    second = tbits(INPLACE[name][0](torch.empty(shape)))
+    assert first != second  # two layers of one shape are not symmetric
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_unnamed_calls_follow_torch_manual_seed(name):
+    shape = INPLACE[name][2][-1]
+    runs = []
+    for s in (5, 5, 6):
+        torch.manual_seed(s)
+        runs.append(tbits(INPLACE[name][0](torch.empty(shape))))
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_unnamed_call_is_the_stream_of_a_seed_drawn_from_torch(name):
+    shape = INPLACE[name][2][-1]
+    torch.manual_seed(9)
     t = INPLACE[name][0](torch.empty(shape))
-    assert tbits(t) == fbits(_expected(name, shape, "float32", 0, None))
+    after = torch.rand(4)
+    torch.manual_seed(9)
+    seed = _drawn_seed()
+    assert tbits(t) == fbits(_expected(name, shape, "float32", seed, None))
+    assert torch.equal(torch.rand(4), after)  # exactly one draw consumed
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_unnamed_call_with_generator_advances_it_and_spares_the_default(name):
+    shape = INPLACE[name][2][-1]
+    g = torch.Generator().manual_seed(42)
+    before = torch.random.get_rng_state()
+    a = tbits(INPLACE[name][0](torch.empty(shape), generator=g))
+    b = tbits(INPLACE[name][0](torch.empty(shape), generator=g))
+    assert a != b
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(42)  # a generator seeded like the default one draws what the default draws
+    assert a == tbits(INPLACE[name][0](torch.empty(shape)))
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_named_calls_are_pure(name):
+    """seed= or name= given: the value is a function of (seed, name) alone, whatever torch's
+    generator holds, and the generator is not consumed."""
+    shape = INPLACE[name][2][-1]
+    torch.manual_seed(1)
+    by_name = tbits(INPLACE[name][0](torch.empty(shape), name="w"))
+    by_seed = tbits(INPLACE[name][0](torch.empty(shape), seed=4))
+    state = torch.random.get_rng_state()
+    torch.manual_seed(2)
+    assert by_name == tbits(INPLACE[name][0](torch.empty(shape), name="w"))
+    assert by_seed == tbits(INPLACE[name][0](torch.empty(shape), seed=4))
+    assert by_name == fbits(_expected(name, shape, "float32", 0, "w"))
+    assert by_seed == fbits(_expected(name, shape, "float32", 4, None))
+    torch.manual_seed(1)
+    INPLACE[name][0](torch.empty(shape), name="w")
+    assert torch.equal(torch.random.get_rng_state(), state)
 
 
 @pytest.mark.parametrize("name", RANDOM)
@@ -1024,3 +1093,15 @@ def test_torchs_deprecated_aliases_exist_and_warn(old):
     ):
         out = getattr(ft, old)(t, *args)
     assert out is t
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_unnamed_calls_on_meta_and_empty_tensors_draw_nothing(name):
+    """As torch: nothing to fill, nothing drawn from the generator."""
+    shape = INPLACE[name][2][-1]
+    state = torch.random.get_rng_state()
+    INPLACE[name][0](torch.empty(shape, device="meta"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # kaiming's zero-element warning
+        INPLACE[name][0](torch.empty((0,) + shape[1:]))
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -265,6 +265,30 @@ def meta_dtensor_is_left_as_it_is(ctx):
 
 
 @case(4)
+def unnamed_calls_draw_alike_on_every_rank(ctx):
+    """Unnamed calls take their stream seed from torch's generator: ranks seeded alike (as
+    DTensor's random ops require) fill the shards of what one process fills, and each call
+    draws anew."""
+    import torch
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    import fastinit.torch as ft
+
+    for fn_name in ("normal_", "kaiming_uniform_", "orthogonal_"):
+        fill = getattr(ft, fn_name)
+        torch.manual_seed(123)
+        expected = [fill(torch.empty(12, 6)), fill(torch.empty(12, 6))]
+        torch.manual_seed(123)
+        for k, want in enumerate(expected):
+            dt = distribute_tensor(torch.empty(12, 6), _mesh((4,)), [Shard(0)], src_data_rank=None)
+            fill(dt)
+            check_dtensor(ctx, dt, want, f"{fn_name} call {k}")
+        if ctx.rank == 0:
+            with ctx.guard(f"{fn_name}: calls differ"):
+                assert not torch.equal(expected[0], expected[1])
+
+
+@case(4)
 def explicit_shard_order_is_followed(ctx):
     """A spec whose shard order splits tensor dim 0 on mesh dim 1 first, then mesh dim 0 (what
     torch's redistribute can produce): the local shard is rows chunk(2)[c1].chunk(2)[c0], and
@@ -739,6 +763,7 @@ def test_inplace_function_fills_each_shard_with_its_global_slice(worlds, cid):
         "partial_is_refused",
         "meta_dtensor_is_left_as_it_is",
         "explicit_shard_order_is_followed",
+        "unnamed_calls_draw_alike_on_every_rank",
         "fsdp2_and_tensor_parallel_2d",
     ],
 )
