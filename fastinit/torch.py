@@ -354,7 +354,9 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, s
     >>> round(float(t.std()), 4)
     0.002
     """
-    return _fill(tensor, api.truncated_normal, mean, std, a, b, seed=_stream_seed(seed, name, generator), name=name)
+    return _fill(
+        tensor, api.truncated_normal, mean, std, a, b, seed=_stream_seed(seed, name, generator), name=name
+    )
 
 
 def constant_(tensor, val):
@@ -441,7 +443,13 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     return _fill(
-        tensor, schemes.kaiming_uniform, a, mode, nonlinearity, seed=_stream_seed(seed, name, generator), name=name
+        tensor,
+        schemes.kaiming_uniform,
+        a,
+        mode,
+        nonlinearity,
+        seed=_stream_seed(seed, name, generator),
+        name=name,
     )
 
 
@@ -457,7 +465,13 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     return _fill(
-        tensor, schemes.kaiming_normal, a, mode, nonlinearity, seed=_stream_seed(seed, name, generator), name=name
+        tensor,
+        schemes.kaiming_normal,
+        a,
+        mode,
+        nonlinearity,
+        seed=_stream_seed(seed, name, generator),
+        name=name,
     )
 
 
@@ -472,7 +486,9 @@ def orthogonal_(tensor, gain=1, generator=None, *, seed=None, name=None):
     >>> bool(torch.allclose(q @ q.T, torch.eye(4), atol=1e-5))
     True
     """
-    return _fill(tensor, schemes.orthogonal, gain, qr="torch", seed=_stream_seed(seed, name, generator), name=name)
+    return _fill(
+        tensor, schemes.orthogonal, gain, qr="torch", seed=_stream_seed(seed, name, generator), name=name
+    )
 
 
 def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, name=None):
