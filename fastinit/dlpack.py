@@ -34,7 +34,6 @@ import enum
 import functools
 import math
 import sys
-from typing import Self
 
 import numpy as np
 
@@ -442,7 +441,7 @@ class WritableView:
     def release(self) -> None:
         self._array = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> WritableView:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -908,7 +907,7 @@ class DeviceView:
         if isinstance(keep, _ImportedTensor):
             keep.release()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> DeviceView:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -24,6 +24,7 @@ Why these forms (all branch-free in float32, so LLVM can vectorize them):
 from __future__ import annotations
 
 import datetime
+import inspect
 import pathlib
 import sys
 
@@ -39,6 +40,21 @@ def to_float(x, bits):
     return float(np.float32(float(x))) if bits == 32 else float(x)
 
 
+# mpmath >= 1.4 takes asc=True (lowest order first) and warns without it; 1.3 knows only the
+# highest-order-first lists. The two helpers give lowest order first on both.
+_HAS_ASC = "asc" in inspect.signature(mp.chebyfit).parameters
+
+
+def _chebyfit_ascending(f, n):
+    if _HAS_ASC:
+        return mp.chebyfit(f, [-1, 1], n, error=True, asc=True)[0]
+    return mp.chebyfit(f, [-1, 1], n, error=True)[0][::-1]
+
+
+def _polyval_ascending(coeffs, x):
+    return mp.polyval(coeffs, x, asc=True) if _HAS_ASC else mp.polyval(coeffs[::-1], x)
+
+
 def fit(f, a, b, degree, center=None):
     """Coefficients (lowest order first, mpf) of a degree-`degree` fit of f on [a, b] in u = x - center.
 
@@ -48,8 +64,7 @@ def fit(f, a, b, degree, center=None):
     a, b = mp.mpf(a), mp.mpf(b)
     mid, half = (a + b) / 2, (b - a) / 2
     center = mid if center is None else mp.mpf(center)
-    cheb, _ = mp.chebyfit(lambda t: f(mid + half * t), [-1, 1], degree + 1, error=True)
-    p_t = cheb[::-1]  # mpmath returns highest order first
+    p_t = _chebyfit_ascending(lambda t: f(mid + half * t), degree + 1)
     # t = (u + d) / half with d = center - mid: expand sum_k p_k ((u + d) / half)**k in u
     d = center - mid
     q = [mp.mpf(0)] * (degree + 1)
@@ -68,7 +83,7 @@ def max_rel_error(f, coeffs, center, a, b, bits, n=2000, form=lambda x, p: p):
         exact = f(x)
         if exact == 0:
             continue
-        approx = form(x, mp.polyval(rounded[::-1], x - center))
+        approx = form(x, _polyval_ascending(rounded, x - center))
         worst = max(worst, abs(approx / exact - 1))
     return worst
 
