@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "jax", "jaxlib", "dask", "numba.cuda", "cupy")
+HEAVY = ("torch", "jax", "jaxlib", "dask", "numba.cuda", "cupy", "keras", "tensorflow")
 
 
 def run_python(code: str, **env) -> str:
