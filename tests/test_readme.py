@@ -29,5 +29,6 @@ def test_readme_example_runs(index):
 def test_readme_setup_commands_match_ci():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
-    assert 'python3 -m pip install -e ".[test]" && python3 -m pytest' in text
-    assert 'python3 -m pip install -e ".[test]"' in ci and "python3 -m pytest" in ci
+    tests = "python3 -m pytest && NUMBA_ENABLE_CUDASIM=1 python3 -m pytest tests/cuda_sim"
+    assert f'python3 -m pip install -e ".[test]" && {tests}' in text
+    assert 'python3 -m pip install -e ".[test]"' in ci and tests in ci

@@ -8,7 +8,7 @@ t * 16 + j and stores its values: float32 outputs (and bfloat16 / float16, compu
 float32) at elements t*64 + k*16 + j for k = 0..3, float64 outputs at t*32 + k*16 + j for
 k = 0, 1. Per k, a warp stores two runs of 16 consecutive values: full 32-byte sectors. Each
 thread takes work items in a grid-stride loop, so any grid and block size cover the range and
-no value depends on which thread computed it (tests/test_cuda_sim.py runs several geometries
+no value depends on which thread computed it (tests/cuda_sim/ runs several geometries
 and compares the bytes).
 
 What to fill is the CPU backend's ``FillPlan`` (an outer multi-index times a run of n

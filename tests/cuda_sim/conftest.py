@@ -3,8 +3,8 @@
 The simulator replaces ``numba.cuda`` for the whole process and must be switched on before
 ``numba.cuda`` is first imported, while the rest of the suite checks what ``device="cuda"``
 does without a GPU. So these tests run only in a pytest process started with the simulator on
-(tests/test_cuda_sim.py starts one, in CI too); any other pytest process skips this folder at
-collection, doctests included.
+(``NUMBA_ENABLE_CUDASIM=1 python3 -m pytest tests/cuda_sim``, part of the README's test command
+and of CI); any other pytest process skips this folder at collection, doctests included.
 
 The simulator runs each CUDA thread as a Python thread (a few thousand per second here), so
 shapes are small: a few hundred elements, enough for partial tiles at both ends of a run.
