@@ -1,4 +1,6 @@
-"""Sharded jax.Arrays on 8 host devices equal the unsharded arrays (1-D and 2-D meshes).
+"""Sharded jax.Arrays on 8 host devices equal the unsharded arrays (1-D and 2-D meshes), for
+fastinit.jax.sharded and for the initializers' ``out_sharding=`` (a Sharding, or a PartitionSpec
+under ``jax.set_mesh``; real and complex dtypes; constant, zeros and ones too).
 
 XLA's device count is fixed when JAX starts, so the checks run in a fresh process.
 """
@@ -36,6 +38,19 @@ for factory in (fj.glorot_uniform(), fj.he_normal(), fj.orthogonal(), fj.normal(
     sharding = NamedSharding(meshes["2d"], P("a", "b"))
     same = np.asarray(init(key, (32, 16), out_sharding=sharding)).tobytes() == np.asarray(init(key, (32, 16))).tobytes()
     results["cases"].append(["initializer", "2d", "P(a, b)", same, 8])
+# a PartitionSpec under jax.set_mesh, complex dtypes and the constant initializers
+inits = {"he_normal": fj.he_normal(), "glorot_uniform": fj.glorot_uniform(), "normal": fj.normal(0.1),
+         "orthogonal": fj.orthogonal(), "constant": fj.constant(-7.0), "zeros": fj.zeros, "ones": fj.ones}
+for name, init in inits.items():
+    for dtype in ("float32", "complex64"):
+        for spec in (P("a", "b"), P(("b", "a")), P(None, "a")):
+            with jax.set_mesh(meshes["2d"]):
+                a = init(key, (16, 12), dtype, out_sharding=spec)
+            padded = P(*spec, *([None] * (2 - len(spec))))
+            same = np.asarray(a).tobytes() == np.asarray(init(key, (16, 12), dtype)).tobytes()
+            right = a.sharding == NamedSharding(meshes["2d"], padded) and a.dtype == dtype
+            blocks = len({tuple((s.start, s.stop) for s in sh.index) for sh in a.addressable_shards})
+            results["cases"].append([name + "/" + dtype, "set_mesh", str(spec), same and right, blocks])
 print(json.dumps(results))
 """
 
