@@ -19,8 +19,8 @@ included): a ``jax.sharding.Sharding``, or a ``PartitionSpec`` under a mesh set 
 as JAX's results carry it). For any sampler or scheme, ``fastinit.jax.sharded(fastinit.normal,
 shape, ..., sharding=...)``. ``jax.make_array_from_callback`` asks for each device's block,
 which is generated alone from its global position (``index=``), with no communication; the
-result equals the unsharded array for every mesh and partitioning. A sharded result needs a
-concrete key (outside ``jax.jit``).
+result equals the unsharded array for every mesh and partitioning. Under ``jax.jit`` (a traced
+key) the array is placed by ``jax.device_put`` to ``out_sharding``, as JAX places its own.
 
 Scalar parameters (``stddev``, ``scale``, ``lower``, ``upper``) may be Python numbers or 0-d
 real JAX / NumPy arrays; the output dtype is always the requested one, never upcast.
@@ -145,12 +145,15 @@ def _padded(spec, ndim: int):
     return jax.sharding.PartitionSpec(*spec, *([None] * (ndim - len(spec))), **extra)
 
 
-def _sharding(out_sharding, ndim: int):
+def _sharding(out_sharding, ndim: int, *, traced: bool = False):
     """``out_sharding`` as a concrete ``Sharding`` (None stays None): a ``PartitionSpec`` is
-    taken on the mesh of ``jax.set_mesh``, as JAX does."""
+    taken on the mesh of ``jax.set_mesh``, as JAX does. ``traced``: for ``jax.device_put``
+    under ``jax.jit``, where the spec itself is taken (JAX resolves it on the context mesh)."""
     if out_sharding is None:
         return None
     if isinstance(out_sharding, jax.sharding.PartitionSpec):
+        if traced:
+            return _padded(out_sharding, ndim)
         get_mesh = getattr(jax.sharding, "get_mesh", None)  # JAX >= 0.7
         mesh = get_mesh() if get_mesh is not None else None
         if mesh is None or mesh.empty:
@@ -217,19 +220,19 @@ def _make(sample, default_dtype=None, complex_sample=None, jax_name=None):
             def draw(seed, index=None):
                 return sample(shape, seed=seed, dtype=dtype.name, index=index)
 
-        sharding = _sharding(out_sharding, len(shape))
-        if sharding is not None:
-            if isinstance(key, jax.core.Tracer):
-                raise ValueError("out_sharding needs a concrete key: call the initializer outside jax.jit")
-            seed = key_to_seed(key)
-            return jax.make_array_from_callback(shape, sharding, lambda index: _host(draw(seed, index)))
-
         def host(key_data):
             return _host(draw(key_to_seed(key_data)))
 
         if isinstance(key, jax.core.Tracer):
             data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-            return jax.pure_callback(host, jax.ShapeDtypeStruct(shape, dtype), data, vmap_method="sequential")
+            x = jax.pure_callback(host, jax.ShapeDtypeStruct(shape, dtype), data, vmap_method="sequential")
+            # under jax.jit JAX places arrays: there device_put is the sharding constraint
+            sharding = _sharding(out_sharding, len(shape), traced=True)
+            return x if sharding is None else jax.device_put(x, sharding)
+        sharding = _sharding(out_sharding, len(shape))
+        if sharding is not None:
+            seed = key_to_seed(key)
+            return jax.make_array_from_callback(shape, sharding, lambda index: _host(draw(seed, index)))
         result = draw(key_to_seed(key))
         return jnp.asarray(result) if dtype.kind == "c" else jnp.from_dlpack(result)
 
@@ -238,10 +241,12 @@ def _make(sample, default_dtype=None, complex_sample=None, jax_name=None):
 
 def _full(shape, value, dtype, out_sharding):
     dtype = _dtype(dtype)
-    sharding = _sharding(out_sharding, len(api.check_shape(shape)))
-    return (
-        jnp.full(shape, value, dtype) if sharding is None else jnp.full(shape, value, dtype, device=sharding)
-    )
+    ndim = len(api.check_shape(shape))
+    if out_sharding is None:
+        return jnp.full(shape, value, dtype)
+    if isinstance(jnp.zeros((), dtype), jax.core.Tracer):  # under jax.jit (every value is traced there)
+        return jax.device_put(jnp.full(shape, value, dtype), _sharding(out_sharding, ndim, traced=True))
+    return jnp.full(shape, value, dtype, device=_sharding(out_sharding, ndim))
 
 
 def zeros(key, shape, dtype=None, out_sharding=None):

@@ -375,3 +375,14 @@ def test_partition_spec_without_a_mesh_is_an_error_saying_so(name):
 def test_out_sharding_of_another_type_is_refused_naming_it(name):
     with pytest.raises(TypeError, match="out_sharding"):
         SHARDED[name]()(jax.random.key(0), (8, 2), jnp.float32, out_sharding="x")
+
+
+@pytest.mark.parametrize("spec", [P("x"), "named"], ids=["PartitionSpec", "NamedSharding"])
+@pytest.mark.parametrize("name", list(SHARDED))
+def test_out_sharding_under_jit_places_the_array(mesh, name, spec):
+    init, key = SHARDED[name](), jax.random.key(4)
+    spec = NamedSharding(mesh, P("x")) if spec == "named" else spec
+    with jax.set_mesh(mesh):
+        out = jax.jit(lambda k: init(k, (8, 2), jnp.float32, out_sharding=spec))(key)
+    assert out.sharding == NamedSharding(mesh, P("x", None))
+    assert np.asarray(out).tobytes() == np.asarray(init(key, (8, 2), jnp.float32)).tobytes()
