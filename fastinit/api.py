@@ -24,6 +24,7 @@ from .distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
 from .distributions.special import NDTRI_CENTRAL_MIN_P
 from .dtypes import DType, largest_finite, resolve_dtype
 from .rng.streams import derive_key
+from .typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, RealLike, SeedLike, ShapeLike
 
 __all__ = [
     "uniform",
@@ -513,7 +514,18 @@ def _check_width(low: float, high: float, what: str, dt: DType) -> None:
         )
 
 
-def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def uniform(
+    shape: ShapeLike,
+    low: RealLike = 0.0,
+    high: RealLike = 1.0,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Uniform on [low, high).
 
     Values are ``low + (high - low) * u`` with u = k / 2**24 (float32, k a 24-bit integer from
@@ -570,7 +582,18 @@ def uniform(shape, low=0.0, high=1.0, *, seed=0, name=None, dtype=None, device="
     )
 
 
-def normal(shape, mean=0.0, std=1.0, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def normal(
+    shape: ShapeLike,
+    mean: RealLike = 0.0,
+    std: RealLike = 1.0,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Normal N(mean, std**2), by the Box-Muller transform.
 
     Each pair of Philox words gives two values: r = sqrt(-2 log u) with u in (0, 1], and an
@@ -627,21 +650,21 @@ _DEFAULT_B = _DefaultBound(2.0)
 
 
 def truncated_normal(
-    shape,
-    mean=0.0,
-    std=1.0,
-    a=_DEFAULT_A,
-    b=_DEFAULT_B,
+    shape: ShapeLike,
+    mean: RealLike = 0.0,
+    std: RealLike = 1.0,
+    a: RealLike = _DEFAULT_A,
+    b: RealLike = _DEFAULT_B,
     *,
-    lower=None,
-    upper=None,
-    seed=0,
-    name=None,
-    dtype=None,
-    device="cpu",
-    index=None,
-    out=None,
-):
+    lower: RealLike | None = None,
+    upper: RealLike | None = None,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Normal N(mean, std**2) truncated to [a, b], exact in the tails, by the inverse CDF.
 
     ``a`` and ``b`` are absolute values, as in ``torch.nn.init.trunc_normal_``. ``lower`` and

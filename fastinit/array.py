@@ -25,11 +25,14 @@ import math
 import numbers
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fastinit import dlpack
 from fastinit.dtypes import DType, resolve_dtype
+from fastinit.typing import DeviceLike, DTypeLike, ShapeLike
 
 __all__ = ["FastArray", "cuda_runtime", "cuda_device_index", "is_simulator"]
 
@@ -193,7 +196,7 @@ class FastArray:
 
     __slots__ = ("__weakref__", "_device", "_dtype", "_ready", "_storage", "_stream")
 
-    def __init__(self, storage, dtype: DType, device: str = "cpu"):
+    def __init__(self, storage: Any, dtype: DTypeLike, device: DeviceLike = "cpu") -> None:
         dtype = resolve_dtype(dtype)
         device = _check_device(device)
         if device == "cpu":
@@ -227,7 +230,7 @@ class FastArray:
         self._stream, self._ready = stream, event
 
     @classmethod
-    def empty(cls, shape, dtype, device: str = "cpu") -> FastArray:
+    def empty(cls, shape: ShapeLike, dtype: DTypeLike, device: DeviceLike = "cpu") -> FastArray:
         """An uninitialised array whose buffer is ``ALIGNMENT``-byte aligned.
 
         >>> x = FastArray.empty((2, 3), "bfloat16")
@@ -362,7 +365,7 @@ class FastArray:
             return self._copy_storage(self._storage).tobytes()
         return self._storage.tobytes()
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         # NumPy 2 protocol: copy=False must not copy, and must raise if it would have to.
         array = self.numpy()
         if dtype is not None and np.dtype(dtype) != array.dtype:
@@ -381,7 +384,14 @@ class FastArray:
             return (dlpack.DLDeviceType.kDLCPU, 0)
         return (dlpack.DLDeviceType.kDLCUDA, int(self._device[5:]))
 
-    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
         """Export as a DLPack capsule (array API standard, 2023.12 signature).
 
         A versioned capsule when the consumer's ``max_version`` is 1.x or newer, else a

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .typing import DTypeLike
+
 __all__ = ["DType", "DTYPES", "resolve_dtype", "dtype_from_dlpack", "largest_finite"]
 
 # DLPack type codes (dlpack.h, DLDataTypeCode).
@@ -88,7 +90,7 @@ _ALIASES = {
 }
 
 
-def resolve_dtype(dtype, *, argname: str = "dtype") -> DType:
+def resolve_dtype(dtype: DTypeLike, *, argname: str = "dtype") -> DType:
     """Return the table row for ``dtype``; raise TypeError naming ``argname`` if unknown.
 
     >>> resolve_dtype("bf16").name

@@ -20,11 +20,17 @@ from __future__ import annotations
 import importlib
 import math
 import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from .. import api
 from ..backends import cpu
+from ..typing import Draw
+
+if TYPE_CHECKING:  # (registry imports this module)
+    from .registry import Initializer
 
 __all__ = ["custom", "DRAWS", "REGISTERED", "register_custom", "registered_function", "function_path",
            "allow_import"]  # fmt: skip
@@ -32,10 +38,10 @@ __all__ = ["custom", "DRAWS", "REGISTERED", "register_custom", "registered_funct
 DRAWS = {"uniform": api.uniform, "normal": api.normal, "truncated_normal": api.truncated_normal}
 # 'module:qualname' -> function: the only custom functions a config (a file) may name. A config
 # is data: it is never a reason to import a module.
-REGISTERED: dict[str, object] = {}
+REGISTERED: dict[str, Callable[..., Any]] = {}
 
 
-def function_path(fn) -> str:
+def function_path(fn: Callable[..., Any]) -> str:
     """'module:qualname' of a module-level function (how a config records it)."""
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
@@ -50,7 +56,7 @@ def function_path(fn) -> str:
     return f"{module}:{qualname}"
 
 
-def register_custom(fn) -> str:
+def register_custom(fn: Callable[..., Any]) -> str:
     """Let configs name ``fn`` (by its 'module:qualname', returned). ``fastinit.custom`` does this
     for you; call it for a function you use in a checkpoint made elsewhere, before verifying it.
 
@@ -67,7 +73,7 @@ def register_custom(fn) -> str:
     return path
 
 
-def registered_function(path: str):
+def registered_function(path: str) -> Callable[..., Any] | None:
     """The function registered under ``path``, or None."""
     return REGISTERED.get(path)
 
@@ -122,7 +128,15 @@ def _check_representable(fn, values: np.ndarray, dt) -> None:
         raise ValueError(f"custom function {name!r} returned {what}")
 
 
-def custom(fn=None, *, draw="uniform", **draw_params):
+@overload
+def custom(fn: Callable[..., Any], *, draw: Draw = "uniform", **draw_params: Any) -> Initializer: ...
+@overload
+def custom(
+    fn: None = None, *, draw: Draw = "uniform", **draw_params: Any
+) -> Callable[[Callable[..., Any]], Initializer]: ...
+def custom(
+    fn: Callable[..., Any] | None = None, *, draw: Draw = "uniform", **draw_params: Any
+) -> Initializer | Callable[[Callable[..., Any]], Initializer]:
     """Make an initializer from a scalar function applied to draws of ``draw``.
 
     Usable as a decorator (``@fastinit.custom(draw="normal", std=0.02)``) or a call
@@ -145,7 +159,7 @@ def custom(fn=None, *, draw="uniform", **draw_params):
     if draw not in DRAWS:
         raise ValueError(f"draw={draw!r} must be one of {', '.join(DRAWS)}")
 
-    def make(function):
+    def make(function: Callable[..., Any]) -> Initializer:
         if not callable(function):
             raise TypeError(f"custom() needs a function, got {type(function).__name__}")
         return Initializer("custom", function=function, draw=draw, draw_params=dict(draw_params))

@@ -16,15 +16,27 @@ import numbers
 import zlib
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import api
 from ..distributions import UNIFORM
 from ..rng.streams import check_name, check_seed
+from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, SeedLike, ShapeLike
 
 __all__ = ["constant", "zeros", "ones", "eye", "dirac", "values", "encode_values"]
 
 
-def constant(shape, value, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def constant(
+    shape: ShapeLike,
+    value: ArrayLike,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Every element equal to ``value`` (rounded to dtype), as ``torch.nn.init.constant_``.
 
     ``value`` may also be an array (anything ``np.asarray`` takes, of real numbers) that
@@ -83,7 +95,16 @@ def _constant_array(shape, value, dtype, device, index, out):
     return api.deliver(np.ascontiguousarray(selected), shape, dtype=dt, device=device, index=index, out=out)
 
 
-def zeros(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def zeros(
+    shape: ShapeLike,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """All zeros.
 
     >>> import fastinit
@@ -93,7 +114,16 @@ def zeros(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out
     return constant(shape, 0.0, seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
 
 
-def ones(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def ones(
+    shape: ShapeLike,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """All ones.
 
     >>> import fastinit
@@ -114,7 +144,16 @@ def _deliver_mask(shape, mask_fn, dtype, device, index, out):
                        out=out)  # fmt: skip
 
 
-def eye(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def eye(
+    shape: ShapeLike,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """The identity matrix (2-D only), as ``torch.nn.init.eye_``.
 
     >>> import fastinit
@@ -130,7 +169,17 @@ def eye(shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=N
     return _deliver_mask(shape, lambda r, c: r == c, dtype, device, index, out)
 
 
-def dirac(shape, groups=1, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def dirac(
+    shape: ShapeLike,
+    groups: int = 1,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Dirac delta kernel (3-, 4- or 5-D), as ``torch.nn.init.dirac_``: a convolution with it
     preserves the identity of as many input channels as possible, per group.
 
@@ -172,7 +221,7 @@ _MAX_INFLATION = 1100
 _DATA_FORM = "base64 text of the zlib-compressed little-endian float64 values in C order"
 
 
-def encode_values(array) -> str:
+def encode_values(array: ArrayLike) -> str:
     """The ``data`` of ``values`` for ``array`` (anything ``np.asarray`` takes), converted to
     float64: base64 text of the zlib-compressed little-endian float64 values in C order.
 
@@ -263,7 +312,17 @@ def _round_once(x: np.ndarray, dtype_name: str, argname: str) -> np.ndarray:
     return rounded
 
 
-def values(shape, data, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def values(
+    shape: ShapeLike,
+    data: str,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Literal values: the tensor holds ``data``, rounded once to dtype (to nearest, ties to even,
     as ``constant`` rounds its value). For a tensor a model computes, such as Mamba's ``A_log``.
 

@@ -24,6 +24,7 @@ import numbers
 from collections.abc import Sequence
 
 from .. import api
+from ..typing import AxesLike, Layout, Nonlinearity, ShapeLike
 
 __all__ = ["calculate_gain", "compute_fans", "LAYOUTS"]
 
@@ -40,7 +41,7 @@ _LINEAR = (
 )
 
 
-def calculate_gain(nonlinearity: str, param=None) -> float:
+def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity, as ``torch.nn.init.calculate_gain``.
 
     ================= ==========================
@@ -97,15 +98,15 @@ def _axis(axis, ndim, argname):
 
 
 def compute_fans(
-    shape,
+    shape: ShapeLike,
     *,
-    layout: str = "torch",
-    in_axis=None,
-    out_axis=None,
-    batch_axis=(),
-    input_axes=None,
-    output_axes=None,
-):
+    layout: Layout = "torch",
+    in_axis: AxesLike | None = None,
+    out_axis: AxesLike | None = None,
+    batch_axis: AxesLike = (),
+    input_axes: AxesLike | None = None,
+    output_axes: AxesLike | None = None,
+) -> tuple[float, float]:
     """(fan_in, fan_out) of a weight of this shape, in the convention ``layout``.
 
     ``in_axis`` / ``out_axis`` / ``batch_axis`` apply to ``layout="jax"`` (defaults -2, -1, ()).

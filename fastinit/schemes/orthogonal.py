@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import api
+from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, QRBackend, RealLike, SeedLike, ShapeLike
 
 __all__ = ["orthogonal", "delta_orthogonal"]
 
@@ -285,8 +286,20 @@ def _haar_matrices(gaussian: np.ndarray, qr: str = "scipy") -> np.ndarray:
     return out
 
 
-def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr=None, seed=0, name=None, dtype=None,
-               device="cpu", index=None, out=None):  # fmt: skip
+def orthogonal(
+    shape: ShapeLike,
+    gain: RealLike = 1.0,
+    *,
+    column_axis: int | None = None,
+    batch_dims: int = 0,
+    qr: QRBackend | None = None,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """A (semi-)orthogonal matrix, Haar-distributed, times ``gain``.
 
     Default flattening is torch's (dim 0 against the rest); ``column_axis`` gives JAX's. If the
@@ -380,8 +393,18 @@ def orthogonal(shape, gain=1.0, *, column_axis=None, batch_dims=0, qr=None, seed
     return api.deliver(full[selection], shape, dtype=dt, device=device, index=index, out=out)
 
 
-def delta_orthogonal(shape, gain=1.0, *, column_axis=-1, seed=0, name=None, dtype=None, device="cpu", index=None,
-                     out=None):  # fmt: skip
+def delta_orthogonal(
+    shape: ShapeLike,
+    gain: RealLike = 1.0,
+    *,
+    column_axis: int = -1,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Delta-orthogonal convolution kernel (Xiao et al. 2018, "Dynamical isometry and a mean
     field theory of CNNs"), as ``jax.nn.initializers.delta_orthogonal``.
 

@@ -14,8 +14,10 @@ import contextlib
 import functools
 import inspect
 import json
+from typing import Any
 
 from .. import api
+from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, SeedLike, ShapeLike
 from . import variance_scaling as vs
 from .custom import apply_custom, function_path, register_custom, registered_function
 from .deterministic import constant, dirac, eye, ones, values, zeros
@@ -116,7 +118,7 @@ class Initializer:
 
     __slots__ = ("scheme", "params")
 
-    def __init__(self, scheme: str, **params):
+    def __init__(self, scheme: str, **params: Any) -> None:
         scheme = _canonical(scheme)
         if scheme == "custom":
             _check_custom_params(params)
@@ -140,7 +142,17 @@ class Initializer:
         self.scheme = scheme
         self.params = params
 
-    def __call__(self, shape, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+    def __call__(
+        self,
+        shape: ShapeLike,
+        *,
+        seed: SeedLike = 0,
+        name: str | None = None,
+        dtype: DTypeLike | None = None,
+        device: DeviceLike = "cpu",
+        index: IndexLike | None = None,
+        out: ArrayOut | None = None,
+    ) -> ArrayOut:
         common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
         if self.scheme == "custom":
             p = self.params
@@ -148,7 +160,7 @@ class Initializer:
         return SCHEMES[self.scheme](shape, **self.params, **common)
 
     @property
-    def constant_value(self):
+    def constant_value(self) -> Any:
         """The value every element gets for ``zeros`` / ``ones`` / ``constant``; None for the
         other schemes.
 
@@ -167,7 +179,7 @@ class Initializer:
         registered in this process): it records and compares, but cannot generate."""
         return not (self.scheme == "custom" and isinstance(self.params["function"], str))
 
-    def to_config(self) -> dict:
+    def to_config(self) -> dict[str, Any]:
         """A JSON-serializable dict: {"scheme": name, **params}."""
         params = dict(self.params)
         if self.scheme == "custom":
@@ -177,7 +189,7 @@ class Initializer:
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> Initializer:
+    def from_config(cls, config: dict[str, Any] | str) -> Initializer:
         """Rebuild an initializer from ``to_config()``'s dict (or its JSON text)."""
         if isinstance(config, str):
             try:
@@ -190,18 +202,18 @@ class Initializer:
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k != "scheme"}
         return cls(config["scheme"], **params)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Initializer) and (self.scheme, self.params) == (other.scheme, other.params)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.scheme, json.dumps(self.to_config(), sort_keys=True)))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"Initializer({self.scheme!r}{', ' if args else ''}{args})"
 
 
-def get_initializer(scheme: str, **params) -> Initializer:
+def get_initializer(scheme: str, **params: Any) -> Initializer:
     """The initializer ``scheme`` (a name or alias from ``list_initializers()``) with ``params``.
 
     >>> import fastinit

@@ -17,13 +17,25 @@ import numpy as np
 
 from .. import api
 from ..distributions import UNIFORM
+from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, RealLike, SeedLike, ShapeLike
 
 __all__ = ["sparse"]
 
 _UNIT_INTERVAL = np.array([0.0, 1.0, 0.0, np.nextafter(1.0, 0.0), 0.0, 0.0, 0.0, 0.0])
 
 
-def sparse(shape, sparsity, std=0.01, *, seed=0, name=None, dtype=None, device="cpu", index=None, out=None):
+def sparse(
+    shape: ShapeLike,
+    sparsity: RealLike,
+    std: RealLike = 0.01,
+    *,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """2-D tensor, N(0, std**2), with ceil(sparsity * rows) zeros in every column.
 
     >>> import fastinit, numpy as np

@@ -37,10 +37,25 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Literal
 
 from .. import api
 from ..distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
 from ..dtypes import largest_finite
+from ..typing import (
+    ArrayOut,
+    AxesLike,
+    DeviceLike,
+    Distribution,
+    DTypeLike,
+    FanMode,
+    IndexLike,
+    Layout,
+    Nonlinearity,
+    RealLike,
+    SeedLike,
+    ShapeLike,
+)
 from .fans import calculate_gain, compute_fans
 
 __all__ = [
@@ -117,24 +132,24 @@ def _empty(shape) -> bool:
 
 
 def variance_scaling(
-    shape,
-    scale=1.0,
-    mode="fan_in",
-    distribution="truncated_normal",
+    shape: ShapeLike,
+    scale: RealLike = 1.0,
+    mode: FanMode = "fan_in",
+    distribution: Distribution = "truncated_normal",
     *,
-    layout="jax",
-    in_axis=None,
-    out_axis=None,
-    batch_axis=(),
-    input_axes=None,
-    output_axes=None,
-    seed=0,
-    name=None,
-    dtype=None,
-    device="cpu",
-    index=None,
-    out=None,
-):
+    layout: Layout = "jax",
+    in_axis: AxesLike | None = None,
+    out_axis: AxesLike | None = None,
+    batch_axis: AxesLike = (),
+    input_axes: AxesLike | None = None,
+    output_axes: AxesLike | None = None,
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Zero-mean values with std sqrt(scale / n), n from ``mode`` (see module docstring).
 
     ``layout`` picks the fan convention ("jax" by default here, as in
@@ -186,8 +201,21 @@ def _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis):
     return gain * math.sqrt(2.0 / float(fan_in + fan_out))
 
 
-def xavier_uniform(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(),
-                   seed=0, name=None, dtype=None, device="cpu", index=None, out=None):  # fmt: skip
+def xavier_uniform(
+    shape: ShapeLike,
+    gain: RealLike = 1.0,
+    *,
+    layout: Layout = "torch",
+    in_axis: AxesLike | None = None,
+    out_axis: AxesLike | None = None,
+    batch_axis: AxesLike = (),
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Glorot/Xavier uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
 
     >>> import fastinit, numpy as np
@@ -203,8 +231,21 @@ def xavier_uniform(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=No
     return _draw(shape, "uniform", std, math.sqrt(3.0) * std, common, ("gain", gain))
 
 
-def xavier_normal(shape, gain=1.0, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(),
-                  seed=0, name=None, dtype=None, device="cpu", index=None, out=None):  # fmt: skip
+def xavier_normal(
+    shape: ShapeLike,
+    gain: RealLike = 1.0,
+    *,
+    layout: Layout = "torch",
+    in_axis: AxesLike | None = None,
+    out_axis: AxesLike | None = None,
+    batch_axis: AxesLike = (),
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Glorot/Xavier normal: N(0, std**2), std = gain * sqrt(2 / (fan_in + fan_out)).
 
     >>> import fastinit
@@ -236,9 +277,23 @@ def _kaiming_std(shape, a, mode, nonlinearity, layout, in_axis, out_axis, batch_
     return gain / math.sqrt(fan)
 
 
-def kaiming_uniform(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, layout="torch", in_axis=None,
-                    out_axis=None, batch_axis=(), seed=0, name=None, dtype=None, device="cpu", index=None,
-                    out=None):  # fmt: skip
+def kaiming_uniform(
+    shape: ShapeLike,
+    a: float | None = 0.0,
+    mode: Literal["fan_in", "fan_out"] = "fan_in",
+    nonlinearity: Nonlinearity = "leaky_relu",
+    *,
+    layout: Layout = "torch",
+    in_axis: AxesLike | None = None,
+    out_axis: AxesLike | None = None,
+    batch_axis: AxesLike = (),
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Kaiming/He uniform: U(-b, b), b = sqrt(3) * calculate_gain(nonlinearity, a) / sqrt(fan).
 
     Same defaults as torch (``a=0``, ``mode="fan_in"``, ``nonlinearity="leaky_relu"``); torch's
@@ -256,9 +311,23 @@ def kaiming_uniform(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, l
     return _draw(shape, "uniform", std, math.sqrt(3.0) * std, common, ("a", a))
 
 
-def kaiming_normal(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, layout="torch", in_axis=None,
-                   out_axis=None, batch_axis=(), seed=0, name=None, dtype=None, device="cpu", index=None,
-                   out=None):  # fmt: skip
+def kaiming_normal(
+    shape: ShapeLike,
+    a: float | None = 0.0,
+    mode: Literal["fan_in", "fan_out"] = "fan_in",
+    nonlinearity: Nonlinearity = "leaky_relu",
+    *,
+    layout: Layout = "torch",
+    in_axis: AxesLike | None = None,
+    out_axis: AxesLike | None = None,
+    batch_axis: AxesLike = (),
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """Kaiming/He normal: N(0, std**2), std = calculate_gain(nonlinearity, a) / sqrt(fan).
 
     >>> import fastinit, numpy as np
@@ -273,8 +342,20 @@ def kaiming_normal(shape, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, la
                                                batch_axis), 0.0, common, ("a", a))  # fmt: skip
 
 
-def lecun_uniform(shape, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(), seed=0, name=None,
-                  dtype=None, device="cpu", index=None, out=None):  # fmt: skip
+def lecun_uniform(
+    shape: ShapeLike,
+    *,
+    layout: Layout = "torch",
+    in_axis: AxesLike | None = None,
+    out_axis: AxesLike | None = None,
+    batch_axis: AxesLike = (),
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """LeCun uniform: variance_scaling(1, "fan_in", "uniform"): U(-b, b), b = sqrt(3 / fan_in).
 
     >>> import fastinit
@@ -286,8 +367,20 @@ def lecun_uniform(shape, *, layout="torch", in_axis=None, out_axis=None, batch_a
                             out=out)  # fmt: skip
 
 
-def lecun_normal(shape, *, layout="torch", in_axis=None, out_axis=None, batch_axis=(), seed=0, name=None,
-                 dtype=None, device="cpu", index=None, out=None):  # fmt: skip
+def lecun_normal(
+    shape: ShapeLike,
+    *,
+    layout: Layout = "torch",
+    in_axis: AxesLike | None = None,
+    out_axis: AxesLike | None = None,
+    batch_axis: AxesLike = (),
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    device: DeviceLike = "cpu",
+    index: IndexLike | None = None,
+    out: ArrayOut | None = None,
+) -> ArrayOut:
     """LeCun normal: variance_scaling(1, "fan_in", "truncated_normal"): std sqrt(1 / fan_in).
 
     >>> import fastinit
