@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.array as da
@@ -38,6 +40,10 @@ from .checkpoint.writer import (
 )
 from .dtypes import resolve_dtype
 from .schemes.registry import Initializer
+from .typing import ChunksLike, DTypeLike, SeedLike, ShapeLike, StrPath
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = [
     "array",
@@ -84,7 +90,16 @@ def _check_whole_matrices(fn, shape, chunks, params):
             )
 
 
-def array(fn, shape, *args, chunks="auto", seed=0, name=None, dtype=None, **params) -> da.Array:
+def array(
+    fn: Callable[..., Any],
+    shape: ShapeLike,
+    *args: Any,
+    chunks: ChunksLike = "auto",
+    seed: SeedLike = 0,
+    name: str | None = None,
+    dtype: DTypeLike | None = None,
+    **params: Any,
+) -> da.Array:
     """A dask array of ``fn(shape, *args, **params, seed=seed, name=name, dtype=dtype)``.
 
     ``fn`` is a fastinit sampler or scheme function, or an ``Initializer``. Every chunk equals
@@ -114,11 +129,20 @@ def array(fn, shape, *args, chunks="auto", seed=0, name=None, dtype=None, **para
     return da.Array(HighLevelGraph.from_collections(label, graph, dependencies=[]), label, chunks, meta=meta)
 
 
-def _chunked(fn):
+def _chunked(fn: Callable[..., Any]) -> Callable[..., da.Array]:
     """The dask version of a functional scheme: same arguments, plus ``chunks``."""
 
-    @functools.wraps(fn)
-    def wrapper(shape, *args, chunks="auto", seed=0, name=None, dtype=None, **params):
+    # fn's name and module, not its annotations: the wrapper's own (with chunks) describe it
+    @functools.wraps(fn, assigned=("__module__", "__name__", "__qualname__"))
+    def wrapper(
+        shape: ShapeLike,
+        *args: Any,
+        chunks: ChunksLike = "auto",
+        seed: SeedLike = 0,
+        name: str | None = None,
+        dtype: DTypeLike | None = None,
+        **params: Any,
+    ) -> da.Array:
         return array(fn, shape, *args, chunks=chunks, seed=seed, name=name, dtype=dtype, **params)
 
     wrapper.__doc__ = (
@@ -148,9 +172,19 @@ dirac = _chunked(schemes.dirac)
 sparse = _chunked(schemes.sparse)
 
 
-def write_checkpoint(manifest: Manifest, directory, *, client=None, seed: int = 0, max_shard_size="5GB",
-                     resume: bool = False, overwrite: bool = False, fsync: bool = False, stream: bool = False,
-                     chunk_bytes: int = 64 << 20) -> WriteResult:  # fmt: skip
+def write_checkpoint(
+    manifest: Manifest,
+    directory: StrPath,
+    *,
+    client: Client | None = None,
+    seed: int = 0,
+    max_shard_size: int | str = "5GB",
+    resume: bool = False,
+    overwrite: bool = False,
+    fsync: bool = False,
+    stream: bool = False,
+    chunk_bytes: int = 64 << 20,
+) -> WriteResult:
     """The checkpoint writer with its shard files written by Dask workers, one task per shard.
 
     ``client``: a ``dask.distributed.Client`` (default: Dask's current scheduler). The

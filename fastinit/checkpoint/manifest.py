@@ -49,6 +49,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,7 @@ from .. import api
 from ..dtypes import DType, resolve_dtype
 from ..rng.streams import check_name
 from ..schemes import Initializer, get_initializer
+from ..typing import DTypeLike
 
 __all__ = [
     "CheckpointError",
@@ -251,7 +253,7 @@ class TensorSource:
                 "axes": list(self.axes)}  # fmt: skip
 
     @classmethod
-    def from_json(cls, value, where: str = "") -> TensorSource:
+    def from_json(cls, value: Any, where: str = "") -> TensorSource:
         """From the JSON form; CheckpointError starting with ``where`` (the tensor) otherwise."""
         what = f"{where}: source" if where else "source"
         if not isinstance(value, dict):
@@ -523,7 +525,9 @@ def _check_config(config: dict, dtype) -> DType:
         raise CheckpointError(str(error)) from None
 
 
-def manifest_from_config(config: dict, *, dtype=None, seed: int = 0) -> Manifest:
+def manifest_from_config(
+    config: dict[str, Any], *, dtype: DTypeLike | None = None, seed: int = 0
+) -> Manifest:
     """The tensors of a Hugging Face config (a dict, as read from config.json), for any
     architecture transformers can build: the model is built on ``meta`` (no memory), its own
     init code traced (``fastinit.transformers.manifest_from_config``), and the tensors listed as
@@ -567,7 +571,9 @@ def manifest_from_config(config: dict, *, dtype=None, seed: int = 0) -> Manifest
 # ---- JSON manifests ---------------------------------------------------------------------------
 
 
-def manifest_from_json(spec, *, dtype=None) -> Manifest:
+def manifest_from_json(
+    spec: str | bytes | dict[str, Any] | list[Any], *, dtype: DTypeLike | None = None
+) -> Manifest:
     """The tensors of a plain JSON manifest (a dict / list, or its JSON text).
 
     >>> m = manifest_from_json({"tensors": [{"name": "w", "shape": [4, 8],

@@ -25,12 +25,14 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..rng.streams import STREAM_VERSION, check_seed
 from ..schemes import Initializer
+from ..typing import StrPath
 from .files import member_path, open_regular, read_regular, shown
 from .manifest import CheckpointError, TensorSource, TensorSpec, writes_from_json
 from .safetensors_format import read_header
@@ -124,7 +126,7 @@ def _check_shard_names(directory: str, names: list[str]) -> None:
                               f"({shown(missing[0])} is missing or extra)")  # fmt: skip
 
 
-def checkpoint_files(path) -> list[str]:
+def checkpoint_files(path: StrPath) -> list[str]:
     """The safetensors files of a checkpoint directory (or the one file given), each checked to
     be a file inside the directory that its index lists (module docstring)."""
     return _layout(os.fspath(path))[0]
@@ -252,7 +254,9 @@ def _check_work(path: str, shards: list[_Shard]) -> None:
                 )
 
 
-def verify_checkpoint(path, *, chunk_bytes: int = 64 << 20, progress=None) -> VerifyReport:
+def verify_checkpoint(
+    path: StrPath, *, chunk_bytes: int = 64 << 20, progress: Callable[[int], object] | None = None
+) -> VerifyReport:
     """Check the checkpoint's structure (module docstring), then regenerate and compare every
     tensor; the report lists those that differ, by name.
 

@@ -51,6 +51,7 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -60,6 +61,7 @@ import xxhash
 
 from .. import __version__
 from ..rng.streams import STREAM_VERSION
+from ..typing import StrPath
 from . import dirlock
 from .dirlock import PARTIAL_SUFFIX, DirectoryLock, create_exclusive, temporary_name
 from .manifest import CheckpointError, Manifest, TensorSpec
@@ -105,7 +107,7 @@ _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
 
 
-def parse_size(size) -> int:
+def parse_size(size: int | str) -> int:
     """Bytes from an int or a string such as "100KB", "20MB", "5GB" (powers of 10, as Hugging
     Face) or "4GiB" (powers of 2).
 
@@ -199,7 +201,7 @@ def checkpoint_id(manifest: Manifest, filenames: list[str], groups: list[list[Te
     return hasher.hexdigest()[:32]
 
 
-def plan_shards(manifest: Manifest, max_shard_size, seed: int) -> list[ShardPlan]:
+def plan_shards(manifest: Manifest, max_shard_size: int | str, seed: int) -> list[ShardPlan]:
     """Split the manifest into shard files as Hugging Face does (see module docstring)."""
     limit = parse_size(max_shard_size)
     for spec in manifest.tensors:  # (overrides may have changed the initializers)
@@ -786,9 +788,21 @@ class _numba_threads:
         self.numba.set_num_threads(self.previous)
 
 
-def write_checkpoint(manifest: Manifest, directory, *, seed: int = 0, max_shard_size="5GB", threads=None,
-                     resume: bool = False, overwrite: bool = False, fsync: bool = False, stream: bool = False,
-                     progress=None, chunk_bytes: int | None = None, part=None) -> WriteResult:  # fmt: skip
+def write_checkpoint(
+    manifest: Manifest,
+    directory: StrPath,
+    *,
+    seed: int = 0,
+    max_shard_size: int | str = "5GB",
+    threads: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    fsync: bool = False,
+    stream: bool = False,
+    progress: Callable[[int], object] | None = None,
+    chunk_bytes: int | None = None,
+    part: tuple[int, int] | None = None,
+) -> WriteResult:
     """Write ``manifest``'s tensors, initialized from ``seed``, as a Hugging Face checkpoint.
 
     ``progress(nbytes)`` is called as chunks reach the file. ``stream=True`` sends each chunk
