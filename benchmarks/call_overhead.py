@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import fastinit
+import fastinit.torch
 
 
 def per_call(f, calls: int = 2000, batches: int = 5) -> float:
@@ -40,6 +41,14 @@ def main() -> None:
             (1024,), 0, 0.02, -0.04, 0.04, out=out
         ),
         "kaiming_uniform out=tensor": lambda: fastinit.kaiming_uniform((32, 32), out=tensor.view(32, 32)),
+        # the torch adapter: a named call is pure; an unnamed one first draws its seed from torch
+        "torch.nn.init.kaiming_uniform_ (peer)": lambda: torch.nn.init.kaiming_uniform_(tensor.view(32, 32)),
+        "fastinit.torch.kaiming_uniform_ named": lambda: fastinit.torch.kaiming_uniform_(
+            tensor.view(32, 32), seed=0, name="w"
+        ),
+        "fastinit.torch.kaiming_uniform_ unnamed": lambda: fastinit.torch.kaiming_uniform_(
+            tensor.view(32, 32)
+        ),
     }
     label = sys.argv[1] if len(sys.argv) > 1 else "this"
     print(label, "  ".join(f"{name} {per_call(f):.1f} us" for name, f in cases.items()))
