@@ -1,29 +1,41 @@
-"""Shared fixtures for the benchmarks, and the ratio table printed after a run.
+"""The benchmark suite's driver: every figure is timed by ``fastinit.benchmark``.
 
-Run:  python -m pytest benchmarks/ --benchmark-only [-k normal] [--benchmark-json=FILE]
-      (FASTINIT_BENCH_REPORT=FILE also writes the ratio table to FILE)
-Size: FASTINIT_BENCH_N (default 2**26 float32 values = 256 MiB).
+Run:  python -m pytest benchmarks/ -o addopts="" [-k normal] [-s]
+      (FASTINIT_BENCH_REPORT=FILE also writes the tables to FILE)
+Size: FASTINIT_BENCH_N (default 2**26 values).
 
-Every benchmark records its best time under a (group, label) key; at the end the summary
-prints, per group, M values/s, GB/s, the fraction of the plain fill of the same buffer
-(timed in the same run) and the speed-up over each peer. These machines are shared and
-noisy: read the ratios, not the absolute times.
+There is one timing engine, ``fastinit.benchmark`` (what ``fastinit bench`` runs):
+``test_suite.py`` calls its ``run`` for the samplers against the fill ceiling and the peers,
+and the ``record`` fixture below times everything else with its ``time_interleaved``: the
+operation and, where it has one, its floor (a plain fill of the same buffer, the writer writing
+constant bytes, one process instead of two) in alternating rounds, medians over rounds. These
+machines are shared and noisy: read the ratios (``x floor``: floor time / operation time, both
+from the same rounds), not the absolute times. At the end one table per group is printed.
 """
 
 from __future__ import annotations
 
 import os
-import platform
-import time
+import statistics
+from dataclasses import dataclass
 
-import numba
-import numpy as np
 import pytest
 
+from fastinit import benchmark as bm
+
 N = int(os.environ.get("FASTINIT_BENCH_N", 2**26))
-RESULTS: dict[tuple[str, str], tuple[float, int, int]] = {}
-# (group, label) -> fill time / op time, from alternating rounds of the two (see record)
-INTERLEAVED: dict[tuple[str, str], float] = {}
+
+
+@dataclass
+class Row:
+    seconds: float  # median per call
+    nvalues: int
+    itemsize: int
+    floor_ratio: float | None  # median over rounds of floor time / this time
+
+
+GROUPS: dict[str, dict[str, Row]] = {}
+SUITE: list[bm.BenchResult] = []  # test_suite.py's runs
 
 
 @pytest.fixture(scope="session")
@@ -32,95 +44,73 @@ def n():
 
 
 @pytest.fixture(scope="session")
-def touched_f32(n):
-    buf = np.empty(n, np.float32)
-    buf.fill(0.0)
-    return buf
-
-
-@pytest.fixture(scope="session")
-def touched_u16(n):
-    buf = np.empty(n, np.uint16)
-    buf.fill(0)
-    return buf
+def suite_results():
+    """Where test_suite.py leaves each ``fastinit.benchmark.run`` result for the summary."""
+    return SUITE
 
 
 @pytest.fixture
-def record(benchmark):
-    """record(group, label, fn, nvalues, itemsize, fill=None): benchmark fn, keep its best time.
+def record():
+    """record(group, label, fn, nvalues, itemsize, rounds=5, fill=None, warmup=True): time fn
+    (and, interleaved with it, its floor ``fill``) with ``fastinit.benchmark.time_interleaved``;
+    returns the Row. ``warmup=False`` for operations of many seconds (no untimed first call)."""
 
-    With ``fill`` (the plain fill of the same buffer), also time fn and fill in alternating
-    rounds and keep best(fill) / best(fn): both see the same machine state, so this ratio is
-    much steadier than one taken from two separate benchmarks on a shared machine.
-    """
-
-    def run(group, label, fn, nvalues, itemsize, rounds=5, fill=None, warmup=True):
-        if warmup:
-            fn()  # warm up: compile / load kernels, fault pages in
-        benchmark.group = group
-        benchmark.name = label
-        benchmark.extra_info.update(label=label, nvalues=nvalues, itemsize=itemsize)
-        benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
-        RESULTS[(group, label)] = (benchmark.stats.stats.min, nvalues, itemsize)
+    def run(group, label, fn, nvalues, itemsize, rounds=5, fill=None, warmup=True) -> Row:
+        ops = {"op": fn} if fill is None else {"op": fn, "floor": fill}
+        times, _, _ = bm.time_interleaved(ops, rounds, warmup=warmup)
+        ratio = None
         if fill is not None:
-            t_fn, t_fill = float("inf"), float("inf")
-            for _ in range(rounds):
-                t_fn = min(t_fn, _timed(fn))
-                t_fill = min(t_fill, _timed(fill))
-            INTERLEAVED[(group, label)] = t_fill / t_fn
-            benchmark.extra_info["fill_ratio_interleaved"] = t_fill / t_fn
+            ratio = statistics.median(f / t for f, t in zip(times["floor"], times["op"], strict=True))
+        row = Row(statistics.median(times["op"]), nvalues, itemsize, ratio)
+        GROUPS.setdefault(group, {})[label] = row
+        return row
 
     return run
 
 
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def _group_table(group: str, rows: dict[str, Row]) -> list[str]:
+    head = ["operation", "seconds", "M values/s", "GB/s", "x floor"]
+    body = [
+        [label, f"{r.seconds:.4g}", f"{r.nvalues / r.seconds / 1e6:,.0f}", f"{r.nvalues * r.itemsize / r.seconds / 1e9:.2f}",
+         "-" if r.floor_ratio is None else f"{r.floor_ratio:.3g}"]
+        for label, r in sorted(rows.items(), key=lambda kv: kv[1].seconds)
+    ]  # fmt: skip
+    lines = [f"[{group}]"] + ["  " + line for line in bm.format_rows(head, body)]
+    ours = {k: r for k, r in rows.items() if k.startswith("fastinit")}
+    for label, mine in ours.items():
+        for other, r in rows.items():
+            if not other.startswith("fastinit"):
+                lines.append(f"  {label}: {r.seconds / mine.seconds:.2f} x the speed of {other}")
+    return lines
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+def _suite_tables() -> list[str]:
+    """test_suite.py's results, one ``fastinit bench`` table per device and size."""
+    merged: dict[tuple, bm.BenchResult] = {}
+    for result in SUITE:
+        key = (result.device, result.size)
+        if key not in merged:
+            merged[key] = bm.BenchResult(result.device, result.size, result.rounds, result.peers, result.machine, [],
+                                         result.date)  # fmt: skip
+        merged[key].cases.extend(result.cases)
+    return [line for result in merged.values() for line in [result.table(), ""]]
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not RESULTS:
+    if not GROUPS and not SUITE:
         return
-    lines = _ratio_table()
-    terminalreporter.section("fastinit ratios (best of rounds)")
+    machine = bm.machine_info("cpu")
+    lines = [
+        f"machine: {machine['cpu']}, {machine['cores']} cores, numba threads {machine['numba_threads']}",
+        "",
+    ]
+    lines += _suite_tables()
+    for group, rows in GROUPS.items():
+        lines += _group_table(group, rows) + [""]
+    terminalreporter.section("fastinit benchmarks (medians of interleaved rounds)")
     for line in lines:
         terminalreporter.write_line(line)
     report = os.environ.get("FASTINIT_BENCH_REPORT")
     if report:
         with open(report, "w") as f:
             f.write("\n".join(lines) + "\n")
-
-
-def _ratio_table() -> list[str]:
-    out = [f"machine: {_cpu_name()}, {os.cpu_count()} cores, numba threads {numba.get_num_threads()}"]
-    groups = sorted({g for g, _ in RESULTS})
-    for group in groups:
-        rows = {label: v for (g, label), v in RESULTS.items() if g == group}
-        fill = rows.get("plain fill (numpy .fill)")
-        ours = {k: v for k, v in rows.items() if k.startswith("fastinit")}
-        out.append(f"\n[{group}]")
-        out.append(
-            f"  {'operation':42s} {'M values/s':>11s} {'GB/s':>7s} {'x fill':>7s} {'x fill (interleaved)':>21s}"
-        )
-        for label, (t, nv, size) in sorted(rows.items(), key=lambda kv: kv[1][0]):
-            frac = f"{fill[0] / t:7.2f}" if fill else "      -"
-            inter = INTERLEAVED.get((group, label))
-            inter = f"{inter:21.2f}" if inter is not None else " " * 21
-            out.append(f"  {label:42s} {nv / t / 1e6:11.0f} {nv * size / t / 1e9:7.2f} {frac} {inter}")
-        for ours_label, (t_ours, _, _) in ours.items():
-            for label, (t, _, _) in rows.items():
-                if not label.startswith("fastinit") and "fill" not in label:
-                    out.append(f"  {ours_label}: {t / t_ours:.2f} x the speed of {label}")
-    return out

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU session for the CUDA backend's checks, as run on a lent H100/H200 (see RESULTS.md):
 # the environment, a smoke test with compile times and register counts, the kernel variants
-# (gpu_kernel_variants.py), the host path (gpu_host_profile.py), the figures
+# (experiments/gpu_kernel_variants.py), the host path (experiments/gpu_host_profile.py), the figures
 # (gpu_figures.py) and the `cuda`-marked tests. Logs go to $OUT (default /tmp/fastinit-gpu).
 #
 #     bash benchmarks/gpu_session.sh                  # from the repository root
@@ -61,10 +61,10 @@ for name, kernel in backend.kernels().items():
 PY
 
 stage "kernel variants (A/B of the SASS reductions)"
-timeout "${VARIANTS_S:-240}" python3 benchmarks/gpu_kernel_variants.py 2>&1 | tee "$OUT/variants.txt"
+timeout "${VARIANTS_S:-240}" python3 benchmarks/experiments/gpu_kernel_variants.py 2>&1 | tee "$OUT/variants.txt"
 
 stage "host path"
-timeout "${HOST_S:-90}" python3 benchmarks/gpu_host_profile.py 2>&1 | tee "$OUT/host.txt"
+timeout "${HOST_S:-90}" python3 benchmarks/experiments/gpu_host_profile.py 2>&1 | tee "$OUT/host.txt"
 
 stage figures
 timeout "${FIGURES_S:-240}" python3 benchmarks/gpu_figures.py --json "$OUT/figures.json" 2>&1 | tee "$OUT/figures.txt"

@@ -139,8 +139,8 @@ print(json.dumps({"params": m.numel, "bytes": m.nbytes, "max_rss_mib": hwm_kib /
 
 
 @pytest.mark.parametrize("layers", [22, 44], ids=["tinyllama-22-layers", "twice-as-large-44-layers"])
-def test_peak_resident_memory(benchmark, outdir, layers):
-    """Peak RSS of a fresh process writing the checkpoint (recorded in extra_info)."""
+def test_peak_resident_memory(record, outdir, layers):
+    """Peak RSS of a fresh process writing the checkpoint (printed; its time goes in the table)."""
     result = {}
 
     def run():
@@ -149,9 +149,8 @@ def test_peak_resident_memory(benchmark, outdir, layers):
                              capture_output=True, text=True)  # fmt: skip
         result.update(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    benchmark.group = "checkpoint: peak resident memory of the writer process"
-    benchmark.pedantic(run, rounds=1, iterations=1)
-    benchmark.extra_info.update(result)
+    record("checkpoint: the writer in a fresh process (peak RSS printed)", f"{layers} layers", run, 1, 2, rounds=1,
+           warmup=False)  # fmt: skip
     print(f"\n{layers} layers: {result['params'] / 1e9:.2f} B params, {result['bytes'] / 1e9:.2f} GB, "
           f"peak RSS {result['max_rss_mib']:.0f} MiB")  # fmt: skip
     assert np.isfinite(result["max_rss_mib"])

@@ -11,7 +11,7 @@ Both sides run in alternating rounds (best of each kept), so they see the same m
 the cluster's start-up is timed separately. The files' sha256 are compared, so a figure is
 only recorded for identical bytes.
 
-    python -m pytest benchmarks/test_dask.py --benchmark-only -o addopts="" -s
+    python -m pytest benchmarks/test_dask.py -o addopts="" -s
 """
 
 from __future__ import annotations
@@ -67,18 +67,7 @@ def workdir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _alternate(first, second, rounds):
-    """Best times of first() and second() run in alternating rounds."""
-    best = [float("inf"), float("inf")]
-    for _ in range(rounds):
-        for k, fn in enumerate((first, second)):
-            t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
-
-
-def test_checkpoint_two_worker_processes_vs_one_process(benchmark, cluster, workdir):
+def test_checkpoint_two_worker_processes_vs_one_process(record, cluster, workdir):
     m = ck.manifest_from_config(ck.preset_config("tinyllama-1.1b"), dtype="bfloat16")
     one, two = os.path.join(workdir, "one"), os.path.join(workdir, "two")
 
@@ -93,16 +82,16 @@ def test_checkpoint_two_worker_processes_vs_one_process(benchmark, cluster, work
     single()  # warm-up (kernels, page cache)
     on_cluster()
     assert _sha256_tree(one) == _sha256_tree(two)
-    t_one, t_two = _alternate(single, on_cluster, ROUNDS)
+    row = record("dask: checkpoint TinyLlama bf16 (2.2 GB, 5 shards), floor: one process",
+                 "2 worker processes", on_cluster, m.numel, 2, rounds=ROUNDS, fill=single, warmup=False)  # fmt: skip
     assert _sha256_tree(one) == _sha256_tree(two)
-    benchmark.group = "dask: checkpoint TinyLlama bf16 (2.2 GB, 5 shards)"
-    benchmark.extra_info.update(one_process_s=t_one, two_workers_s=t_two, overhead=t_two / t_one)
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    t_two = row.seconds
+    t_one = t_two * row.floor_ratio
     print(f"\ncheckpoint: one process {t_one:.2f} s, 2 worker processes {t_two:.2f} s "
           f"({m.nbytes / t_two / 1e9:.2f} GB/s): {t_two / t_one:.2f} x; sha256 identical")  # fmt: skip
 
 
-def test_zarr_two_worker_processes_vs_one_process(benchmark, cluster, workdir):
+def test_zarr_two_worker_processes_vs_one_process(record, cluster, workdir):
     pytest.importorskip("zarr")
     shape, chunks = (16384, 16384), (4096, 8192)
     one, two = os.path.join(workdir, "one.zarr"), os.path.join(workdir, "two.zarr")
@@ -120,14 +109,15 @@ def test_zarr_two_worker_processes_vs_one_process(benchmark, cluster, workdir):
 
     single()
     on_cluster()
-    t_one, t_two = _alternate(single, on_cluster, ROUNDS)
+    row = record("dask: to_zarr normal 16384 x 16384 float32 (1 GiB, 8 chunks), floor: one process",
+                 "2 worker processes", on_cluster, int(np.prod(shape)), 4, rounds=ROUNDS, fill=single,
+                 warmup=False)  # fmt: skip
+    t_two = row.seconds
+    t_one = t_two * row.floor_ratio
     import zarr
 
     a, b = zarr.open_array(one, mode="r"), zarr.open_array(two, mode="r")
     assert np.array_equal(a[:], b[:])
     nbytes = np.prod(shape) * 4
-    benchmark.group = "dask: to_zarr normal 16384 x 16384 float32 (1 GiB, 8 chunks)"
-    benchmark.extra_info.update(one_process_s=t_one, two_workers_s=t_two, overhead=t_two / t_one)
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     print(f"\nzarr: one process {t_one:.2f} s, 2 worker processes {t_two:.2f} s "
           f"({nbytes / t_two / 1e9:.2f} GB/s): {t_two / t_one:.2f} x; values identical")  # fmt: skip

@@ -71,6 +71,8 @@ __all__ = [
     "run",
     "machine_info",
     "parse_count",
+    "format_rows",
+    "time_interleaved",
     "physical_memory",
     "MAX_COUNT",
     "MAX_ROUNDS",
@@ -470,7 +472,7 @@ class BenchResult:
                 s = r.speedup(p)
                 row.append("-" if s is None else f"{_fmt(s, 1)} x")
             rows.append(row)
-        lines += _format_rows(head, rows)
+        lines += format_rows(head, rows)
         notes = ("x fill: fastinit's speed / a plain fill of the same buffer (the write-bandwidth ceiling). "
                  "vs PEER: how many times faster fastinit is than the peer at the same distribution and dtype "
                  "(-: the peer has no such sampler or dtype). " + _peer_notes(self.peers))  # fmt: skip
@@ -496,7 +498,16 @@ def _peer_notes(peers) -> str:
     return (text + "." if text else "No peers timed.") + " truncated normal: std 0.02 cut at +-0.04."
 
 
-def _format_rows(head, rows) -> list[str]:
+def format_rows(head: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """Aligned text rows under a header (first column left, the others right), as every table
+    of ``fastinit bench`` and the benchmark suite prints them.
+
+    >>> print("\\n".join(format_rows(["op", "s"], [["fill", "0.01"], ["fastinit", "0.1"]])))
+    op          s
+    --------  ----
+    fill      0.01
+    fastinit   0.1
+    """
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     out = []
     for i, row in enumerate([head] + rows):
@@ -531,11 +542,13 @@ def _iterations(seconds: float, min_time: float) -> int:
 
 
 def time_interleaved(ops: dict[str, Callable[[], object]], rounds: int, *, sync=lambda: None,
-                     min_time: float = 0.01, timer=time.perf_counter, sleep=time.sleep):  # fmt: skip
+                     min_time: float = 0.01, timer=time.perf_counter, sleep=time.sleep,
+                     warmup: bool = True):  # fmt: skip
     """Time every operation once per round, rotating the order; per-call seconds per round.
 
     Each operation is called once first (untimed: compile / cache load / page faults); its
     iterations per timing are chosen from that call so one timing lasts at least ``min_time``.
+    ``warmup=False`` skips that call (for operations of many seconds, each timed once per round).
     An operation with a ``settle`` attribute (seconds) is followed by that untimed pause, so the
     threads it leaves spinning do not slow the next operation (``sleep`` makes the pause).
     Returns (times {op: [seconds per call, one per round]}, iterations, warm-up seconds).
@@ -549,11 +562,14 @@ def time_interleaved(ops: dict[str, Callable[[], object]], rounds: int, *, sync=
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds={rounds!r} must be an int >= 1")
     names = list(ops)
-    warmup, iterations = {}, {}
+    warmups, iterations = {}, {}
     settle = {name: float(getattr(ops[name], "settle", 0.0)) for name in names}
     for name in names:
-        warmup[name] = _time_once(ops[name], 1, sync, timer)
-        iterations[name] = _iterations(warmup[name], min_time)
+        if not warmup:
+            warmups[name], iterations[name] = 0.0, 1
+            continue
+        warmups[name] = _time_once(ops[name], 1, sync, timer)
+        iterations[name] = _iterations(warmups[name], min_time)
         if iterations[name] > 1:  # the first call may have been slow (compile, faults): measure again
             iterations[name] = _iterations(_time_once(ops[name], 1, sync, timer), min_time)
         if settle[name]:
@@ -565,7 +581,7 @@ def time_interleaved(ops: dict[str, Callable[[], object]], rounds: int, *, sync=
             times[name].append(_time_once(ops[name], iterations[name], sync, timer))
             if settle[name]:
                 sleep(settle[name])
-    return times, iterations, warmup
+    return times, iterations, warmups
 
 
 def run(case_list: Sequence[Case], *, size: int = FULL["size"], rounds: int = FULL["rounds"], device: str = "cpu",

@@ -60,6 +60,8 @@ def test_identity_check_reports_differences(monkeypatch):
 
 def _load(name):
     path = SCRIPT.parent / f"{name}.py"
+    if not path.exists():  # the one-off GPU experiments
+        path = SCRIPT.parent / "experiments" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

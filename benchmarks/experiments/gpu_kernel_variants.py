@@ -8,8 +8,8 @@ truncated normal 3.31 at 2**30 float32) and the committed one without one change
 and times every variant through the public API, with the bytes of each compared with the
 committed kernels'.
 
-    python benchmarks/gpu_kernel_variants.py                  # 2**30 float32 values
-    python benchmarks/gpu_kernel_variants.py --size-log2 8    # a smoke run (also the simulator)
+    python benchmarks/experiments/gpu_kernel_variants.py                  # 2**30 float32 values
+    python benchmarks/experiments/gpu_kernel_variants.py --size-log2 8    # a smoke run (also the simulator)
 
 Variants: "as timed on the H200" (one loop with bounds checks, the uint64 rounds, signed
 stores); "uint64 Philox" (the committed kernel with the CPU's form of the rounds, rng/philox.py
@@ -24,6 +24,7 @@ check confirms; a candidate for the bfloat16 target (1e9 values in <= 2 ms), not
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 import types
 
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     from fastinit.array import is_simulator
     from fastinit.backends import cuda as backend
 
-    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: gpu_figures.py
     from gpu_figures import Timer
 
     cuda = backend.load()
