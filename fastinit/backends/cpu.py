@@ -110,10 +110,10 @@ def _span_uniform_f32(dst, t0, ntiles, p, key):
         tile = dst[t * _TILE32 : (t + 1) * _TILE32]
         for j in range(_L):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
-            tile[j] = uniform_f32(w0, low, scale, lo, hi)
-            tile[_L + j] = uniform_f32(w1, low, scale, lo, hi)
-            tile[2 * _L + j] = uniform_f32(w2, low, scale, lo, hi)
-            tile[3 * _L + j] = uniform_f32(w3, low, scale, lo, hi)
+            _put(tile, j, uniform_f32(w0, low, scale, lo, hi))
+            _put(tile, _L + j, uniform_f32(w1, low, scale, lo, hi))
+            _put(tile, 2 * _L + j, uniform_f32(w2, low, scale, lo, hi))
+            _put(tile, 3 * _L + j, uniform_f32(w3, low, scale, lo, hi))
 
 
 @loop
@@ -127,10 +127,10 @@ def _span_normal_f32(dst, t0, ntiles, p, key):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             x0, x1 = normal_pair_f32(w0, w1, mean, std)
             x2, x3 = normal_pair_f32(w2, w3, mean, std)
-            tile[j] = _clamp(x0, lo, hi)
-            tile[_L + j] = _clamp(x1, lo, hi)
-            tile[2 * _L + j] = _clamp(x2, lo, hi)
-            tile[3 * _L + j] = _clamp(x3, lo, hi)
+            _put(tile, j, _clamp(x0, lo, hi))
+            _put(tile, _L + j, _clamp(x1, lo, hi))
+            _put(tile, 2 * _L + j, _clamp(x2, lo, hi))
+            _put(tile, 3 * _L + j, _clamp(x3, lo, hi))
 
 
 @pure
@@ -160,10 +160,10 @@ def _span_truncnorm_f32(dst, t0, ntiles, p, key):
         tile = dst[t * _TILE32 : (t + 1) * _TILE32]
         for j in range(_L):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
-            tile[j] = _truncnorm_f32_at(w0, q)
-            tile[_L + j] = _truncnorm_f32_at(w1, q)
-            tile[2 * _L + j] = _truncnorm_f32_at(w2, q)
-            tile[3 * _L + j] = _truncnorm_f32_at(w3, q)
+            _put(tile, j, _truncnorm_f32_at(w0, q))
+            _put(tile, _L + j, _truncnorm_f32_at(w1, q))
+            _put(tile, 2 * _L + j, _truncnorm_f32_at(w2, q))
+            _put(tile, 3 * _L + j, _truncnorm_f32_at(w3, q))
 
 
 @loop
@@ -175,10 +175,10 @@ def _span_truncnorm_central_f32(dst, t0, ntiles, p, key):
         tile = dst[t * _TILE32 : (t + 1) * _TILE32]
         for j in range(_L):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
-            tile[j] = _truncnorm_central_f32_at(w0, q)
-            tile[_L + j] = _truncnorm_central_f32_at(w1, q)
-            tile[2 * _L + j] = _truncnorm_central_f32_at(w2, q)
-            tile[3 * _L + j] = _truncnorm_central_f32_at(w3, q)
+            _put(tile, j, _truncnorm_central_f32_at(w0, q))
+            _put(tile, _L + j, _truncnorm_central_f32_at(w1, q))
+            _put(tile, 2 * _L + j, _truncnorm_central_f32_at(w2, q))
+            _put(tile, 3 * _L + j, _truncnorm_central_f32_at(w3, q))
 
 
 @loop
@@ -197,7 +197,7 @@ def _span_tail_f32(dst, t0, ntiles, p, key):
         for j in range(_L):
             w = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             for k in range(4):
-                tile[k * _L + j] = _tail_f32_at(w[k], p)
+                _put(tile, k * _L + j, _tail_f32_at(w[k], p))
 
 
 @loop
@@ -318,8 +318,8 @@ def _tiles32(out, start, t_lo, t_hi, scratch, dist, p, key):
     """
     o_lo = t_lo * _TILE32 - start
     o_hi = t_hi * _TILE32 - start
-    if out.itemsize == 4 and o_lo >= 0 and o_hi <= out.size:
-        _span_f32(out[o_lo:o_hi].view(np.float32), t_lo, t_hi - t_lo, dist, p, key)
+    if o_lo >= 0 and o_hi <= out.size:
+        _span_f32(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
     else:
         _converted_tiles32(out, start, t_lo, t_hi, scratch, dist, p, key)
 
