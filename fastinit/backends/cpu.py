@@ -1,11 +1,18 @@
 """CPU fill kernels: ``prange`` over tiles of the element layout (rng/layout.py).
 
 A tile is 16 Philox blocks; the loop over its 16 lanes has no branches, so LLVM vectorizes it
-(AVX2: four 64-bit lanes per instruction, see rng/philox.py). The distribution is chosen once
-per tile, outside that loop. Full tiles of float32/float64 outputs are written straight into
-the output; partial tiles (the ends of a run) and 16-bit outputs go through a 64-value
-scratch tile and a conversion loop. The output's storage type picks the store at compile
-time: float32, bfloat16 bits in a uint16 array, float16 bits in an int16 array.
+(the uint64 form of rng/philox.py: 4 lanes per AVX2 instruction, 8 per AVX-512 one). The
+distribution is chosen once per tile, outside that loop. Full tiles are written straight into
+the output by the sampling loop itself, in the output's storage type, picked at compile time
+(``_put``): float32, bfloat16 bits in a uint16 array, float16 bits in an int16 array, each
+16-bit value rounded once to nearest even inside the loop. Partial tiles (the ends of a run) go
+through a 64-value float32 scratch tile and a converting copy.
+
+Two spans compute their values with CPU-only formulations that give the same bits as the
+shared per-element functions (which the CUDA kernels and the per-element paths here use):
+float32 truncated normal (central) by ``truncnorm_central_f32_k``, and float64 truncated normal
+by a vectorized pass over the quantile's central fits with the general function redoing the
+rare values in its tail region (``_span_truncnorm_central_f64``).
 
 Kernels are explicit top-level functions because Numba can cache those and not closures.
 
@@ -22,7 +29,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba import float32, int16, int64, prange, types, uint64
+from numba import float32, int16, int64, prange, types, uint8, uint64
 from numba.core.extending import overload
 
 from .._jit import KERNEL, KERNEL_NOCACHE, USER_FUNCTION, loop, pure
@@ -31,6 +38,9 @@ from ..distributions.normal import normal_pair_f32, normal_pair_f64
 from ..distributions.rounding import bfloat16_bits, float16_bits
 from ..distributions.truncnormal import (
     truncnorm_central_f32,
+    truncnorm_central_f32_k,
+    truncnorm_central_f64,
+    truncnorm_central_k_left,
     truncnorm_f32,
     truncnorm_f64,
     truncnorm_tail_f32,
@@ -110,10 +120,10 @@ def _span_uniform_f32(dst, t0, ntiles, p, key):
         tile = dst[t * _TILE32 : (t + 1) * _TILE32]
         for j in range(_L):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
-            tile[j] = uniform_f32(w0, low, scale, lo, hi)
-            tile[_L + j] = uniform_f32(w1, low, scale, lo, hi)
-            tile[2 * _L + j] = uniform_f32(w2, low, scale, lo, hi)
-            tile[3 * _L + j] = uniform_f32(w3, low, scale, lo, hi)
+            _put(tile, j, uniform_f32(w0, low, scale, lo, hi))
+            _put(tile, _L + j, uniform_f32(w1, low, scale, lo, hi))
+            _put(tile, 2 * _L + j, uniform_f32(w2, low, scale, lo, hi))
+            _put(tile, 3 * _L + j, uniform_f32(w3, low, scale, lo, hi))
 
 
 @loop
@@ -127,10 +137,10 @@ def _span_normal_f32(dst, t0, ntiles, p, key):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             x0, x1 = normal_pair_f32(w0, w1, mean, std)
             x2, x3 = normal_pair_f32(w2, w3, mean, std)
-            tile[j] = _clamp(x0, lo, hi)
-            tile[_L + j] = _clamp(x1, lo, hi)
-            tile[2 * _L + j] = _clamp(x2, lo, hi)
-            tile[3 * _L + j] = _clamp(x3, lo, hi)
+            _put(tile, j, _clamp(x0, lo, hi))
+            _put(tile, _L + j, _clamp(x1, lo, hi))
+            _put(tile, 2 * _L + j, _clamp(x2, lo, hi))
+            _put(tile, 3 * _L + j, _clamp(x3, lo, hi))
 
 
 @pure
@@ -160,25 +170,31 @@ def _span_truncnorm_f32(dst, t0, ntiles, p, key):
         tile = dst[t * _TILE32 : (t + 1) * _TILE32]
         for j in range(_L):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
-            tile[j] = _truncnorm_f32_at(w0, q)
-            tile[_L + j] = _truncnorm_f32_at(w1, q)
-            tile[2 * _L + j] = _truncnorm_f32_at(w2, q)
-            tile[3 * _L + j] = _truncnorm_f32_at(w3, q)
+            _put(tile, j, _truncnorm_f32_at(w0, q))
+            _put(tile, _L + j, _truncnorm_f32_at(w1, q))
+            _put(tile, 2 * _L + j, _truncnorm_f32_at(w2, q))
+            _put(tile, 3 * _L + j, _truncnorm_f32_at(w3, q))
 
 
 @loop
 def _span_truncnorm_central_f32(dst, t0, ntiles, p, key):
+    # the same values as _truncnorm_central_f32_at, by truncnorm_central_f32_k
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
-    q = _f32_params(p)
+    mean, std, lo, hi, p_left, q_right, mass_left, total = _f32_params(p)
+    k_left = truncnorm_central_k_left(mass_left, total)
     for t in range(ntiles):
         c0, c1 = _counter(t0 + t)
         tile = dst[t * _TILE32 : (t + 1) * _TILE32]
         for j in range(_L):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
-            tile[j] = _truncnorm_central_f32_at(w0, q)
-            tile[_L + j] = _truncnorm_central_f32_at(w1, q)
-            tile[2 * _L + j] = _truncnorm_central_f32_at(w2, q)
-            tile[3 * _L + j] = _truncnorm_central_f32_at(w3, q)
+            x0 = truncnorm_central_f32_k(w0, mean, std, p_left, q_right, k_left, total)
+            x1 = truncnorm_central_f32_k(w1, mean, std, p_left, q_right, k_left, total)
+            x2 = truncnorm_central_f32_k(w2, mean, std, p_left, q_right, k_left, total)
+            x3 = truncnorm_central_f32_k(w3, mean, std, p_left, q_right, k_left, total)
+            _put(tile, j, _clamp(x0, lo, hi))
+            _put(tile, _L + j, _clamp(x1, lo, hi))
+            _put(tile, 2 * _L + j, _clamp(x2, lo, hi))
+            _put(tile, 3 * _L + j, _clamp(x3, lo, hi))
 
 
 @loop
@@ -197,7 +213,7 @@ def _span_tail_f32(dst, t0, ntiles, p, key):
         for j in range(_L):
             w = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             for k in range(4):
-                tile[k * _L + j] = _tail_f32_at(w[k], p)
+                _put(tile, k * _L + j, _tail_f32_at(w[k], p))
 
 
 @loop
@@ -270,12 +286,74 @@ def _span_truncnorm_f64(dst, t0, ntiles, p, key, tail):
                 dst[o + _L] = _truncnorm_f64_at(w2, w3, p)
 
 
+@pure
+def _truncnorm_central_f64_at(wa, wb, q):
+    """q: the 8 parameters as a tuple (loaded before the loop: loads from p inside it would
+    have to be repeated, as stores to dst might alias p, and the loop would not vectorize)."""
+    v, central = truncnorm_central_f64(wa, wb, q[0], q[1], q[4], q[5], q[6], q[7])
+    return _clamp(v, q[2], q[3]), central
+
+
+_U8_0 = uint8(0)
+_U8_1 = uint8(1)
+
+
+@loop
+def _span_truncnorm_central_f64(dst, t0, ntiles, p, key):
+    """As _span_truncnorm_f64 (not tail), in two passes per tile: a branch-free vectorized pass
+    over the quantile's central fits, then the general scalar function for the values whose p
+    fell in its tail region (flagged by the first pass). The same bits, every value."""
+    k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
+    q = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7])
+    far = np.zeros(_TILE64, np.uint8)
+    for t in range(ntiles):
+        c0, c1 = _counter(t0 + t)
+        tile = dst[t * _TILE64 : (t + 1) * _TILE64]
+        nfar = 0
+        for j in range(_L):
+            w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+            x0, in0 = _truncnorm_central_f64_at(w0, w1, q)
+            x1, in1 = _truncnorm_central_f64_at(w2, w3, q)
+            tile[j] = x0
+            tile[_L + j] = x1
+            f0 = _U8_0 if in0 else _U8_1
+            f1 = _U8_0 if in1 else _U8_1
+            far[j] = f0
+            far[_L + j] = f1
+            nfar += int64(f0 | f1)
+        if nfar != 0:
+            for j in range(_L):
+                if far[j] != 0 or far[_L + j] != 0:
+                    w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
+                    if far[j] != 0:
+                        tile[j] = _truncnorm_f64_at(w0, w1, p)
+                    if far[_L + j] != 0:
+                        tile[_L + j] = _truncnorm_f64_at(w2, w3, p)
+
+
+# p below which ndtri_central_f64 is not central (w = -log(4 p (1 - p)) = 6.25), rounded up
+_CENTRAL_MIN_P_F64 = 0.000483
+
+
+@pure
+def _tail_share_f64(p):
+    """An estimate of the share of values whose p falls in the quantile's tail region, from the
+    parameters (p_left, q_right, mass_left, total): only a choice of speed, never of values."""
+    p_left, q_right, mass_left, total = p[4], p[5], p[6], p[7]
+    mass_right = total - mass_left
+    near_left = max(0.0, min(_CENTRAL_MIN_P_F64, p_left + mass_left) - p_left) if mass_left > 0 else 0.0
+    near_right = max(0.0, min(_CENTRAL_MIN_P_F64, q_right + mass_right) - q_right) if mass_right > 0 else 0.0
+    return (near_left + near_right) / total if total > 0 else 1.0
+
+
 @loop
 def _span_f64(dst, t0, ntiles, dist, p, key):
     if dist == UNIFORM:
         _span_uniform_f64(dst, t0, ntiles, p, key)
     elif dist == NORMAL:
         _span_normal_f64(dst, t0, ntiles, p, key)
+    elif dist != TRUNCNORM_TAIL and _tail_share_f64(p) < 0.25:
+        _span_truncnorm_central_f64(dst, t0, ntiles, p, key)
     else:
         _span_truncnorm_f64(dst, t0, ntiles, p, key, dist == TRUNCNORM_TAIL)
 
@@ -318,8 +396,8 @@ def _tiles32(out, start, t_lo, t_hi, scratch, dist, p, key):
     """
     o_lo = t_lo * _TILE32 - start
     o_hi = t_hi * _TILE32 - start
-    if out.itemsize == 4 and o_lo >= 0 and o_hi <= out.size:
-        _span_f32(out[o_lo:o_hi].view(np.float32), t_lo, t_hi - t_lo, dist, p, key)
+    if o_lo >= 0 and o_hi <= out.size:
+        _span_f32(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
     else:
         _converted_tiles32(out, start, t_lo, t_hi, scratch, dist, p, key)
 

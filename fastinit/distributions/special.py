@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import float32, float64, int32, int64
 
-from .._intrinsics import f32_as_i32, f64_as_i64, fma, i32_as_f32, i64_as_f64
+from .._intrinsics import f32_as_i32, f64_as_i64, fma, i32_as_f32, i64_as_f64, select
 from .._jit import pure
 from . import _coefficients as K
 
@@ -38,6 +39,8 @@ __all__ = [
     "ndtri_central_f32",
     "NDTRI_CENTRAL_MIN_P",
     "ndtri_lower_f64",
+    "ndtri_central_f64",
+    "NDTRI_CENTRAL_MAX_W_F64",
     "log_norm_sf_inverse",
 ]
 
@@ -74,6 +77,7 @@ _S_SPLIT_C_F64 = float64(14.0)
 
 # log: x = 2**e * m with m in [sqrt(1/2), sqrt(2)); the offset is the bit pattern of sqrt(1/2)
 _SQRT_HALF_BITS_F32 = int32(0x3F3504F3)
+_SQRT_HALF_BITS_M2_F32 = int32(0x3F3504F3 - (2 << 23))  # the bits of sqrt(1/2) / 4
 _MANT_MASK_F32 = int32(0x007FFFFF)
 _SQRT_HALF_BITS_F64 = int64(0x3FE6A09E667F3BCD)
 _MANT_MASK_F64 = int64(0x000FFFFFFFFFFFFF)
@@ -104,15 +108,27 @@ def horner(x, coeffs):
 
 
 @pure
-def log_f32(x):
-    """Natural log of a positive normal float32 (no special cases: callers pass x >= 2**-126)."""
-    bits = int32(f32_as_i32(x) - _SQRT_HALF_BITS_F32)
+def _log_f32_of_bits(bits):
+    """log_f32 of the float32 whose bit pattern is bits + the bits of sqrt(1/2)."""
     e = int32(bits >> _I23)  # arithmetic shift: the exponent relative to sqrt(1/2)
     m = i32_as_f32(int32((bits & _MANT_MASK_F32) + _SQRT_HALF_BITS_F32))
     f = m - _ONE_F32
     p = horner(f, _LOG1P_F32)
     log1p_f = fma(f * f, fma(f, p, -_HALF_F32), f)
     return fma(float32(e), _LN2_F32, log1p_f)
+
+
+@pure
+def log_f32(x):
+    """Natural log of a positive normal float32 (no special cases: callers pass x >= 2**-126)."""
+    return _log_f32_of_bits(int32(f32_as_i32(x) - _SQRT_HALF_BITS_F32))
+
+
+@pure
+def _log4_f32(y):
+    """log_f32(4 y) for y >= 2**-126 (4 y normal and finite), without the multiply: the bit
+    pattern of 4 y is y's with 2 added to the exponent field."""
+    return _log_f32_of_bits(int32(f32_as_i32(y) - _SQRT_HALF_BITS_M2_F32))
 
 
 @pure
@@ -177,9 +193,11 @@ def ndtri_central_f32(p):
     """``ndtri_lower_f32`` restricted to p >= NDTRI_CENTRAL_MIN_P (|x| < 2.9), same bits there.
 
     Skips the tail polynomial and its square root: the truncated normal uses it when no draw
-    can reach the tail region (both bounds within about 2.9 std of the mean).
+    can reach the tail region (both bounds within about 2.9 std of the mean). w is formed as
+    -log(4 y), y = p (1 - p), with the factor 4 added to y's exponent bits: fl(fl(4 p) (1 - p))
+    = 4 fl(p (1 - p)) exactly, as 4 p is exact and y is a normal float here.
     """
-    return _ndtri_central_f32(p, _ndtri_w_f32(p))
+    return _ndtri_central_f32(p, -_log4_f32(p * (_ONE_F32 - p)))
 
 
 @pure
@@ -204,6 +222,46 @@ def ndtri_lower_f64(p):
     if s < _S_SPLIT_C_F64:
         return -_poly_at(s, _NDTRI_TC_F64)
     return -_poly_at(s, _NDTRI_TD_F64)
+
+
+# The two central fits as one Horner sequence of 19 steps: region A's 16 coefficients padded
+# with three zeros of the highest orders. fma(0, x, 0) = 0 and fma(+-0, x, c) = c exactly, so on region A the
+# padded sequence rounds exactly as horner over A's own coefficients.
+_NDTRI_CA_PAD_F64 = np.array(_NDTRI_CA_F64[1] + (0.0,) * (len(_NDTRI_CB_F64[1]) - len(_NDTRI_CA_F64[1])))
+_NDTRI_CB_ARR_F64 = np.array(_NDTRI_CB_F64[1])
+# ndtri_central_f64 agrees with ndtri_lower_f64 for w below this (the start of its tail fits)
+NDTRI_CENTRAL_MAX_W_F64 = float(_W_SPLIT_B_F64)
+
+
+@pure
+def _horner_select(x, cond, ca, cb):
+    """horner(x, ca) if cond else horner(x, cb), for coefficient arrays of one length: one
+    Horner sequence whose coefficients are selected per value, without branches.
+
+    Arrays, not tuples: a tuple indexed by the loop counter compiles to a switch per step,
+    and with 19 steps LLVM then neither unrolls the loop nor vectorizes the loop around it;
+    loads from a global (constant) array unroll and fold to constants.
+    """
+    n = ca.size
+    acc = select(cond, ca[n - 1], cb[n - 1])
+    for k in range(n - 2, -1, -1):
+        acc = fma(acc, x, select(cond, ca[k], cb[k]))
+    return acc
+
+
+@pure
+def ndtri_central_f64(p):
+    """(x, central): ``ndtri_lower_f64(p)`` with the same bits where ``central`` (w < 6.25,
+    p > ~0.00048), without branches, so a loop over it vectorizes; x is meaningless elsewhere.
+
+    Both central fits run as one Horner sequence whose coefficients are selected per value
+    (region A padded with leading zeros, which leave its roundings unchanged).
+    """
+    w = -log_f64(_FOUR_F64 * p * (_ONE_F64 - p))
+    in_a = w < _W_SPLIT_A_F64
+    x = w - select(in_a, _NDTRI_CA_F64[0], _NDTRI_CB_F64[0])
+    acc = _horner_select(x, in_a, _NDTRI_CA_PAD_F64, _NDTRI_CB_ARR_F64)
+    return fma(_TWO_F64, p, -_ONE_F64) * acc, w < _W_SPLIT_B_F64
 
 
 _HALF_LOG_2PI = float64(0.91893853320467274178)

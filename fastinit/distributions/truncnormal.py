@@ -36,17 +36,27 @@ since mean + z std at |z| ~ 1e8 keeps only ulp(z) of the distribution.
 
 from __future__ import annotations
 
-from numba import float32, float64
+from numba import float32, float64, int32, int64, uint64
 
-from .._intrinsics import fma
+from .._intrinsics import fma, i32_as_f32
 from .._jit import pure
 from ..rng.convert import u01_f32_oo, u01_f64_oo
-from .special import log_f64, log_norm_sf_inverse, ndtri_central_f32, ndtri_lower_f32, ndtri_lower_f64
+from .special import (
+    log_f64,
+    log_norm_sf_inverse,
+    ndtri_central_f32,
+    ndtri_central_f64,
+    ndtri_lower_f32,
+    ndtri_lower_f64,
+)
 
 __all__ = [
     "truncnorm_f32",
     "truncnorm_central_f32",
+    "truncnorm_central_f32_k",
+    "truncnorm_central_k_left",
     "truncnorm_f64",
+    "truncnorm_central_f64",
     "truncnorm_tail_f32",
     "truncnorm_tail_f64",
 ]
@@ -75,6 +85,50 @@ def truncnorm_central_f32(w, mean, std, p_left, q_right, mass_left, total):
     return fma(z if left else -z, std, mean)
 
 
+_U9 = uint64(9)
+_LO23 = uint64(0x7FFFFF)
+_ONE_BITS_F32 = uint64(0x3F800000)
+_ONE_MINUS_2M24_F32 = float32(1.0 - 2.0**-24)
+_TWO_23 = 1 << 23
+
+
+@pure
+def truncnorm_central_k_left(mass_left, total):
+    """The k_left of ``truncnorm_central_f32_k``: how many of the 2**23 values k = w >> 9 take
+    the left side in ``truncnorm_central_f32``, i.e. have fl(u total) < mass_left (u from
+    ``u01_f32_oo``). Those k are a prefix: u grows with k and rounding is monotonic. Found by
+    bisection in the same float32 arithmetic, once per call."""
+    lo, hi = 0, _TWO_23
+    while lo < hi:
+        mid = (lo + hi) // 2
+        u, _ = u01_f32_oo(uint64(mid) << _U9)
+        if u * total < mass_left:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@pure
+def truncnorm_central_f32_k(w, mean, std, p_left, q_right, k_left, total):
+    """``truncnorm_central_f32`` with the same bits in fewer operations, for the CPU's loops.
+
+    - left = k < k_left (``truncnorm_central_k_left``): an integer compare, no product;
+    - the side's uniform is picked before it is made: u = (2k + 1) 2**-24 on the left,
+      v = 1 - u = (2 (k ^ (2**23 - 1)) + 1) 2**-24 on the right, each built exactly as
+      1 + k' 2**-23 (k' in the mantissa bits of 1.0) minus 1 - 2**-24 (Sterbenz: exact);
+    - one fused multiply-add for p, with the operands of its side selected;
+    - the sign of z moved onto std: fma(-z, std, mean) = fma(z, -std, mean) exactly.
+    """
+    k = w >> _U9
+    left = int64(k) < k_left
+    kk = k if left else k ^ _LO23
+    uv = i32_as_f32(int32(kk | _ONE_BITS_F32)) - _ONE_MINUS_2M24_F32
+    p = fma(uv, total, p_left if left else q_right)
+    z = ndtri_central_f32(p)
+    return fma(z, std if left else -std, mean)
+
+
 @pure
 def truncnorm_f64(wa, wb, mean, std, p_left, q_right, mass_left, total):
     u, v = u01_f64_oo(wa, wb)
@@ -83,6 +137,18 @@ def truncnorm_f64(wa, wb, mean, std, p_left, q_right, mass_left, total):
     p = fma(u, total, p_left) if left else fma(v, total, q_right)
     z = ndtri_lower_f64(p)
     return fma(z if left else -z, std, mean)
+
+
+@pure
+def truncnorm_central_f64(wa, wb, mean, std, p_left, q_right, mass_left, total):
+    """(x, central): ``truncnorm_f64``'s value with the same bits where ``central`` (its p is
+    outside the quantile's tail region), branch-free; the caller recomputes the others."""
+    u, v = u01_f64_oo(wa, wb)
+    t = u * total
+    left = t < mass_left
+    p = fma(u, total, p_left) if left else fma(v, total, q_right)
+    z, central = ndtri_central_f64(p)
+    return fma(z if left else -z, std, mean), central
 
 
 @pure

@@ -1,0 +1,66 @@
+"""Instruction counts of the CPU span loops, from the assembly Numba generates on this host.
+
+    NUMBA_CACHE_DIR=$(mktemp -d) python benchmarks/kernel_asm.py
+
+(an empty cache directory: code loaded from Numba's cache cannot be inspected). For each span it
+finds the longest vector loop and prints its instructions per value, zmm/ymm use, stack
+references (spills and reloads) and branches. Used for issue 17's table in RESULTS.md. (The float64 truncated normal's lane loop is
+not unrolled: the loop printed for it is the tile loop, with the scalar redo of tail values.)
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from fastinit.backends import cpu  # noqa: E402
+
+
+def _loops(asm: str):
+    """(instructions of each backward-jump loop) in a function's assembly."""
+    ins, labels = [], {}
+    for line in asm.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        m = re.match(r"^(\.?\w+):", s)
+        if m and not line.startswith("\t"):
+            labels[m.group(1)] = len(ins)
+            continue
+        if not s.startswith("."):
+            ins.append(s)
+    for i, s in enumerate(ins):
+        m = re.match(r"j\w+\s+(\.LBB\w+)", s)
+        if m and labels.get(m.group(1), i + 1) <= i:
+            yield ins[labels[m.group(1)] : i + 1]
+
+
+def main() -> None:
+    key = np.zeros(4, np.uint64)
+    p = np.array([0.0, 1.0, -1.0, 1.0, 0.0228, 0.0228, 0.4772, 0.9545])
+    f32, u16, f64 = np.zeros(256, np.float32), np.zeros(256, np.uint16), np.zeros(128)
+    cases = []
+    for name in ("uniform_f32", "normal_f32", "truncnorm_central_f32", "truncnorm_f32"):
+        cases += [(f"{name} float32", name, f32, 64), (f"{name} bfloat16", name, u16, 64)]
+    cases += [(f"{n} float64", n, f64, 32) for n in ("uniform_f64", "normal_f64", "truncnorm_central_f64")]
+    for label, name, buf, per_tile in cases:
+        fn = getattr(cpu, f"_span_{name}")
+        fn(buf, 0, 4, p, key)
+        sig = [s for s in fn.signatures if s[0].dtype == cpu.numba.from_dtype(buf.dtype)][0]
+        vector = [b for b in _loops(fn.inspect_asm(sig)) if any("mm" in x for x in b)]
+        body = max(vector, key=lambda b: sum("zmm" in x or "ymm" in x for x in b))
+        n = len(body)
+        print(
+            f"{label:32s} {n:5d} instr/loop, "
+            f"zmm {sum('zmm' in x for x in body)}, stack refs {sum('(%rsp)' in x for x in body)}, "
+            f"branches {sum(x.startswith('j') for x in body)}; tile = {per_tile} values"
+        )
+
+
+if __name__ == "__main__":
+    main()
