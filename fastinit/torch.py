@@ -44,7 +44,7 @@ import functools
 import inspect
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -672,8 +672,10 @@ _WRAPPERS = (
 )
 
 
-def _canonical_names(modules) -> Callable[[str], str]:
-    """qualified name -> the name without wrapper components (see ``_WRAPPERS``)."""
+def canonical_names(modules: Iterable[tuple[str, nn.Module]]) -> Callable[[str], str]:
+    """A function from a qualified name to the same name without the components of wrappers
+    (torch.compile's ``_orig_mod``, FSDP, DDP: ``_WRAPPERS``), for ``modules`` the model's
+    ``named_modules()``."""
     hidden = set()
     for qual, sub in modules:
         classes = {c.__name__ for c in type(sub).__mro__}
@@ -784,7 +786,7 @@ def trace_module(module: nn.Module, *, seed: int = 0, skip=()) -> trace.InitPlan
     >>> [(w.index, w.init) for w in plan["weight"].writes]
     [(None, Initializer('normal')), ((0, slice(0, 4, 1)), Initializer('constant', value=0))]
     """
-    names = _canonical_names(list(module.named_modules()))
+    names = canonical_names(list(module.named_modules()))
     recorder, plan = _trace(module, seed=seed, skip=skip, names=names)
     recorder.run_again(plan, module, names=names)
     return plan
@@ -826,7 +828,7 @@ def apply_plan(
     >>> model.weight[0].tolist()
     [0.0, 0.0]
     """
-    names = _canonical_names(list(module.named_modules()))
+    names = canonical_names(list(module.named_modules()))
     tensors = {key: t for key, t, _ in trace.named_tensors(module, names)}
     on_meta = [key for key in plan if tensors[key].is_meta]
     if on_meta:  # before anything is written
@@ -903,7 +905,7 @@ def init_module(module: nn.Module, *, seed: int = 0, rules: Mapping | None = Non
         raise ValueError(f"unknown={unknown!r} must be 'raise' or 'skip'")
     rules = dict(rules or {})
     modules = list(module.named_modules())
-    canonical = _canonical_names(modules)
+    canonical = canonical_names(modules)
     params = {canonical(q): p for q, p in module.named_parameters()}
     flat = [q for q, p in params.items() if getattr(p, "_is_flat_param", False)]  # FSDP1's marker
     if flat:
@@ -1044,7 +1046,7 @@ def build(factory, *args, seed: int = 0, device="cpu", dtype=None, rules: Mappin
 def fill_traced(module, recorder, *, seed: int = 0, rules: Mapping | None = None, prefix: str = ""):
     """Fill ``module`` built under ``recorder`` (a ``fastinit.trace.Recorder``) as its traced
     init code says (``rules`` first); return it."""
-    names = _canonical_names(list(module.named_modules()))
+    names = canonical_names(list(module.named_modules()))
     ruled = _rules_by_key(module, names, dict(rules or {}))
     plan = recorder.plan(module, names=names, skip=set(ruled), run_again=False)
     unwritten = [q for q in plan.unwritten if q not in ruled]

@@ -36,7 +36,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
     ) from None
 
 from . import trace
-from .torch import _canonical_names, fill_traced
+from .torch import canonical_names, fill_traced
 
 __all__ = ["from_config", "load_config", "manifest_from_config", "init_weights_units", "initialize_weights"]
 
@@ -246,7 +246,7 @@ def trace_meta(config, *, seed: int = 0, dtype=None, auto_class=None):
     come from running the call that wrote them again on real copies of those modules only."""
     model, recorder = _traced_build(config, seed=seed, dtype=dtype, device="meta", auto_class=auto_class)
     initialize_weights(model, recorder)  # transformers skips it on meta
-    names = _canonical_names(list(model.named_modules()))
+    names = canonical_names(list(model.named_modules()))
     by_storage = {trace.storage_key(t): (key, t) for key, t, _ in trace.named_tensors(model, names)}
     saved, copies = saved_tensors(model)
     placements = {}
