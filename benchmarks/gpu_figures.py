@@ -1,5 +1,5 @@
-"""The CUDA backend's figures (issue: the CUDA backend), measured on one GPU, as a markdown table
-to paste into benchmarks/RESULTS.md.
+"""The CUDA backend's figures, measured on one GPU: a markdown table, and with ``--json`` the
+numbers tools/write_results.py turns into benchmarks/RESULTS.md and the README's CUDA table.
 
     python benchmarks/gpu_figures.py                 # everything, n = 2**30
     python benchmarks/gpu_figures.py --size-log2 26  # a quick run
@@ -361,8 +361,12 @@ def main(argv=None) -> int:
     print(report)
     if args.json:
         with open(args.json, "w") as f:
+            from fastinit.benchmark import machine_info
+
             json.dump({"device": device_name, "plan": plan, "rows": rows, "bf16_ms": bf16, "identity": identity,
-                       "orthogonal": orthogonal, "table": report}, f, indent=2)  # fmt: skip
+                       "orthogonal": orthogonal, "table": report, "machine": machine_info(target),
+                       "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/gpu_figures.py"},
+                      f, indent=2)  # fmt: skip
     return 0
 
 

@@ -642,6 +642,21 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+_SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "asimd", "sve")
+
+
+def _simd() -> list[str]:
+    """The vector extensions that decide what the kernels compile to (Numba targets the host)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(
+                (line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), []
+            )
+    except OSError:
+        return []
+    return [flag for flag in _SIMD_FLAGS if flag in flags]
+
+
 def _gpus() -> str:
     smi = shutil.which("nvidia-smi")
     if smi is None:
@@ -659,6 +674,8 @@ def machine_info(device: str = "cpu") -> dict:
 
     >>> sorted(machine_info())[:4]
     ['cores', 'cpu', 'device', 'gpu']
+    >>> isinstance(machine_info()["simd"], list)
+    True
     """
     import numba
 
@@ -673,9 +690,12 @@ def machine_info(device: str = "cpu") -> dict:
             versions[name] = getattr(module, "__version__", "?")
     return {
         "cpu": _cpu_model(),
+        "simd": _simd(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "numba_threads": numba.get_num_threads(),
+        # a shared machine's figures swing with its load: recorded with them
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "gpu": _gpus(),
         "device": device,
         "platform": platform.platform(),
