@@ -39,7 +39,7 @@ from .checkpoint.writer import (
     write_shard,
 )
 from .dtypes import resolve_dtype
-from .schemes.registry import Initializer
+from .schemes.registry import Initializer, record_of
 from .typing import ChunksLike, DTypeLike, SeedLike, ShapeLike, StrPath
 
 if TYPE_CHECKING:
@@ -78,15 +78,20 @@ def _block(fn, shape, args, params, seed, name, dtype, index):
     return fn(shape, *args, **params, seed=seed, name=name, dtype=dtype, index=index).numpy()
 
 
-def _check_whole_matrices(fn, shape, chunks, params):
-    if fn is not schemes.orthogonal:
+def _check_whole_matrices(fn, shape, chunks, args, params) -> None:
+    """Refuse chunks that split a matrix the scheme factors (its record's ``factored_axes``): each
+    chunk would factor the whole matrix again."""
+    record = record_of(fn)
+    if record is None or record.factored_axes is None:
         return
-    batch_dims = params.get("batch_dims", 0)
-    for axis in range(batch_dims, len(shape)):
+    if isinstance(fn, Initializer):
+        args, params = (), fn.params
+    axes = record.factored_axes(record.arguments(shape, params, args))
+    for axis in axes:
         if len(chunks[axis]) > 1:
             raise ValueError(
-                f"orthogonal needs whole matrices, but chunks={chunks} split dimension {axis} of shape {shape}; "
-                f"chunk only the first batch_dims={batch_dims} dimensions"
+                f"{record.name} needs whole matrices, but chunks={chunks} split dimension {axis} of shape {shape}; "
+                f"chunk only the first {axes.start} dimension(s) (its batch dimensions)"
             )
 
 
@@ -110,13 +115,13 @@ def array(
     >>> bool(np.array_equal(x.compute(), np.asarray(fastinit.normal((100, 60), 0.0, 0.02, seed=1, name="w"))))
     True
     """
-    if isinstance(fn, Initializer):
-        init, fn = fn, lambda s, **kw: init(s, **kw)
     shape = api.check_shape(shape)
     dt = resolve_dtype("float32" if dtype is None else dtype)
     np_dtype = dt.numpy_dtype()
     chunks = da.core.normalize_chunks(chunks, shape, dtype=np_dtype)
-    _check_whole_matrices(fn, shape, chunks, params)
+    _check_whole_matrices(fn, shape, chunks, args, params)
+    if isinstance(fn, Initializer):
+        init, fn = fn, lambda s, **kw: init(s, **kw)
     token = tokenize(getattr(fn, "__qualname__", repr(fn)), shape, args, sorted(params.items()), seed, name,
                      dt.name, chunks)  # fmt: skip
     label = f"fastinit-{getattr(fn, '__name__', 'init')}-{token}"

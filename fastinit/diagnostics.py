@@ -39,7 +39,7 @@ import numpy as np
 
 from . import api
 from .schemes import Initializer, calculate_gain, get_initializer
-from .schemes.orthogonal import _single_blas_thread
+from .schemes.orthogonal import single_blas_thread
 
 __all__ = [
     "SCHEMES",
@@ -300,7 +300,7 @@ def propagate(scheme="kaiming_normal", nonlinearity: str = "relu", *, depth: int
     act_std, spread, saturation = [_std(h)], [_unit_spread(h)], [0.0]
     bounded = nonlinearity in _BOUNDED
     grad_std = None
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"), _single_blas_thread():
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"), single_blas_thread():
         for w in weights:
             z = h @ w.T
             h = f(z)

@@ -57,8 +57,8 @@ checked to be zero and left out of the tests (not out of the displayed statistic
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-import inspect as _pyinspect
 import json
 import math
 import os
@@ -73,8 +73,7 @@ from .checkpoint.files import read_regular
 from .checkpoint.safetensors_format import read_raw_header
 from .checkpoint.writer import INDEX_NAME
 from .schemes import Initializer
-from .schemes.registry import SCHEMES
-from .schemes.variance_scaling import TRUNCATED_NORMAL_STD, _fans, _kaiming_std, _xavier_std
+from .schemes.record import Prediction
 from .terminal import printable
 
 __all__ = [
@@ -96,45 +95,12 @@ GRAM_LIMIT = 1 << 24  # orthogonal tensors up to this many values get the Q^T Q 
 MAX_MANIFEST_BYTES = 100_000_000
 CELL_LIMIT = 160  # characters of a table cell (a tensor name or scheme read from a file may be any length)
 
-_CONSTANT_SCHEMES = ("constant", "zeros", "ones")
-_EXACT_SCHEMES = ("constant", "zeros", "ones", "eye", "dirac", "values")
-
 
 class InspectError(CheckpointError):
     """A path that cannot be inspected (missing, not safetensors, not a manifest): one line."""
 
 
 # ---- predictions from a recorded scheme ---------------------------------------------------------
-
-
-@dataclass
-class Prediction:
-    """What a scheme predicts for a tensor of a given shape.
-
-    ``kind``: "distribution" (i.i.d. draws from ``dist``, a frozen scipy.stats distribution),
-    "orthogonal", "delta_orthogonal", "exact" (constant, zeros, ones, eye, dirac, values: the
-    values are known), "sparse" (``dist`` for the non-zero values, ``zero_fraction`` zeros) or
-    "unknown" (custom schemes). ``mean`` / ``std`` are the whole tensor's expected mean and std
-    (for orthogonal kinds, std is the exact root mean square); None when not predictable.
-    """
-
-    kind: str
-    scheme: str  # e.g. "normal(std=0.02)"
-    mean: float | None = None
-    std: float | None = None
-    dist: object = None
-    low: float | None = None  # support (values must lie in [low, high])
-    high: float | None = None
-    zero_fraction: float = 0.0
-    note: str = ""
-
-    @property
-    def family(self) -> str:
-        """The distribution family the KS test uses ("normal", "truncated normal", "uniform"),
-        or "n/a"."""
-        if self.dist is None:
-            return "n/a"
-        return {"norm": "normal", "truncnorm": "truncated normal", "uniform": "uniform"}[self.dist.dist.name]
 
 
 def _scheme_text(config: dict) -> str:
@@ -150,42 +116,6 @@ def _short(v) -> str:
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
 
-def _bound(init: Initializer, shape) -> dict:
-    if init.scheme == "custom":
-        return dict(init.params)
-    bound = _pyinspect.signature(SCHEMES[init.scheme]).bind(shape, **init.params)
-    bound.apply_defaults()
-    return dict(bound.arguments)
-
-
-def _distribution(kind: str, std: float, scheme: str, note: str = "") -> Prediction:
-    """A zero-mean variance-scaling draw with this std: "normal", "uniform", or "truncated_normal"
-    (at +-2 sigma of the underlying normal, rescaled so the std is ``std``: JAX's correction)."""
-    from scipy import stats
-
-    if std == 0.0:
-        return Prediction("exact", scheme, 0.0, 0.0, low=0.0, high=0.0, note="std 0: all zeros")
-    if kind in ("normal", "untruncated_normal"):
-        return Prediction("distribution", scheme, 0.0, std, stats.norm(0.0, std), note=note)
-    if kind == "uniform":
-        bound = math.sqrt(3.0) * std
-        return Prediction(
-            "distribution", scheme, 0.0, std, stats.uniform(-bound, 2 * bound), -bound, bound, note=note
-        )
-    sigma = std / TRUNCATED_NORMAL_STD
-    return Prediction("distribution", scheme, 0.0, std, stats.truncnorm(-2.0, 2.0, 0.0, sigma), -2 * sigma,
-                      2 * sigma, note=note)  # fmt: skip
-
-
-def _matrix_dims(shape, column_axis, batch_dims) -> tuple[int, int, int]:
-    """(batch, rows, cols) of the matrices ``orthogonal`` factors for this shape."""
-    batch, mshape = math.prod(shape[:batch_dims]), shape[batch_dims:]
-    if column_axis is None:
-        return batch, mshape[0], math.prod(mshape[1:])
-    cols = mshape[column_axis]
-    return batch, math.prod(mshape) // cols, cols
-
-
 def predict(init, shape, zero_rows: Sequence[int] = ()) -> Prediction:
     """What ``init`` (an Initializer or its config dict) predicts for a tensor of ``shape``.
 
@@ -198,91 +128,13 @@ def predict(init, shape, zero_rows: Sequence[int] = ()) -> Prediction:
     >>> predict({"scheme": "orthogonal", "gain": 2.0}, (64, 16)).std   # gain / sqrt(max(rows, cols))
     0.25
     """
-    from scipy import stats
-
     if not isinstance(init, Initializer):
         init = Initializer.from_config(init)
     shape = tuple(int(d) for d in shape)
-    scheme = init.scheme
     text = _scheme_text(init.to_config())
-    numel = math.prod(shape)
-    if numel == 0:
-        return Prediction("unknown", text, note="empty tensor")
-    a = _bound(init, shape)
-    if scheme == "custom":
-        return Prediction("unknown", text, note="custom scheme: no prediction")
-    if scheme == "uniform":
-        low, high = float(a["low"]), float(a["high"])
-        if low == high:
-            p = Prediction("exact", text, low, 0.0, low=low, high=low)
-        else:
-            p = Prediction("distribution", text, (low + high) / 2, (high - low) / math.sqrt(12),
-                           stats.uniform(low, high - low), low, high)  # fmt: skip
-    elif scheme == "normal":
-        mean, std = float(a["mean"]), float(a["std"])
-        p = (Prediction("distribution", text, mean, std, stats.norm(mean, std)) if std > 0 else
-             Prediction("exact", text, mean, 0.0, low=mean, high=mean))  # fmt: skip
-    elif scheme == "truncated_normal":
-        mean, std = float(a["mean"]), float(a["std"])
-        if a.get("lower") is not None or a.get("upper") is not None:
-            lo = mean + std * (-2.0 if a.get("lower") is None else float(a["lower"]))
-            hi = mean + std * (2.0 if a.get("upper") is None else float(a["upper"]))
-        else:
-            lo, hi = float(a["a"]), float(a["b"])
-        if std == 0:
-            value = min(max(mean, lo), hi)
-            p = Prediction("exact", text, value, 0.0, low=value, high=value)
-        else:
-            dist = stats.truncnorm((lo - mean) / std, (hi - mean) / std, mean, std)
-            p = Prediction("distribution", text, float(dist.mean()), float(dist.std()), dist, lo, hi)
-    elif scheme == "variance_scaling":
-        fan_in, fan_out = _fans(shape, a["layout"], a["in_axis"], a["out_axis"], a["batch_axis"])
-        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
-             "fan_geo_avg": (fan_in * fan_out) ** 0.5}[a["mode"]]  # fmt: skip
-        p = _distribution(a["distribution"], math.sqrt(float(a["scale"]) / n), text)
-    elif scheme in ("xavier_uniform", "xavier_normal"):
-        std = _xavier_std(shape, float(a["gain"]), a["layout"], a["in_axis"], a["out_axis"], a["batch_axis"])
-        p = _distribution(scheme.split("_")[1], std, text)
-    elif scheme in ("kaiming_uniform", "kaiming_normal"):
-        std = _kaiming_std(shape, a["a"], a["mode"], a["nonlinearity"], a["layout"], a["in_axis"], a["out_axis"],
-                               a["batch_axis"])  # fmt: skip
-        p = _distribution(scheme.split("_")[1], std, text)
-    elif scheme in ("lecun_uniform", "lecun_normal"):
-        fan_in, _ = _fans(shape, a["layout"], a["in_axis"], a["out_axis"], a["batch_axis"])
-        p = _distribution(
-            "uniform" if scheme == "lecun_uniform" else "truncated_normal", math.sqrt(1.0 / fan_in), text
-        )
-    elif scheme == "orthogonal":
-        _, rows, cols = _matrix_dims(shape, a["column_axis"], a["batch_dims"])
-        rms = abs(float(a["gain"])) / math.sqrt(max(rows, cols))
-        p = Prediction(
-            "orthogonal", text, 0.0, rms, note="entries of a Haar matrix: KS n/a; checks Q^T Q = gain^2 I"
-        )
-    elif scheme == "delta_orthogonal":
-        rms = abs(float(a["gain"])) * math.sqrt(shape[-2] / numel)
-        p = Prediction("delta_orthogonal", text, 0.0, rms, note="zero but an orthogonal centre: KS n/a")
-    elif scheme in _EXACT_SCHEMES:
-        if scheme in _CONSTANT_SCHEMES:
-            value = {"zeros": 0.0, "ones": 1.0}.get(scheme, a.get("value"))
-            p = Prediction("exact", text, float(value), 0.0, low=float(value), high=float(value))
-        elif scheme == "values":  # the literal values (float64; their finite ones for the moments)
-            x = np.asarray(init(shape, dtype="float64")).ravel()
-            x = x[np.isfinite(x)]
-            p = (Prediction("exact", text, float(x.mean()), float(x.std()), low=float(x.min()), high=float(x.max()))
-                 if x.size else Prediction("exact", text))  # fmt: skip
-        else:
-            ones = (min(shape) if scheme == "eye" else
-                    min(shape[0] // a["groups"], shape[1]) * a["groups"])  # fmt: skip
-            frac = ones / numel
-            p = Prediction("exact", text, frac, math.sqrt(frac * (1 - frac)), low=0.0, high=1.0)
-        p.note = "exact values: KS n/a; checks every value"
-    elif scheme == "sparse":
-        zeros = math.ceil(float(a["sparsity"]) * shape[0])
-        frac, std = zeros / shape[0], float(a["std"])
-        p = Prediction("sparse", text, 0.0, std * math.sqrt(1 - frac), stats.norm(0.0, std) if std > 0 else None,
-                       zero_fraction=frac, note="KS on the non-zero values; checks the zeros per column")  # fmt: skip
-    else:  # a scheme added to the registry without a rule here (tests/test_inspect.py catches it)
-        p = Prediction("unknown", text, note=f"no prediction rule for scheme {scheme!r}")
+    if math.prod(shape) == 0:
+        return Prediction("unknown", scheme=text, note="empty tensor")
+    p = dataclasses.replace(init.predict(shape), scheme=text)
     if zero_rows and p.mean is not None and len(shape) >= 1 and shape[0]:
         keep = 1 - len(set(zero_rows)) / shape[0]
         mean, var = keep * p.mean, keep * (p.std**2 + p.mean**2)
@@ -295,18 +147,17 @@ def predict(init, shape, zero_rows: Sequence[int] = ()) -> Prediction:
 
 def _safe_predict(config, shape, zero_rows) -> Prediction:
     """predict(), or an "unknown" prediction saying why not. A custom scheme's function is never
-    imported (a file's header must not make the inspector import modules it names)."""
+    imported (a file's header must not make the inspector import modules it names: a config
+    names a function, which resolves only to one registered in this process)."""
     if not isinstance(config, dict) or "scheme" not in config:
-        return Prediction("unknown", str(config), note="no scheme in the recorded config")
-    if config["scheme"] == "custom":
-        return Prediction("unknown", _scheme_text(config), note="custom scheme: no prediction")
+        return Prediction("unknown", scheme=str(config), note="no scheme in the recorded config")
     try:
         init = Initializer.from_config(config)
-        if shape:  # the parameters are valid for this shape: a call that selects no element
+        if shape and init.resolved:  # the parameters are valid for this shape: a call that selects no element
             init(shape, index=(slice(0, 0),))
         return predict(init, shape, zero_rows)
     except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError, RecursionError) as error:
-        return Prediction("unknown", _scheme_label(config), note=f"cannot predict: {error}")
+        return Prediction("unknown", scheme=_scheme_label(config), note=f"cannot predict: {error}")
 
 
 def _scheme_label(config: dict) -> str:
@@ -558,25 +409,12 @@ def _gram_deviation(q: np.ndarray, gain: float) -> float:
 
 def _structure_checks(t: TensorReport, values: np.ndarray) -> None:
     """The orthogonal / delta-orthogonal checks on the whole tensor (at most GRAM_LIMIT values)."""
-    p, init = t.predicted, Initializer.from_config(t.init)
-    a = _bound(init, t.shape)
-    gain = float(a["gain"])
+    p = t.predicted
     tol = _orthogonality_tolerance(t.dtype)
-    if p.kind == "orthogonal":
-        batch, rows, cols = _matrix_dims(t.shape, a["column_axis"], a["batch_dims"])
-        m = values.reshape((batch,) + t.shape[a["batch_dims"] :])
-        if a["column_axis"] is not None:
-            m = np.moveaxis(m, 1 + a["column_axis"] % (len(t.shape) - a["batch_dims"]), -1)
-        m = m.reshape(batch, rows, cols)
-    else:
-        centre = tuple((k - 1) // 2 for k in t.shape[:-2])
-        m = values[centre][None].copy()
-        rest = values.copy()
-        rest[centre] = 0
-        if np.any(rest != 0):
-            t.flags.append("deviates (non-zero values off the centre)")
-        if a["column_axis"] % 2 == 0:  # column_axis picks which side of the (in, out) matrix has columns
-            m = np.swapaxes(m, -1, -2)
+    m = p.matrices(values)
+    if np.count_nonzero(values) != np.count_nonzero(m):
+        t.flags.append("deviates (non-zero values outside the orthogonal matrices)")
+    gain = p.gain
     dev = _gram_deviation(m, gain)
     t.checks.append(f"max |Q^T Q / gain^2 - I| = {dev:.2g} (tolerance {tol:.2g})")
     if not dev <= tol:
@@ -632,7 +470,7 @@ def _inspect_tensor(
         init, zero_rows, problem = _recorded(record, shape)
         t.init = init if isinstance(init, dict) else None
         t.predicted = (_safe_predict(init, shape, zero_rows) if problem is None else
-                       Prediction("unknown", "unreadable record", note=problem))  # fmt: skip
+                       Prediction("unknown", scheme="unreadable record", note=problem))  # fmt: skip
     if t.numel == 0:
         return t
     if dtype == "bfloat16":  # safetensors' numpy reader names the dtype; ml_dtypes defines it

@@ -57,7 +57,6 @@ dtype('complex64')
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 
@@ -70,7 +69,7 @@ from .schemes import delta_orthogonal as _delta_orthogonal
 from .schemes import orthogonal as _orthogonal
 from .schemes import variance_scaling as _variance_scaling
 from .schemes.fans import compute_fans
-from .schemes.orthogonal import _MULTITHREAD_QR, _single_blas_thread
+from .schemes.orthogonal import factorization_threads
 from .schemes.variance_scaling import DISTRIBUTIONS, MODES
 
 __all__ = [
@@ -345,7 +344,7 @@ def _unitary(rows: int, cols: int, *, seed, dtype) -> np.ndarray:
     complex normal matrix, columns of Q times the phase of diag R (Mezzadri 2007)."""
     g = _complex_normal((rows, cols), 1.0, seed=seed, dtype=dtype)
     tall = g if rows >= cols else g.T
-    with _single_blas_thread() if rows * cols < _MULTITHREAD_QR else contextlib.nullcontext():
+    with factorization_threads(rows * cols):
         q, r = np.linalg.qr(tall)
     d = np.diagonal(r)
     q *= np.where(d == 0, 1, d / np.where(d == 0, 1, np.abs(d)))

@@ -27,6 +27,7 @@ What is checked, and against what:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import math
@@ -457,13 +458,15 @@ def test_whole_tensor_source_generated_once_per_shard(monkeypatch):
              for e in range(3) for p, rows in (("gate", slice(0, 4)), ("up", slice(4, 8)))]  # fmt: skip
     expected = {s.name: reference_bytes(s, 1) for s in specs}
     calls = []
-    real = fastinit.schemes.registry.SCHEMES["orthogonal"]
+    record = fastinit.schemes.registry.RECORDS["orthogonal"]
 
     def counting(shape, *args, **kwargs):
         calls.append(kwargs.get("index"))
-        return real(shape, *args, **kwargs)
+        return record.function(shape, *args, **kwargs)
 
-    monkeypatch.setitem(fastinit.schemes.registry.SCHEMES, "orthogonal", counting)
+    monkeypatch.setitem(
+        fastinit.schemes.registry.RECORDS, "orthogonal", dataclasses.replace(record, function=counting)
+    )
     cache = {}
     for spec in specs:
         assert chunked_bytes(spec, 1, 64, cache=cache) == expected[spec.name]

@@ -137,3 +137,18 @@ def test_dask_checkpoint_has_one_owner_and_one_checkpoint(tmp_path):
     finally:
         lock.release()
     assert not [e for e in os.listdir(other) if e.endswith(".fastinit-partial") or "lock" in e]
+
+
+def test_an_initializer_of_orthogonal_refuses_chunks_that_split_a_matrix():
+    """The refusal is the scheme's fact, not the function's identity: an Initializer gets it too."""
+    init = fastinit.get_initializer("orthogonal")
+    with pytest.raises(ValueError, match="orthogonal needs whole matrices"):
+        fd.array(init, (64, 32), chunks=(16, 32))
+    batched = fd.array(fastinit.get_initializer("orthogonal", batch_dims=1), (5, 16, 8), chunks=(2, 16, 8),
+                       seed=3, name="q")  # fmt: skip
+    assert (
+        batched.compute().tobytes()
+        == fastinit.orthogonal((5, 16, 8), batch_dims=1, seed=3, name="q").tobytes()
+    )
+    with pytest.raises(ValueError, match="orthogonal needs whole matrices"):  # batch_dims given positionally
+        fd.array(fastinit.orthogonal, (4, 16, 8), 1.0, chunks=(4, 8, 8), batch_dims=1)

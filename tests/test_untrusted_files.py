@@ -33,7 +33,8 @@ import fastinit.checkpoint as ck
 from fastinit import cli
 from fastinit.rng.streams import STREAM_VERSION
 
-custom_module = sys.modules["fastinit.schemes.custom"]  # (fastinit.schemes.custom is the factory function)
+# the custom scheme's module, which holds the functions a config may name
+custom_module = sys.modules["fastinit.schemes.custom_scheme"]
 
 PACKAGE = Path(fastinit.__file__).parent
 

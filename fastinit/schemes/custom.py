@@ -18,64 +18,15 @@ scalar function Numba can compile (``@numba.njit`` semantics: no Python objects)
 from __future__ import annotations
 
 import importlib
-import math
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
-import numpy as np
-
-from .. import api
-from ..backends import cpu
 from ..typing import Draw
+from .custom_scheme import DRAWS, function_path, register_custom, registered_function
+from .registry import Initializer
 
-if TYPE_CHECKING:  # (registry imports this module)
-    from .registry import Initializer
-
-__all__ = ["custom", "DRAWS", "REGISTERED", "register_custom", "registered_function", "function_path",
-           "allow_import"]  # fmt: skip
-
-DRAWS = {"uniform": api.uniform, "normal": api.normal, "truncated_normal": api.truncated_normal}
-# 'module:qualname' -> function: the only custom functions a config (a file) may name. A config
-# is data: it is never a reason to import a module.
-REGISTERED: dict[str, Callable[..., Any]] = {}
-
-
-def function_path(fn: Callable[..., Any]) -> str:
-    """'module:qualname' of a module-level function (how a config records it)."""
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    py_func = getattr(fn, "py_func", None)  # a numba dispatcher
-    if py_func is not None:
-        module, qualname = py_func.__module__, py_func.__qualname__
-    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
-        raise ValueError(
-            f"the custom function {fn!r} cannot be recorded in a config: define it at module level "
-            "so it can be named by 'module:qualname'"
-        )
-    return f"{module}:{qualname}"
-
-
-def register_custom(fn: Callable[..., Any]) -> str:
-    """Let configs name ``fn`` (by its 'module:qualname', returned). ``fastinit.custom`` does this
-    for you; call it for a function you use in a checkpoint made elsewhere, before verifying it.
-
-    >>> import fastinit
-    >>> def double(w):
-    ...     return 2.0 * w
-    >>> fastinit.register_custom(double)  # doctest: +ELLIPSIS
-    '...:double'
-    """
-    if not callable(fn):
-        raise TypeError(f"register_custom() needs a function, got {type(fn).__name__}")
-    path = function_path(fn)
-    REGISTERED[path] = fn
-    return path
-
-
-def registered_function(path: str) -> Callable[..., Any] | None:
-    """The function registered under ``path``, or None."""
-    return REGISTERED.get(path)
+__all__ = ["custom", "DRAWS", "register_custom", "registered_function", "function_path", "allow_import"]
 
 
 def allow_import(module_name: str) -> int:
@@ -94,38 +45,6 @@ def allow_import(module_name: str) -> int:
             register_custom(value)
             count += 1
     return count
-
-
-def apply_custom(fn, shape, *, draw="uniform", draw_params=None, seed=0, name=None, dtype=None, device="cpu",
-                 index=None, out=None):  # fmt: skip
-    """Draw, apply fn element-wise, deliver (the body of a custom initializer)."""
-    if draw not in DRAWS:
-        raise ValueError(f"draw={draw!r} must be one of {', '.join(DRAWS)}")
-    if isinstance(fn, str):
-        raise ValueError(f"the custom function {fn!r} is not registered in this process: import the module "
-                         "that defines it (fastinit.custom registers it), call fastinit.register_custom(fn), "
-                         "or pass --allow-import MODULE on the command line")  # fmt: skip
-    if not callable(fn):
-        raise TypeError(f"the custom scheme's function must be callable, got {type(fn).__name__}")
-    dt = api.output_dtype(dtype, out)
-    compute = "float64" if dt.compute == 64 else "float32"
-    api.target_device(device, out)  # a bad device fails before any work
-    # the function is compiled for the CPU: draw and apply there, then deliver to the device
-    base = DRAWS[draw](shape, **(draw_params or {}), seed=seed, name=name, dtype=compute, index=index)
-    values = base.raw
-    if values.size:
-        cpu.elementwise_kernel(fn)(values.reshape(-1))
-        _check_representable(fn, values, dt)
-    return api.deliver(np.asarray(values), shape, dtype=dt, device=device, index=index, out=out)
-
-
-def _check_representable(fn, values: np.ndarray, dt) -> None:
-    """Refuse results the output dtype cannot hold (they would be delivered as inf) and NaN."""
-    largest = float(np.max(np.abs(values)))  # (NaN propagates)
-    if math.isnan(largest) or math.isinf(api.round_to_dtype(largest, dt)):
-        name = getattr(getattr(fn, "py_func", fn), "__qualname__", type(fn).__name__)
-        what = "NaN" if math.isnan(largest) else f"{largest:g}, beyond the largest finite {dt.name}"
-        raise ValueError(f"custom function {name!r} returned {what}")
 
 
 @overload
@@ -154,8 +73,6 @@ def custom(
     >>> bool(np.all((np.abs(x) >= 5) | (x == 0)))
     True
     """
-    from .registry import Initializer
-
     if draw not in DRAWS:
         raise ValueError(f"draw={draw!r} must be one of {', '.join(DRAWS)}")
 

@@ -14,6 +14,7 @@ import functools
 import math
 import numbers
 import zlib
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -22,8 +23,9 @@ from .. import api
 from ..distributions import UNIFORM
 from ..rng.streams import check_name, check_seed
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, SeedLike, ShapeLike
+from .record import Prediction, Scheme
 
-__all__ = ["constant", "zeros", "ones", "eye", "dirac", "values", "encode_values"]
+__all__ = ["constant", "zeros", "ones", "eye", "dirac", "values", "encode_values", "RECORDS"]
 
 
 def constant(
@@ -351,3 +353,61 @@ def values(
     full = _rounded(data, math.prod(shape), dt.name).reshape(shape)
     selected = full if index is None else full[index]
     return api.deliver(np.asarray(selected), shape, dtype=dt, device=device, index=index, out=out)
+
+
+# ---- the registry's records: the values are known, so the prediction is exact ----------------
+
+_EXACT_NOTE = "exact values: KS n/a; checks every value"
+
+
+def _exact(mean: float, std: float, low: float, high: float) -> Prediction:
+    return Prediction("exact", mean, std, low=low, high=high, note=_EXACT_NOTE)
+
+
+def _every_value(value: Any) -> Prediction:
+    v = float(value)
+    return _exact(v, 0.0, v, v)
+
+
+def _ones_fraction(shape: tuple[int, ...], ones: int) -> Prediction:
+    """Zeros and ``ones`` ones."""
+    frac = ones / math.prod(shape)
+    return _exact(frac, math.sqrt(frac * (1 - frac)), 0.0, 1.0)
+
+
+def _predict_eye(a: dict[str, Any]) -> Prediction:
+    return _ones_fraction(a["shape"], min(a["shape"]))
+
+
+def _predict_dirac(a: dict[str, Any]) -> Prediction:
+    shape, groups = a["shape"], a["groups"]
+    return _ones_fraction(shape, min(shape[0] // groups, shape[1]) * groups)
+
+
+def _predict_values(a: dict[str, Any]) -> Prediction:
+    """The literal values (float64; their finite ones for the moments)."""
+    x = np.asarray(values(a["shape"], a["data"], dtype="float64")).ravel()
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return Prediction("exact", note=_EXACT_NOTE)
+    return _exact(float(x.mean()), float(x.std()), float(x.min()), float(x.max()))
+
+
+RECORDS = (
+    Scheme(
+        "constant",
+        constant,
+        whole_tensor=False,
+        predict=lambda a: _every_value(a["value"]),
+        constant_value=lambda params: params.get("value"),
+    ),  # fmt: skip
+    Scheme(
+        "zeros", zeros, whole_tensor=False, predict=lambda a: _every_value(0), constant_value=lambda params: 0
+    ),
+    Scheme(
+        "ones", ones, whole_tensor=False, predict=lambda a: _every_value(1), constant_value=lambda params: 1
+    ),
+    Scheme("eye", eye, whole_tensor=False, predict=_predict_eye),
+    Scheme("dirac", dirac, whole_tensor=False, predict=_predict_dirac),
+    Scheme("values", values, whole_tensor=False, predict=_predict_values),
+)

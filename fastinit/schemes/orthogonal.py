@@ -37,14 +37,17 @@ import contextlib
 import functools
 import math
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from .. import api
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, QRBackend, RealLike, SeedLike, ShapeLike
+from .record import Prediction, Scheme
 
-__all__ = ["orthogonal", "delta_orthogonal"]
+__all__ = ["orthogonal", "delta_orthogonal", "single_blas_thread", "factorization_threads", "RECORDS"]
 
 _MULTITHREAD_QR = 2048 * 2048  # elements from which one factorization gets all BLAS threads
 
@@ -56,8 +59,23 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def _single_blas_thread():
-    return _blas_controller().limit(limits=1, user_api="blas")
+@contextlib.contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """BLAS runs on one thread inside the block (its thread pool is restored after it).
+
+    For BLAS work interleaved with fastinit's parallel fills: started right after a Numba
+    kernel, BLAS threads compete with its still-spinning threads (module docstring)."""
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
+
+
+@contextlib.contextmanager
+def factorization_threads(elements: int) -> Iterator[None]:
+    """The BLAS threads a QR factorization of a matrix of ``elements`` elements should use,
+    inside the block: one below 2048 x 2048 elements (several small ones factor in parallel
+    instead), all of them from there."""
+    with single_blas_thread() if elements < _MULTITHREAD_QR else contextlib.nullcontext():
+        yield
 
 
 def _qr_haar(a: np.ndarray) -> np.ndarray:
@@ -267,7 +285,7 @@ def _haar_matrices(gaussian: np.ndarray, qr: str = "scipy") -> np.ndarray:
     tall = rows >= cols
     factor = QR_BACKENDS[qr]
     if batch == 1:  # no stacking copy for the common single matrix
-        with _single_blas_thread() if rows * cols < _MULTITHREAD_QR else contextlib.nullcontext():
+        with factorization_threads(rows * cols):
             q = factor(gaussian[0] if tall else gaussian[0].T)
         return (q if tall else q.T)[None]
     out = np.empty_like(gaussian)
@@ -277,12 +295,13 @@ def _haar_matrices(gaussian: np.ndarray, qr: str = "scipy") -> np.ndarray:
         q = factor(a)
         out[b] = q if tall else q.T
 
-    if rows * cols >= _MULTITHREAD_QR:
-        for b in range(batch):  # big matrices: the BLAS threads do the parallel work
-            one(b)
-    else:
-        with _single_blas_thread(), ThreadPoolExecutor(max_workers=min(batch, os.cpu_count() or 1)) as pool:
-            list(pool.map(one, range(batch)))
+    with factorization_threads(rows * cols):
+        if rows * cols >= _MULTITHREAD_QR:
+            for b in range(batch):  # big matrices: the BLAS threads do the parallel work
+                one(b)
+        else:  # small ones: one BLAS thread each, several matrices at once
+            with ThreadPoolExecutor(max_workers=min(batch, os.cpu_count() or 1)) as pool:
+                list(pool.map(one, range(batch)))
     return out
 
 
@@ -437,3 +456,57 @@ def delta_orthogonal(
         ]
     return api.deliver(values.reshape(api.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
                        out=out)  # fmt: skip
+
+
+# ---- the registry's records: whole-matrix schemes, predicted by their root mean square ---------
+
+
+def _matrix_dims(shape: tuple[int, ...], column_axis: int | None, batch_dims: int) -> tuple[int, int, int]:
+    """(batch, rows, cols) of the matrices ``orthogonal`` factors for this shape."""
+    batch, mshape = math.prod(shape[:batch_dims]), shape[batch_dims:]
+    if column_axis is None:
+        return batch, mshape[0], math.prod(mshape[1:])
+    cols = mshape[column_axis]
+    return batch, math.prod(mshape) // cols, cols
+
+
+def _predict_orthogonal(a: dict[str, Any]) -> Prediction:
+    shape, column_axis, batch_dims = a["shape"], a["column_axis"], a["batch_dims"]
+    batch, rows, cols = _matrix_dims(shape, column_axis, batch_dims)
+    gain = float(a["gain"])
+
+    def matrices(values: np.ndarray) -> np.ndarray:
+        m = values.reshape((batch,) + shape[batch_dims:])
+        if column_axis is not None:
+            m = np.moveaxis(m, 1 + column_axis % (len(shape) - batch_dims), -1)
+        return m.reshape(batch, rows, cols)
+
+    rms = abs(gain) / math.sqrt(max(rows, cols))
+    note = "entries of a Haar matrix: KS n/a; checks Q^T Q = gain^2 I"
+    return Prediction("orthogonal", 0.0, rms, note=note, matrices=matrices, gain=gain)
+
+
+def _predict_delta_orthogonal(a: dict[str, Any]) -> Prediction:
+    shape, gain = a["shape"], float(a["gain"])
+    centre = tuple((k - 1) // 2 for k in shape[:-2])
+
+    def matrices(values: np.ndarray) -> np.ndarray:
+        m = values[centre][None]
+        # column_axis picks which side of the (in, out) matrix has the columns
+        return np.swapaxes(m, -1, -2) if a["column_axis"] % 2 == 0 else m
+
+    rms = abs(gain) * math.sqrt(shape[-2] / math.prod(shape))
+    note = "zero but an orthogonal centre: KS n/a"
+    return Prediction("delta_orthogonal", 0.0, rms, note=note, matrices=matrices, gain=gain)
+
+
+RECORDS = (
+    Scheme(
+        "orthogonal",
+        orthogonal,
+        whole_tensor=True,
+        predict=_predict_orthogonal,
+        factored_axes=lambda a: range(a["batch_dims"], len(a["shape"])),
+    ),  # fmt: skip
+    Scheme("delta_orthogonal", delta_orthogonal, whole_tensor=True, predict=_predict_delta_orthogonal),
+)

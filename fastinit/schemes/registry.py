@@ -1,5 +1,10 @@
 """The scheme registry: initializers by name, with configs that round-trip through JSON.
 
+``RECORDS`` holds one ``Scheme`` record per scheme (record.py: its function, whether it needs the
+whole tensor, its predicted moments, how its parameters are checked and recorded), collected from
+the modules that define the schemes; ``Initializer`` and every module that needs a fact about a
+scheme (the checkpoint writer, ``fastinit.dask``, ``fastinit inspect``) ask the record.
+
     init = fastinit.get_initializer("kaiming_uniform", a=math.sqrt(5))
     w = init((256, 128), seed=0, name="fc.weight")
     config = init.to_config()   # {"scheme": "kaiming_uniform", "a": 2.23606797749979}
@@ -10,99 +15,59 @@ A checkpoint header records ``to_config()`` per tensor, so anyone can regenerate
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import inspect
 import json
 from typing import Any
 
-from .. import api
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, SeedLike, ShapeLike
-from . import variance_scaling as vs
-from .custom import apply_custom, function_path, register_custom, registered_function
-from .deterministic import constant, dirac, eye, ones, values, zeros
-from .orthogonal import delta_orthogonal, orthogonal
-from .sparse import sparse
+from .custom_scheme import RECORDS as _CUSTOM
+from .deterministic import RECORDS as _DETERMINISTIC
+from .orthogonal import RECORDS as _ORTHOGONAL
+from .record import CALL_KEYWORDS, Prediction, Scheme
+from .samplers import RECORDS as _SAMPLERS
+from .sparse import RECORDS as _SPARSE
+from .variance_scaling import RECORDS as _VARIANCE_SCALING
 
-__all__ = ["Initializer", "get_initializer", "list_initializers", "SCHEMES", "ALIASES"]
+__all__ = ["Initializer", "get_initializer", "list_initializers", "record_of", "RECORDS", "SCHEMES", "ALIASES",
+           "CALL_KEYWORDS"]  # fmt: skip
 
-SCHEMES = {
-    "uniform": api.uniform,
-    "normal": api.normal,
-    "truncated_normal": api.truncated_normal,
-    "variance_scaling": vs.variance_scaling,
-    "xavier_uniform": vs.xavier_uniform,
-    "xavier_normal": vs.xavier_normal,
-    "kaiming_uniform": vs.kaiming_uniform,
-    "kaiming_normal": vs.kaiming_normal,
-    "lecun_uniform": vs.lecun_uniform,
-    "lecun_normal": vs.lecun_normal,
-    "orthogonal": orthogonal,
-    "delta_orthogonal": delta_orthogonal,
-    "constant": constant,
-    "zeros": zeros,
-    "ones": ones,
-    "eye": eye,
-    "dirac": dirac,
-    "sparse": sparse,
-    "values": values,
-    "custom": apply_custom,
-}
+_ALL = (*_SAMPLERS, *_VARIANCE_SCALING, *_ORTHOGONAL, *_DETERMINISTIC, *_SPARSE, *_CUSTOM)
+# name -> the scheme's record (record.py): every fact about a scheme, declared beside its function
+RECORDS: dict[str, Scheme] = {record.name: record for record in _ALL}
+if len(RECORDS) != len(_ALL):
+    raise RuntimeError("two scheme records share a name")
+# name -> the scheme's function (a view of RECORDS)
+SCHEMES = {name: record.function for name, record in RECORDS.items()}
 ALIASES = {
     "glorot_uniform": "xavier_uniform",
     "glorot_normal": "xavier_normal",
     "he_uniform": "kaiming_uniform",
     "he_normal": "kaiming_normal",
 }
-# the per-call keywords every scheme takes; an Initializer's params are everything else
-CALL_KEYWORDS = ("seed", "name", "dtype", "device", "index", "out")
 
 
-@functools.cache
-def _signature(scheme: str) -> inspect.Signature:
-    return inspect.signature(SCHEMES[scheme])
-
-
-def _canonical(scheme) -> str:
+def _canonical(scheme: object) -> str:
     if not isinstance(scheme, str):
         raise TypeError(f"scheme must be a str, got {type(scheme).__name__}")
     scheme = ALIASES.get(scheme, scheme)
-    if scheme not in SCHEMES:
-        known = ", ".join(sorted(set(SCHEMES) | set(ALIASES)))
+    if scheme not in RECORDS:
+        known = ", ".join(sorted(set(RECORDS) | set(ALIASES)))
         raise ValueError(f"unknown scheme {scheme!r}; known schemes: {known}")
     return scheme
 
 
-def _resolve_function(path: str):
-    """The registered function a config names, or the name itself (an unresolved custom
-    initializer: it records and compares, and raises when called). Never imports."""
-    module, _, qualname = path.partition(":")
-    if not module or not qualname:
-        raise ValueError(f"function={path!r} must be 'module:qualname'")
-    function = registered_function(path)
-    return path if function is None else function
+def record_of(scheme: object) -> Scheme | None:
+    """The record of ``scheme``: an ``Initializer``, a scheme name or alias, or a scheme's
+    function (``fastinit.orthogonal``); None for anything else (e.g. a plain callable).
 
-
-def _check_custom_params(params: dict) -> None:
-    from .custom import DRAWS
-
-    unexpected = set(params) - {"function", "draw", "draw_params"}
-    if unexpected:
-        raise TypeError(f"custom: unexpected parameter(s) {', '.join(sorted(unexpected))} "
-                        "(a custom initializer takes function, draw, draw_params)")  # fmt: skip
-    function = params.get("function")
-    if not (callable(function) or isinstance(function, str)):
-        raise TypeError("a custom initializer needs function= (a callable or 'module:qualname')")
-    if params.get("draw") not in DRAWS:
-        raise ValueError(f"custom: draw={params.get('draw')!r} must be one of {', '.join(DRAWS)}")
-    draw_params = params.setdefault("draw_params", {})
-    if not isinstance(draw_params, dict):
-        raise TypeError(f"custom: draw_params must be a dict, got {type(draw_params).__name__}")
-    inspect.signature(DRAWS[params["draw"]]).bind(None, **draw_params)
-
-
-def _recorded_path(function) -> str:
-    return function if isinstance(function, str) else function_path(function)
+    >>> import fastinit
+    >>> record_of(fastinit.orthogonal).whole_tensor, record_of("he_normal").name
+    (True, 'kaiming_normal')
+    """
+    if isinstance(scheme, Initializer):
+        return RECORDS[scheme.scheme]
+    if isinstance(scheme, str):
+        return RECORDS.get(ALIASES.get(scheme, scheme))
+    return next((record for record in RECORDS.values() if record.function is scheme), None)
 
 
 class Initializer:
@@ -120,27 +85,8 @@ class Initializer:
 
     def __init__(self, scheme: str, **params: Any) -> None:
         scheme = _canonical(scheme)
-        if scheme == "custom":
-            _check_custom_params(params)
-            function = params["function"]
-            if isinstance(function, str):
-                params["function"] = _resolve_function(function)
-            else:
-                if isinstance(function, Initializer):  # a function decorated with @fastinit.custom
-                    params["function"] = function = function.params["function"]
-                with contextlib.suppress(ValueError):  # a lambda can be used, not recorded
-                    register_custom(function)
-        else:
-            signature = _signature(scheme)
-            for key in params:
-                if key in CALL_KEYWORDS:
-                    raise TypeError(f"{key} is given when the initializer is called, not to {scheme}")
-            try:
-                signature.bind(None, **params)
-            except TypeError as error:
-                raise TypeError(f"{scheme}: {error}") from None
         self.scheme = scheme
-        self.params = params
+        self.params = RECORDS[scheme].bind(params)
 
     def __call__(
         self,
@@ -153,11 +99,24 @@ class Initializer:
         index: IndexLike | None = None,
         out: ArrayOut | None = None,
     ) -> ArrayOut:
-        common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
-        if self.scheme == "custom":
-            p = self.params
-            return apply_custom(p["function"], shape, draw=p["draw"], draw_params=p["draw_params"], **common)
-        return SCHEMES[self.scheme](shape, **self.params, **common)
+        return self.record.function(shape, **self.params, seed=seed, name=name, dtype=dtype, device=device,
+                                    index=index, out=out)  # fmt: skip
+
+    @property
+    def record(self) -> Scheme:
+        """The scheme's record (record.py): its function, whether it needs the whole tensor, ..."""
+        return RECORDS[self.scheme]
+
+    def predict(self, shape: ShapeLike) -> Prediction:
+        """What a tensor of ``shape`` drawn by this initializer should look like (its record's
+        prediction; ``fastinit.inspection.predict`` adds the config text and zeroed rows).
+
+        >>> p = Initializer("normal", std=0.02).predict((256, 128))
+        >>> p.kind, p.mean, p.std, p.family
+        ('distribution', 0.0, 0.02, 'normal')
+        """
+        record = self.record
+        return record.predict(record.arguments(tuple(shape), self.params))
 
     @property
     def constant_value(self) -> Any:
@@ -169,22 +128,18 @@ class Initializer:
         >>> Initializer("normal").constant_value is None
         True
         """
-        if self.scheme == "constant":
-            return self.params.get("value")
-        return {"zeros": 0, "ones": 1}.get(self.scheme)
+        value = self.record.constant_value
+        return None if value is None else value(self.params)
 
     @property
     def resolved(self) -> bool:
         """False for a custom initializer whose function is only a name read from a config (not
         registered in this process): it records and compares, but cannot generate."""
-        return not (self.scheme == "custom" and isinstance(self.params["function"], str))
+        return self.record.resolved(self.params)
 
     def to_config(self) -> dict[str, Any]:
         """A JSON-serializable dict: {"scheme": name, **params}."""
-        params = dict(self.params)
-        if self.scheme == "custom":
-            params["function"] = _recorded_path(params["function"])
-        config = {"scheme": self.scheme, **params}
+        config = {"scheme": self.scheme, **self.record.encode(dict(self.params))}
         json.dumps(config)  # raises TypeError for parameters JSON cannot hold
         return config
 
@@ -229,4 +184,4 @@ def list_initializers() -> list[str]:
     >>> "kaiming_uniform" in list_initializers() and "he_uniform" in list_initializers()
     True
     """
-    return sorted(set(SCHEMES) | set(ALIASES))
+    return sorted(set(RECORDS) | set(ALIASES))

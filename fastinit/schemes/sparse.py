@@ -12,14 +12,16 @@ by row) are zeroed. Values come from substream 0, so the non-zero values equal
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .. import api
 from ..distributions import UNIFORM
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, RealLike, SeedLike, ShapeLike
+from .record import Prediction, Scheme
 
-__all__ = ["sparse"]
+__all__ = ["sparse", "RECORDS"]
 
 _UNIT_INTERVAL = np.array([0.0, 1.0, 0.0, np.nextafter(1.0, 0.0), 0.0, 0.0, 0.0, 0.0])
 
@@ -72,3 +74,16 @@ def sparse(
     selected = values.reshape(shape[0], -1)[rows]
     return api.deliver(selected.reshape(api.result_shape(shape, index)), shape, dtype=dt, device=device,
                        index=index, out=out)  # fmt: skip
+
+
+def _predict_sparse(a: dict[str, Any]) -> Prediction:
+    from scipy import stats
+
+    rows = a["shape"][0]
+    frac, std = math.ceil(float(a["sparsity"]) * rows) / rows, float(a["std"])
+    return Prediction("sparse", 0.0, std * math.sqrt(1 - frac), stats.norm(0.0, std) if std > 0 else None,
+                      zero_fraction=frac, note="KS on the non-zero values; checks the zeros per column")  # fmt: skip
+
+
+# the zeros of a column come from ranking the whole column: any part costs whole columns
+RECORDS = (Scheme("sparse", sparse, whole_tensor=True, predict=_predict_sparse),)

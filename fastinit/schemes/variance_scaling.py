@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from .. import api
 from ..distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
@@ -57,6 +58,7 @@ from ..typing import (
     ShapeLike,
 )
 from .fans import calculate_gain, compute_fans
+from .record import Prediction, Scheme, zero_mean_prediction
 
 __all__ = [
     "variance_scaling",
@@ -71,6 +73,7 @@ __all__ = [
     "he_uniform",
     "he_normal",
     "TRUNCATED_NORMAL_STD",
+    "RECORDS",
 ]
 
 # std of a standard normal truncated to [-2, 2] (JAX and Keras use the same constant)
@@ -396,3 +399,52 @@ glorot_uniform = xavier_uniform
 glorot_normal = xavier_normal
 he_uniform = kaiming_uniform
 he_normal = kaiming_normal
+
+
+# ---- the registry's records: these schemes' predicted moments --------------------------------
+
+
+def _axes(a: dict[str, Any]) -> tuple:
+    return a["layout"], a["in_axis"], a["out_axis"], a["batch_axis"]
+
+
+def _predict_variance_scaling(a: dict[str, Any]) -> Prediction:
+    fan_in, fan_out = _fans(a["shape"], *_axes(a), a["input_axes"], a["output_axes"])
+    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
+         "fan_geo_avg": (fan_in * fan_out) ** 0.5}[a["mode"]]  # fmt: skip
+    return zero_mean_prediction(a["distribution"], math.sqrt(float(a["scale"]) / n), TRUNCATED_NORMAL_STD)
+
+
+def _predict_xavier(distribution: str) -> Callable[[dict[str, Any]], Prediction]:
+    def predict(a: dict[str, Any]) -> Prediction:
+        std = _xavier_std(a["shape"], float(a["gain"]), *_axes(a))
+        return zero_mean_prediction(distribution, std, TRUNCATED_NORMAL_STD)
+
+    return predict
+
+
+def _predict_kaiming(distribution: str) -> Callable[[dict[str, Any]], Prediction]:
+    def predict(a: dict[str, Any]) -> Prediction:
+        std = _kaiming_std(a["shape"], a["a"], a["mode"], a["nonlinearity"], *_axes(a))
+        return zero_mean_prediction(distribution, std, TRUNCATED_NORMAL_STD)
+
+    return predict
+
+
+def _predict_lecun(distribution: str) -> Callable[[dict[str, Any]], Prediction]:
+    def predict(a: dict[str, Any]) -> Prediction:
+        fan_in, _ = _fans(a["shape"], *_axes(a))
+        return zero_mean_prediction(distribution, math.sqrt(1.0 / fan_in), TRUNCATED_NORMAL_STD)
+
+    return predict
+
+
+RECORDS = (
+    Scheme("variance_scaling", variance_scaling, whole_tensor=False, predict=_predict_variance_scaling),
+    Scheme("xavier_uniform", xavier_uniform, whole_tensor=False, predict=_predict_xavier("uniform")),
+    Scheme("xavier_normal", xavier_normal, whole_tensor=False, predict=_predict_xavier("normal")),
+    Scheme("kaiming_uniform", kaiming_uniform, whole_tensor=False, predict=_predict_kaiming("uniform")),
+    Scheme("kaiming_normal", kaiming_normal, whole_tensor=False, predict=_predict_kaiming("normal")),
+    Scheme("lecun_uniform", lecun_uniform, whole_tensor=False, predict=_predict_lecun("uniform")),
+    Scheme("lecun_normal", lecun_normal, whole_tensor=False, predict=_predict_lecun("truncated_normal")),
+)
