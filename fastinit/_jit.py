@@ -14,7 +14,7 @@ Two kinds of compiled code exist in fastinit:
     - ``boundscheck=False``: likewise, no branches on indexing.
     - ``fastmath=False``: never reassociate or contract. The exact sequence of roundings is
       part of the stream contract (CPU and CUDA must produce the same bits); every fused
-      multiply-add is written explicitly with ``special.fma``.
+      multiply-add is written explicitly with ``_intrinsics.fma``.
     - ``inline="always"``: inlined at Numba IR level. LLVM does not inline calls between
       separately compiled Numba functions, and a call in a loop body stops vectorization.
 

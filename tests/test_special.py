@@ -319,8 +319,7 @@ def test_sincos_quarter_f32(n):
     err_s = np.abs(s - np.sin(angle))
     err_c = np.abs(c - np.cos(angle))
     # measured max 8.46e-8 = 1.419 * 2**-24 (at sin/cos close to 1, where a float32 ulp is
-    # 2**-24 already; 1.48 without fma in the polynomials). NOTE: the docstring claims
-    # < 2**-24 = 5.96e-8; that is not met.
+    # 2**-24 already; 1.48 without fma in the polynomials): the bound special.py states.
     limit = 1.45 * 2.0**-24
     assert err_s.max() < limit, f"sin off by {err_s.max():.3g} at g={g[np.argmax(err_s)]!r}"
     assert err_c.max() < limit, f"cos off by {err_c.max():.3g} at g={g[np.argmax(err_c)]!r}"

@@ -14,7 +14,7 @@ float32 truncated normal (central) by ``truncnorm_central_f32_k``, and float64 t
 by a vectorized pass over the quantile's central fits with the general function redoing the
 rare values in its tail region (``_span_truncnorm_central_f64``).
 
-Kernels are explicit top-level functions because Numba can cache those and not closures.
+Kernels are explicit top-level functions, each cached across processes by Numba (``cache=True``).
 
 Entry point: ``fill(out, plan, dist, params, key)``; ``plan`` (a ``FillPlan``) says which
 flat indices of the tensor go to which elements of ``out``.

@@ -42,15 +42,14 @@ checks both for every kernel signature (``signatures()``):
 
 Hence the GPU computes the CPU's bytes, exactly, for every sampler (uniform, normal, truncated
 normal, 16-bit outputs included); see README.md, "CUDA". Checked on an
-H200 (tests/test_cuda_gpu.py: 0 of 10**8 elements differ, every sampler and dtype;
-benchmarks/RESULTS.md); in CI, under numba's CUDA simulator, the kernels' index arithmetic and
+GPU by tests/test_cuda_gpu.py (every sampler and dtype, 10**8 elements each); in CI, under numba's CUDA simulator, the kernels' index arithmetic and
 layout are checked byte for byte against the CPU backend (tests/cuda_sim/).
 
 Kernels: ``fill32`` / ``fill64`` take any plan; plans of contiguous runs (whole tensors, row
 ranges, contiguous ``out=``: one run; column shards, ``out=`` with padded rows: one run per
 row, if the runs are not short) go to ``fill32_dense_*`` / ``fill64_dense_*``, compiled once
-per distribution and store kind, which skip the general per-element index arithmetic (one
-run: 3.0 x faster on the H200).
+per distribution and store kind, which skip the general per-element index arithmetic (and
+with it most of the general kernel's instructions per value).
 
 Streams: a kernel writing a new FastArray runs on Numba's default stream (the legacy default
 stream) and records an event that ``FastArray.__dlpack__`` makes the consumer's stream wait
@@ -121,7 +120,7 @@ cuda = None  # numba.cuda, set by load(); the kernels refer to it by this global
 # ---- per-value functions (device functions in the kernels; plain njit in the simulator) ------
 # Non-inlined njit functions: called from a kernel, numba-cuda compiles each once as a device
 # function (NVVM then inlines it), instead of inlining its whole call tree into every kernel at
-# the Numba IR level (measured: 11 s per kernel against 1.5 s).
+# the Numba IR level, which multiplies the compile time of every kernel.
 
 
 def _block_words(block, key):
@@ -332,13 +331,10 @@ def _dense32(out, kind, dbase, sbase, n, dist, p, key):
     whole tensor, a run of rows, a contiguous ``out=``). Work item ``item`` is the Philox block
     ``b0 + item``, in two grid-stride loops: the whole tiles, which store without bounds
     checks, then the (at most two) partial tiles at the ends. Same values as _fill32 (the same
-    per-value functions), with none of its general index arithmetic (measured on an H200, 2**30
-    float32 values: 6.1 ms with _fill32, 3.2 ms with this when it had one loop and the other
-    distributions' branches).
+    per-value functions), with none of its general index arithmetic.
 
     Compiled once per distribution and store kind, both compile-time constants (closures,
-    ``_dense32_kernel``): the other branches go, and with them registers (measured: uniform
-    3.2 -> 2.0 ms, truncated normal 4.6 -> 3.3 ms)."""
+    ``_dense32_kernel``): the other distributions' branches go, and with them registers."""
     b0, e0, first, last, tiles = _whole_tiles_dev(sbase, n, _TILE32)
     start, step = cuda.grid(1), cuda.gridsize(1)
     for item in range(first * _L + start, last * _L, step):
