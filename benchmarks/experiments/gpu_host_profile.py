@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     import fastinit
     from fastinit import dlpack
     from fastinit.backends import cuda as backend
+    from fastinit.backends.plan import FillPlan
 
     cuda = backend.load()
     sync = cuda.synchronize
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
     p = tuple(float(v) for v in (-1.0, 2.0, -1.0, 1.0, 0, 0, 0, 0))
     key = tuple(np.uint64(v) for v in (1, 2, 3, 4))
     stream = cuda.default_stream()
-    plan = backend.cpu.FillPlan(outer=(), src_strides=(), dst_strides=(), src_base=0, dst_base=0, n=n,
+    plan = FillPlan(outer=(), src_strides=(), dst_strides=(), src_base=0, dst_base=0, n=n,
                                 src_step=1, dst_step=1)  # fmt: skip
     with cuda.gpus[0]:
         run = backend._plan_args(plan, 0, stream)[0][:-2]  # (desc, ndim, n_outer, sbase, dbase, n)

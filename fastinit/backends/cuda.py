@@ -21,7 +21,7 @@ elements, with source and destination steps):
   element, which computes its block's words and only its own value.
 
 Values: ``_pair32`` / ``_pair64`` compute a pair of values of a block with the very functions
-the CPU kernels call (distributions/*, through backends/cpu.py's per-value helpers), so both
+the CPU kernels call (distributions/*, through backends/values.py's per-value helpers), so both
 targets run the same operations in the same order. The Philox words come from rng/philox.py's
 uint32 form of the rounds (``philox4x32_rounds_u32`` with libdevice's umulhi: 4 SASS per round,
 where the CPU's uint64 form compiles to 6 here), the same words by definition; every store goes
@@ -79,6 +79,16 @@ from ..dtypes import DType
 from ..rng.layout import TILE_LANES
 from ..rng.philox import ROUNDS, mul_hi_lo_u64, philox4x32_rounds_u32
 from . import cpu
+from .plan import FillPlan
+from .values import (
+    clamp,
+    f32_params,
+    tail_f32_at,
+    tail_f64_at,
+    truncnorm_central_f32_at,
+    truncnorm_f32_at,
+    truncnorm_f64_at,
+)
 
 __all__ = [
     "load",
@@ -148,8 +158,8 @@ def _pair32(wa, wb, dist, p, only):
     if dist == NORMAL:
         x0, x1 = normal_pair_f32(wa, wb, float32(p[0]), float32(p[1]))
         lo, hi = float32(p[2]), float32(p[3])
-        return cpu._clamp(x0, lo, hi), cpu._clamp(x1, lo, hi)
-    q = cpu._f32_params(p)
+        return clamp(x0, lo, hi), clamp(x1, lo, hi)
+    q = f32_params(p)
     a = b = float32(0.0)
     for h in range(2):
         if only < 0 or only == h:
@@ -157,11 +167,11 @@ def _pair32(wa, wb, dist, p, only):
             if dist == UNIFORM:
                 x = uniform_f32(w, q[0], q[1], q[2], q[3])
             elif dist == TRUNCNORM_CENTRAL:
-                x = cpu._truncnorm_central_f32_at(w, q)
+                x = truncnorm_central_f32_at(w, q)
             elif dist == TRUNCNORM:
-                x = cpu._truncnorm_f32_at(w, q)
+                x = truncnorm_f32_at(w, q)
             else:
-                x = cpu._tail_f32_at(w, p)
+                x = tail_f32_at(w, p)
             if h == 0:
                 a = x
             else:
@@ -174,7 +184,7 @@ def _pair64(w0, w1, w2, w3, dist, p, only):
     """The two float64 values of a block (slots 0, 1), as the CPU's tiles compute them."""
     if dist == NORMAL:
         x0, x1 = normal_pair_f64(w0, w1, w2, w3, p[0], p[1])
-        return cpu._clamp(x0, p[2], p[3]), cpu._clamp(x1, p[2], p[3])
+        return clamp(x0, p[2], p[3]), clamp(x1, p[2], p[3])
     a = b = float64(0.0)
     for h in range(2):
         if only < 0 or only == h:
@@ -183,9 +193,9 @@ def _pair64(w0, w1, w2, w3, dist, p, only):
             if dist == UNIFORM:
                 x = uniform_f64(wa, wb, p[0], p[1], p[2], p[3])
             elif dist == TRUNCNORM_TAIL:
-                x = cpu._tail_f64_at(wa, wb, p)
+                x = tail_f64_at(wa, wb, p)
             else:
-                x = cpu._truncnorm_f64_at(wa, wb, p)
+                x = truncnorm_f64_at(wa, wb, p)
             if h == 0:
                 a = x
             else:
@@ -649,7 +659,7 @@ def _desc(index: int, values: tuple, stream):
     return entry[1]
 
 
-def _plan_args(plan: cpu.FillPlan, index: int, stream):
+def _plan_args(plan: FillPlan, index: int, stream):
     """(desc, ndim, n_outer, sbase, dbase, n, sstep, dstep) of a plan, and n_outer. A plan of
     one run (outer dimensions of size 1, whatever their strides) passes no outer dimension."""
     n_outer = math.prod(plan.outer)
@@ -659,7 +669,7 @@ def _plan_args(plan: cpu.FillPlan, index: int, stream):
     return (desc, len(outer[0]), n_outer, *(int(v) for v in scalars)), n_outer
 
 
-def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: int, stream=None,
+def fill(out, plan: FillPlan, dist: int, params, key, *, kind: int, index: int, stream=None,
          geometry=None) -> None:  # fmt: skip
     """Fill the flat device storage ``out`` (1-D: float32 or float64, or uint16 for kind
     STORE_BF16 / STORE_F16) following ``plan``, on ``stream`` (None: the default stream).
@@ -693,7 +703,7 @@ def fill(out, plan: cpu.FillPlan, dist: int, params, key, *, kind: int, index: i
             _launch(_KERNELS["fill32"], grid, stream, out, int(kind), *args, int(dist), p, k)
 
 
-def scatter(out, src, plan: cpu.FillPlan, *, kind: int, index: int, stream=None, geometry=None) -> None:
+def scatter(out, src, plan: FillPlan, *, kind: int, index: int, stream=None, geometry=None) -> None:
     """``out[destinations] = src[sources]`` along ``plan`` (src: flat dense device values)."""
     load()
     if plan.size == 0:
@@ -721,7 +731,7 @@ def _record(array: FastArray, stream) -> None:
     array._written_on(stream, event)
 
 
-def fill_array(array: FastArray, plan: cpu.FillPlan, dist: int, params, key, *, geometry=None) -> None:
+def fill_array(array: FastArray, plan: FillPlan, dist: int, params, key, *, geometry=None) -> None:
     """Fill a new CUDA FastArray (dense, C order) following ``plan``."""
     load()
     index = int(array.device[5:])
@@ -929,7 +939,7 @@ def _pointer_device(pointer: int) -> int:
     return int(getattr(cuda.get_current_device(), "id", 0))
 
 
-def fill_out(view: _OutView, plan: cpu.FillPlan, dist: int, params, key) -> None:
+def fill_out(view: _OutView, plan: FillPlan, dist: int, params, key) -> None:
     fill(view.flat, plan, dist, params, key, kind=_kind(view.dtype), index=view.index, stream=view.stream)
     view.finish()
 
@@ -944,7 +954,7 @@ def _values_on_device(values, dtype: DType, stream):
     from .. import dlpack
 
     if isinstance(values, np.ndarray):
-        host = cpu.convert(values, dtype.storage)
+        host = cpu.round_to_storage(values, dtype.storage)
         host = np.ascontiguousarray(host.view(np.uint16) if dtype.bits == 16 else host).reshape(-1)
         return cuda.to_device(host, stream=stream), STORE_SAME, None
     if _is_simulated_array(values):  # a simulated device array holds its values in a NumPy array
@@ -968,7 +978,7 @@ def _event():
     return cuda.event() if is_simulator() else cuda.event(timing=False)
 
 
-def deliver(values, plan: cpu.FillPlan, *, array: FastArray | None = None, view: _OutView | None = None):
+def deliver(values, plan: FillPlan, *, array: FastArray | None = None, view: _OutView | None = None):
     """Write ``values`` (the result's values, dense, in C order: NumPy or device) to a new CUDA
     FastArray or an ``out=`` view, following ``plan`` (its sources index into values).
 

@@ -11,6 +11,7 @@ import pytest
 import fastinit
 from fastinit import distributions
 from fastinit.backends import cuda as backend
+from fastinit.backends.plan import FillPlan
 
 DTYPES = ["float32", "float64", "float16", "bfloat16"]
 
@@ -496,7 +497,7 @@ def test_dense_kernels_at_tile_edges_destination_offsets_and_size_1_outer(dtype,
         [(dist, params, key, kind)] = _recorded_fills(monkeypatch, call, dtype)
         for i, (start, n) in enumerate(DENSE_RUNS):
             outer = [(), (1,), (1, 1)][i % 3]
-            plan = fastinit.backends.cpu.FillPlan(
+            plan = FillPlan(
                 outer=outer, src_strides=(-7, 1000)[: len(outer)], dst_strides=(5, 3)[: len(outer)],
                 src_base=start, dst_base=3 + i, n=n, src_step=1, dst_step=1,
             )  # fmt: skip
@@ -616,7 +617,7 @@ def test_plan_layouts_are_uploaded_once_per_device(monkeypatch):
         "to_device",
         lambda a, *args, **kw: uploads.append(a.tolist()) or to_device(a, *args, **kw),
     )
-    plan = fastinit.backends.cpu.FillPlan(outer=(3,), src_strides=(300,), dst_strides=(260,), src_base=20,
+    plan = FillPlan(outer=(3,), src_strides=(300,), dst_strides=(260,), src_base=20,
                                           dst_base=0, n=260, src_step=1, dst_step=1)  # fmt: skip
     one_run = dataclasses.replace(plan, outer=(1, 1), src_strides=(5, 6), dst_strides=(7, 8))
     for p in (plan, plan, one_run, one_run, dataclasses.replace(plan, dst_strides=(261,))):
