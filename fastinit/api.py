@@ -17,9 +17,10 @@ import numpy as np
 
 from . import dlpack
 from ._memory import advise_huge_pages
-from .array import FastArray, cuda_device_index
+from .array import FastArray
 from .backends import cpu
 from .backends.plan import FillPlan
+from .cuda_runtime import cuda_device_index
 from .distributions import N_PARAMS, NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
 from .distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
 from .distributions.special import NDTRI_CENTRAL_MIN_P

@@ -56,6 +56,7 @@ def main(argv=None) -> int:
     from fastinit import dlpack
     from fastinit.backends import cuda as backend
     from fastinit.backends.plan import FillPlan
+    from fastinit.cuda_runtime import new_event
 
     cuda = backend.load()
     sync = cuda.synchronize
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
         rows["torch empty + uniform_ (peer)"] = lambda: torch.empty(n, device="cuda").uniform_(-1.0, 1.0)
 
     # the pieces of the out= path
-    flat = backend._kernel_storage(fa._storage, fa.dtype)
+    flat = backend._kernel_storage(fa.storage, fa.dtype)
     kernel = backend.kernels()["fill32_dense_uniform"]
     p = tuple(float(v) for v in (-1.0, 2.0, -1.0, 1.0, 0, 0, 0, 0))
     key = tuple(np.uint64(v) for v in (1, 2, 3, 4))
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
         ),
         "cuda.default_stream()": cuda.default_stream,
         "cuda.legacy_default_stream()": cuda.legacy_default_stream,
-        "event + record": lambda: backend._event().record(stream),
+        "event + record": lambda: new_event(cuda).record(stream),
         "bare launch of fill32_dense_uniform (same args)": lambda: kernel[1, 256, stream](flat, *run, p, key),
         "backend._launch (+ warnings filter)": lambda: backend._launch(
             kernel, (1, 256), stream, flat, *run, p, key

@@ -139,8 +139,8 @@ def main(argv=None) -> int:
     n = 1 << args.size_log2
 
     import fastinit
-    from fastinit.array import is_simulator
     from fastinit.backends import cuda as backend
+    from fastinit.cuda_runtime import is_simulator
 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: gpu_figures.py
     from gpu_figures import Timer
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     call = lambda: fastinit.normal(n, 0.0, 0.02, out=out16)  # noqa: E731
 
     def written16() -> bytes:
-        out16._storage.copy_to_device(nan16)
+        out16.storage.copy_to_device(nan16)
         call()
         cuda.synchronize()
         return out16.copy_to_host(raw=True).tobytes()

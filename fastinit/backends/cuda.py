@@ -70,7 +70,8 @@ import numpy as np
 from numba import float32, float64, uint32, uint64
 
 from .._jit import loop
-from ..array import FastArray, cuda_runtime, is_simulator
+from ..array import FastArray
+from ..cuda_runtime import cuda_runtime, is_simulator, new_event
 from ..distributions import NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
 from ..distributions.normal import normal_pair_f32, normal_pair_f64
 from ..distributions.rounding import bfloat16_bits, float16_bits
@@ -439,7 +440,7 @@ _KERNELS: dict = {}
 
 def load(context: str = "device='cuda'"):
     """Import numba.cuda and compile-on-demand wrappers of the kernels (once); returns
-    numba.cuda. Raises ValueError when numba-cuda or a GPU is missing (array.cuda_runtime),
+    numba.cuda. Raises ValueError when numba-cuda or a GPU is missing (cuda_runtime.cuda_runtime),
     starting with ``context``."""
     if _KERNELS:
         return cuda
@@ -726,9 +727,9 @@ def _kernel_storage(storage, dtype: DType):
 
 
 def _record(array: FastArray, stream) -> None:
-    event = _event()
+    event = new_event(cuda)
     event.record(stream)
-    array._written_on(stream, event)
+    array.record_write(stream, event)
 
 
 def fill_array(array: FastArray, plan: FillPlan, dist: int, params, key, *, geometry=None) -> None:
@@ -738,7 +739,7 @@ def fill_array(array: FastArray, plan: FillPlan, dist: int, params, key, *, geom
     with cuda.gpus[index]:
         stream = cuda.default_stream()
         if array.size:
-            storage = _kernel_storage(array._storage, array.dtype)
+            storage = _kernel_storage(array.storage, array.dtype)
             fill(storage, plan, dist, params, key, kind=_kind(array.dtype), index=index, stream=stream,
                  geometry=geometry)  # fmt: skip
         _record(array, stream)
@@ -858,8 +859,8 @@ def _fastarray_view(out: FastArray, device, argname) -> _OutView:
     index = int(out.device[5:])
     _check_same_device(index, device, argname)
     with cuda.gpus[index]:
-        stream = out._stream if out._stream is not None else cuda.default_stream()
-    flat = _kernel_storage(out._storage, out.dtype)
+        stream = out.write_stream if out.write_stream is not None else cuda.default_stream()
+    flat = _kernel_storage(out.storage, out.dtype)
     strides = tuple(int(s) for s in _c_strides(out.shape))
     return _OutView(flat, 0, strides, tuple(out.shape), out.dtype, index, stream, False, out)
 
@@ -974,10 +975,6 @@ def _values_on_device(values, dtype: DType, stream):
         return array, _kind(dtype) if dtype.bits == 16 else STORE_SAME, producer
 
 
-def _event():
-    return cuda.event() if is_simulator() else cuda.event(timing=False)
-
-
 def deliver(values, plan: FillPlan, *, array: FastArray | None = None, view: _OutView | None = None):
     """Write ``values`` (the result's values, dense, in C order: NumPy or device) to a new CUDA
     FastArray or an ``out=`` view, following ``plan`` (its sources index into values).
@@ -988,7 +985,7 @@ def deliver(values, plan: FillPlan, *, array: FastArray | None = None, view: _Ou
     load()
     if array is not None:
         index, dtype = int(array.device[5:]), array.dtype
-        out = _kernel_storage(array._storage, dtype) if array.size else None
+        out = _kernel_storage(array.storage, dtype) if array.size else None
     else:
         index, dtype, out = view.index, view.dtype, view.flat
     with cuda.gpus[index]:
@@ -1010,7 +1007,7 @@ def deliver(values, plan: FillPlan, *, array: FastArray | None = None, view: _Ou
 
 def _chain(first, then) -> None:
     """Make stream ``then`` wait for the work queued on stream ``first`` so far."""
-    event = _event()
+    event = new_event(cuda)
     event.record(first)
     event.wait(then)
 
