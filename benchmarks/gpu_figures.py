@@ -102,7 +102,7 @@ class Timer:
     ``calls`` calls made back to back."""
 
     def __init__(self, cuda, repeats: int, calls: int = 1):
-        from fastinit.array import is_simulator
+        from fastinit.cuda_runtime import is_simulator
 
         self.cuda, self.repeats, self.calls = cuda, repeats, calls
         self.stream = cuda.legacy_default_stream()

@@ -49,7 +49,7 @@ def main() -> None:
         cases += [(f"{name} float32", name, f32, 64), (f"{name} bfloat16", name, u16, 64)]
     cases += [(f"{n} float64", n, f64, 32) for n in ("uniform_f64", "normal_f64", "truncnorm_central_f64")]
     for label, name, buf, per_tile in cases:
-        fn = getattr(cpu, f"_span_{name}")
+        fn = getattr(cpu, f"_fill_tiles_{name}")
         fn(buf, 0, 4, p, key)
         sig = [s for s in fn.signatures if s[0].dtype == cpu.numba.from_dtype(buf.dtype)][0]
         vector = [b for b in _loops(fn.inspect_asm(sig)) if any("mm" in x for x in b)]

@@ -57,3 +57,14 @@ def pure(fn):
 def loop(fn):
     """Compile a per-tile loop function (not inlined; see module docstring)."""
     return numba.njit(**LOOP)(fn)
+
+
+# The CUDA kernels (backends/cuda/compiler.py). No LTO: NVVM writes the PTX the driver
+# assembles (the PTX tests/test_cuda_ptx.py inspects), and there is nothing to link. Kernels are
+# compiled without fastmath, so NVVM keeps IEEE division and square root (prec-div=1,
+# prec-sqrt=1, ftz=0) and fuses only the explicit fmas. The simulator takes no ``lto``.
+CUDA_KERNEL = dict(cache=True, lto=False)
+SIMULATED_CUDA_KERNEL = dict(cache=True)
+# The Philox rounds under the simulator, compiled for the CPU (the simulator would otherwise run
+# them as Python); a closure over the multiply, so not cacheable on disk.
+SIMULATED_DEVICE_FUNCTION = dict(cache=False)

@@ -17,8 +17,10 @@ import numpy as np
 
 from . import dlpack
 from ._memory import advise_huge_pages
-from .array import FastArray, cuda_device_index
+from .array import FastArray
 from .backends import cpu
+from .backends.plan import FillPlan
+from .cuda_runtime import cuda_device_index
 from .distributions import N_PARAMS, NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL, UNIFORM
 from .distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
 from .distributions.special import NDTRI_CENTRAL_MIN_P
@@ -210,7 +212,7 @@ def _index_dims(index, shape):
     return dims
 
 
-def _plan(shape, dims, dst_strides, dst_base) -> cpu.FillPlan:
+def _plan(shape, dims, dst_strides, dst_base) -> FillPlan:
     """Build the FillPlan, dropping size-1 dimensions and merging contiguous ones."""
     c_strides = [1] * len(shape)
     for d in range(len(shape) - 2, -1, -1):
@@ -232,7 +234,7 @@ def _plan(shape, dims, dst_strides, dst_base) -> cpu.FillPlan:
     if not merged:
         merged = [(1 if all(c for _, _, c, _ in dims) else 0, 1, 1)]
     *outer, (n, src_step, dst_step) = merged
-    return cpu.FillPlan(
+    return FillPlan(
         outer=tuple(c for c, _, _ in outer),
         src_strides=tuple(s for _, s, _ in outer),
         dst_strides=tuple(d for _, _, d in outer),
@@ -264,7 +266,7 @@ def _flat_storage(array: np.ndarray):
     return flat, -low, tuple(strides)
 
 
-def _check_within(plan: cpu.FillPlan, size: int) -> None:
+def _check_within(plan: FillPlan, size: int) -> None:
     """Refuse a plan that would write outside ``flat[:size]`` (the kernels do not check)."""
     if plan.size == 0:
         return
@@ -440,11 +442,11 @@ def deliver(values: np.ndarray, shape, *, dtype=None, device="cpu", index=None, 
     if out is None:
         dt = resolve_dtype("float32" if dtype is None else dtype)
         result = FastArray.empty(expected, dt)
-        result.raw[...] = cpu.convert(values, dt.storage).view(result.raw.dtype)
+        result.raw[...] = cpu.round_to_storage(values, dt.storage).view(result.raw.dtype)
         return result
     with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
         _check_out(view.dtype, view.shape, dtype, expected)
-        view.array[...] = cpu.convert(values, view.dtype.storage).view(view.array.dtype)
+        view.array[...] = cpu.round_to_storage(values, view.dtype.storage).view(view.array.dtype)
     dlpack.mark_written(out)
     return out
 

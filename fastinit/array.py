@@ -12,15 +12,12 @@ stream semantics) and ``__cuda_array_interface__`` (version 3). The host-only pa
 copy it (``copy_to_host()``, ``to_host()``): fastinit never copies between devices
 implicitly. ``tobytes()`` and ``repr`` do copy (they make host bytes/text by definition).
 
-This module also holds the small CUDA runtime helpers every layer above needs: importing
-``numba.cuda`` on first use with a clear error when numba-cuda or a GPU is missing, and
-parsing ``"cuda"`` / ``"cuda:N"``. ``import fastinit`` never imports ``numba.cuda``.
+``import fastinit`` never imports ``numba.cuda``: CUDA arrays load it (through
+``cuda_runtime.py``) on first use.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import math
 import numbers
 import sys
@@ -31,126 +28,24 @@ import numpy as np
 import numpy.typing as npt
 
 from fastinit import dlpack
+from fastinit.cuda_runtime import (
+    consumer_stream,
+    cuda_device_index,
+    cuda_runtime,
+    device_pointer,
+    new_event,
+    stream_handle,
+)
 from fastinit.dtypes import DType, resolve_dtype
 from fastinit.typing import DeviceLike, DTypeLike, ShapeLike
 
-__all__ = ["FastArray", "cuda_runtime", "cuda_device_index", "is_simulator"]
+__all__ = ["FastArray"]
 
 _REPR_VALUES = 6  # how many leading values __repr__ shows
 
 # XLA's CPU client takes a DLPack buffer without copying only if it is 64-byte aligned
 # (measured with jax 0.10: 16- and 32-byte aligned buffers are silently copied).
 ALIGNMENT = 64
-
-
-# ---- CUDA runtime (numba.cuda, imported on first use) -------------------------------------------
-
-
-def cuda_runtime(device: str = "cuda", *, context: str | None = None):
-    """``numba.cuda``, imported on first use; ValueError saying what is missing otherwise.
-
-    Errors start with ``context`` (default: ``device='<device>'``).
-
-    Never a silent fallback: without numba-cuda, or without a usable GPU and driver, every
-    ``device="cuda"`` request raises. (``NUMBA_ENABLE_CUDASIM=1``, numba's CUDA simulator,
-    counts as a GPU: it runs the same kernels in Python, for tests.)
-    """
-    context = f"device={device!r}" if context is None else context
-    # (find_spec walks sys.path, ~40 us: skip it once numba-cuda is imported; a None entry,
-    # as tests use to hide the package, still reads as missing)
-    if sys.modules.get("numba_cuda") is None and importlib.util.find_spec("numba_cuda") is None:
-        raise ValueError(
-            f"{context}: fastinit's CUDA backend needs the numba-cuda package, which is "
-            "not installed: pip install 'fastinit[cuda]' (numba-cuda with its CUDA 13 wheels)"
-        )
-    _restore_numpy_aliases_numba_cuda_uses()
-    from numba import cuda
-
-    if not _cuda_available(cuda):
-        raise ValueError(
-            f"{context}: no CUDA GPU is available: numba-cuda is installed but found no "
-            "usable NVIDIA driver and device (numba.cuda.detect() prints why)"
-        )
-    return cuda
-
-
-def _restore_numpy_aliases_numba_cuda_uses() -> None:
-    """numba-cuda (0.30.4, the newest when written) registers an overload of ``np.row_stack``
-    when it compiles its first kernel; NumPy 2.5 removed that alias of ``np.vstack``, so every
-    kernel compile fails there with AttributeError (seen on a GPU machine with NumPy 2.5.2).
-    Put the alias back, and nothing else, only when it is missing."""
-    import numpy
-
-    if not hasattr(numpy, "row_stack"):
-        numpy.row_stack = numpy.vstack
-
-
-@functools.cache
-def _cuda_available(cuda) -> bool:
-    return bool(cuda.is_available())
-
-
-def is_simulator() -> bool:
-    """Whether numba.cuda (already imported) is numba's CUDA simulator."""
-    from numba import cuda
-
-    return "simulator" in type(cuda.gpus).__module__
-
-
-def cuda_device_index(device: str) -> int:
-    """The GPU ordinal of ``"cuda"`` (the current device) or ``"cuda:N"``; checks it exists.
-
-    ``device`` must already be lower-case and stripped (``api.check_device`` does that).
-    """
-    cuda = cuda_runtime(device)
-    if device == "cuda":
-        return int(getattr(cuda.get_current_device(), "id", 0))  # (the simulator's has no id: 0)
-    text = device[len("cuda:") :]
-    if not text.isdigit():
-        raise ValueError(f"device={device!r} must be 'cuda' or 'cuda:N' with N a device number")
-    index, count = int(text), len(cuda.gpus)
-    if index >= count:
-        raise ValueError(
-            f"device={device!r}: there is no CUDA device {index}; this machine has {count} "
-            f"({', '.join(f'cuda:{i}' for i in range(count))})"
-        )
-    return index
-
-
-def _device_pointer(storage) -> int:
-    """The device address of a Numba device array (in the simulator: its host buffer)."""
-    if storage.size == 0:
-        return 0
-    if getattr(type(storage), "__cuda_array_interface__", None) is not None:
-        # Not through __cuda_array_interface__: Numba's computes int(stream) for an array
-        # allocated on a stream, which warns (DeprecationWarning: __int__ returned an enum)
-        # for its default stream.
-        return int(storage.device_ctypes_pointer.value or 0)
-    return int(storage._ary.ctypes.data)  # simulator: a FakeCUDAArray wraps a NumPy array
-
-
-def _stream_handle(stream) -> int:
-    """The __cuda_array_interface__ / DLPack integer of a Numba stream: 1 for the legacy default
-    stream (what handle 0 means to the driver API Numba uses), else the CUstream address."""
-    # int(stream.handle), not int(stream): Numba's Stream.__int__ returns an enum member for
-    # its default stream (handle 0), which Python deprecates (a DeprecationWarning).
-    handle = int(stream.handle) if getattr(stream, "handle", None) is not None else 0
-    return handle or 1
-
-
-def _consumer_stream(cuda, stream):
-    """A Numba stream for the array API's ``stream`` argument of ``__dlpack__`` on CUDA."""
-    if isinstance(stream, bool) or not isinstance(stream, int):
-        raise BufferError(f"stream={stream!r} must be None or an int (a CUDA stream pointer, 1, 2 or -1)")
-    if stream == 0:
-        raise BufferError("stream=0 is ambiguous for CUDA and disallowed by the array API; use 1 or 2")
-    if stream < -1:
-        raise BufferError(f"stream={stream} is not a CUDA stream")
-    if stream == 1:
-        return cuda.legacy_default_stream()
-    if stream == 2:
-        return cuda.per_thread_default_stream()
-    return cuda.external_stream(stream)
 
 
 def _int_pair(value, argname: str) -> tuple[int, int] | None:
@@ -224,10 +119,23 @@ class FastArray:
         self._stream = None  # CUDA: the stream the values were written on
         self._ready = None  # CUDA: an event recorded after the last write (None: nothing pending)
 
-    def _written_on(self, stream, event) -> None:
-        """Record that the values were (are being) written on ``stream``, done at ``event``
-        (the CUDA backend calls this after each launch)."""
+    def record_write(self, stream: Any, event: Any) -> None:
+        """Record that the values were (are being) written on the CUDA ``stream``, done at
+        ``event``: exports then order their consumers after this write. A backend calls it
+        after every launch that writes ``storage``."""
         self._stream, self._ready = stream, event
+
+    @property
+    def storage(self) -> Any:
+        """The buffer as held, in the storage dtype and the array's shape: a NumPy array on the
+        CPU, a Numba device array on CUDA. No copy and no synchronization (a backend writes it,
+        then calls ``record_write``); users want ``raw``, ``numpy()`` or DLPack instead."""
+        return self._storage
+
+    @property
+    def write_stream(self) -> Any:
+        """CUDA: the stream of the last recorded write (None: none recorded yet)."""
+        return self._stream
 
     @classmethod
     def empty(cls, shape: ShapeLike, dtype: DTypeLike, device: DeviceLike = "cpu") -> FastArray:
@@ -422,7 +330,7 @@ class FastArray:
             storage, owner = self._export_cuda(stream, copy)
             return dlpack.make_capsule(
                 owner,
-                _device_pointer(storage),
+                device_pointer(storage),
                 storage.shape,
                 _c_strides(storage.shape),
                 self._dtype,
@@ -458,13 +366,13 @@ class FastArray:
         # The consumer's stream object is made in this GPU's context (outside it, Numba would
         # make a context on the current device, cuda:0, for a cuda:1 array).
         with cuda.gpus[int(self._device[5:])]:
-            consumer = None if stream == -1 else _consumer_stream(cuda, 1 if stream is None else stream)
+            consumer = None if stream == -1 else consumer_stream(cuda, 1 if stream is None else stream)
             if copy:
                 producer = self._stream if self._stream is not None else cuda.default_stream()
                 storage = owner = cuda.device_array(self.shape, self._dtype.storage, stream=producer)
                 if self.size:
                     storage.copy_to_device(self._storage, stream=producer)
-                ready = _event(cuda)
+                ready = new_event(cuda)
                 ready.record(producer)
             else:
                 ready = self._ready
@@ -488,15 +396,10 @@ class FastArray:
             "shape": tuple(self.shape),
             "strides": None,
             "typestr": self._dtype.storage.str,
-            "data": (_device_pointer(self._storage), False),
+            "data": (device_pointer(self._storage), False),
             "version": 3,
-            "stream": None if self._stream is None else _stream_handle(self._stream),
+            "stream": None if self._stream is None else stream_handle(self._stream),
         }
-
-
-def _event(cuda):
-    # (the simulator's events take no arguments)
-    return cuda.event() if is_simulator() else cuda.event(timing=False)
 
 
 def _check_device(device) -> str:

@@ -20,6 +20,7 @@ import pytest
 import fastinit
 from fastinit import distributions as D
 from fastinit.backends import cpu
+from fastinit.backends.plan import FillPlan
 from fastinit.distributions import special as S
 from fastinit.distributions import truncnormal as TN
 from fastinit.rng.streams import derive_key
@@ -89,7 +90,7 @@ def test_sixteen_bit_fused_rounding_matches_rounding_the_float32_values(dist, st
     # 3 + 64 * 300 + 5 values from flat index 61: full tiles in the middle (rounded in the
     # sampling loop), partial ones at both ends (through the scratch and the conversion loop)
     n, start = 3 + 64 * 300 + 5, 61
-    plan = cpu.FillPlan((), (), (), start, 0, n, 1, 1)
+    plan = FillPlan((), (), (), start, 0, n, 1, 1)
     params = np.zeros(D.N_PARAMS)
     params[: len(_params(dist))] = _params(dist)
     key = derive_key(9, "w").as_array()
@@ -98,7 +99,7 @@ def test_sixteen_bit_fused_rounding_matches_rounding_the_float32_values(dist, st
     ref = np.zeros(n, np.float32)
     cpu.fill(ref, plan, dist, params, key)
     target = np.float16 if storage != np.uint16 else np.dtype(np.uint16)
-    expected = cpu.convert(ref, target) if storage != np.uint16 else _bfloat16_bits_of(ref)
+    expected = cpu.round_to_storage(ref, target) if storage != np.uint16 else _bfloat16_bits_of(ref)
     np.testing.assert_array_equal(low.view(np.uint16), expected.view(np.uint16))
 
 

@@ -129,11 +129,11 @@ def test_stream_handles_of_numba_streams_do_not_warn():
     from cuda.bindings import driver as cudrv
     from numba.cuda.cudadrv.driver import Stream
 
-    from fastinit.array import _stream_handle
+    from fastinit.cuda_runtime import stream_handle
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        handles = [_stream_handle(Stream(cudrv.CUstream(h))) for h in (0, 1, 2, 0x7F00DEAD0000)]
+        handles = [stream_handle(Stream(cudrv.CUstream(h))) for h in (0, 1, 2, 0x7F00DEAD0000)]
     assert handles == [1, 1, 2, 0x7F00DEAD0000]
 
 
@@ -141,12 +141,12 @@ def test_numpy_row_stack_restored_for_numba_cuda(monkeypatch):
     """NumPy 2.5 removed np.row_stack, which numba-cuda 0.30 overloads when it compiles its
     first kernel (an AttributeError on every CUDA call there): loading the CUDA runtime puts
     the alias back when it is missing, and leaves an existing one alone."""
-    from fastinit import array
+    from fastinit import cuda_runtime
 
     monkeypatch.delattr(np, "row_stack", raising=False)
-    array._restore_numpy_aliases_numba_cuda_uses()
+    cuda_runtime._restore_numpy_aliases_numba_cuda_uses()
     assert np.row_stack is np.vstack
     sentinel = object()
     monkeypatch.setattr(np, "row_stack", sentinel)
-    array._restore_numpy_aliases_numba_cuda_uses()
+    cuda_runtime._restore_numpy_aliases_numba_cuda_uses()
     assert np.row_stack is sentinel

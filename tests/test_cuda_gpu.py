@@ -120,7 +120,7 @@ def test_torch_from_dlpack_is_zero_copy(torch, dtype):
     x = fastinit.normal((1000, 77), dtype=dtype, device="cuda", seed=2)
     t = torch.from_dlpack(x)
     assert t.device.type == "cuda" and str(t.dtype) == f"torch.{dtype}"
-    assert t.data_ptr() == x._storage.__cuda_array_interface__["data"][0]
+    assert t.data_ptr() == x.storage.__cuda_array_interface__["data"][0]
     assert t.cpu().view(torch.int16 if dtype in ("float16", "bfloat16") else t.dtype).numpy().tobytes() == (
         fastinit.normal((1000, 77), dtype=dtype, seed=2).tobytes()
     )

@@ -69,9 +69,11 @@ def compile_ptx():
         except Exception as error:  # libnvvm or libdevice missing or unusable
             pytest.skip(f"NVVM is not available, so the kernels cannot be compiled to PTX here: {error}")
         mp.setattr(codegen.nvvm, "compile_ir", compile_ir_with_options)
-        mp.setattr(backend, "cuda", backend.cuda)
-        mp.setattr(backend, "_outer_offsets", backend._outer_offsets)
-        backend._bind(cuda)
+        code = backend.device_code
+        for name, value in vars(code).items():  # the globals bind() rebinds, put back afterwards
+            if name == "cuda" or name.endswith("_dev") or name == "_libdevice":
+                mp.setattr(code, name, value)
+        code.bind(cuda)
 
         def compile_ptx(pyfunc, signature, **nvvm_options):
             extra.clear()

@@ -267,7 +267,7 @@ def _umulhi_like_libdevice(a, b):
 
 
 def _gpu_form_products():
-    """{label: compiled mul_hi_lo}: the portable one, and backends/cuda.py's umulhi one with its
+    """{label: compiled mul_hi_lo}: the portable one, and backends/cuda/device_code.py's umulhi one with its
     libdevice replaced by an int32-typed CPU stand-in (numba compiles the same typed code)."""
     import types
 
@@ -275,7 +275,7 @@ def _gpu_form_products():
 
     libdevice = types.ModuleType("fake_libdevice")
     libdevice.umulhi = numba.njit(numba.int32(numba.int32, numba.int32))(_umulhi_like_libdevice)
-    umulhi_form = backend._mul_hi_lo_umulhi
+    umulhi_form = backend.device_code._mul_hi_lo_umulhi
     globals_ = dict(umulhi_form.__globals__, _libdevice=libdevice)
     umulhi_form = type(umulhi_form)(umulhi_form.__code__, globals_, umulhi_form.__name__)
     return {"portable": mul_hi_lo_u64, "umulhi": numba.njit(umulhi_form)}

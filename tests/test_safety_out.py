@@ -90,7 +90,7 @@ def test_np_matrix_out_of_the_wrong_shape_is_refused():
 )
 def test_the_last_guard_refuses_plans_reaching_outside_the_storage(plan, size, fits):
     # api._check_within runs before every host kernel: the kernels index without bounds checks.
-    from fastinit.backends.cpu import FillPlan
+    from fastinit.backends.plan import FillPlan
 
     full = FillPlan(src_strides=(0,) * len(plan["outer"]), src_base=0, src_step=1, **plan)
     if fits:

@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     import fastinit
     from fastinit import dlpack
     from fastinit.backends import cuda as backend
+    from fastinit.backends.plan import FillPlan
+    from fastinit.cuda_runtime import new_event
 
     cuda = backend.load()
     sync = cuda.synchronize
@@ -81,24 +83,24 @@ def main(argv=None) -> int:
         rows["torch empty + uniform_ (peer)"] = lambda: torch.empty(n, device="cuda").uniform_(-1.0, 1.0)
 
     # the pieces of the out= path
-    flat = backend._kernel_storage(fa._storage, fa.dtype)
+    flat = backend.launch.kernel_storage(fa.storage, fa.dtype)
     kernel = backend.kernels()["fill32_dense_uniform"]
     p = tuple(float(v) for v in (-1.0, 2.0, -1.0, 1.0, 0, 0, 0, 0))
     key = tuple(np.uint64(v) for v in (1, 2, 3, 4))
     stream = cuda.default_stream()
-    plan = backend.cpu.FillPlan(outer=(), src_strides=(), dst_strides=(), src_base=0, dst_base=0, n=n,
+    plan = FillPlan(outer=(), src_strides=(), dst_strides=(), src_base=0, dst_base=0, n=n,
                                 src_step=1, dst_step=1)  # fmt: skip
     with cuda.gpus[0]:
-        run = backend._plan_args(plan, 0, stream)[0][:-2]  # (desc, ndim, n_outer, sbase, dbase, n)
+        run = backend.launch._plan_args(plan, 0, stream)[0][:-2]  # (desc, ndim, n_outer, sbase, dbase, n)
     pieces = {
         "with cuda.gpus[0]: pass": lambda: (
             cuda.gpus[0].__enter__() or cuda.gpus[0].__exit__(None, None, None)
         ),
         "cuda.default_stream()": cuda.default_stream,
         "cuda.legacy_default_stream()": cuda.legacy_default_stream,
-        "event + record": lambda: backend._event().record(stream),
+        "event + record": lambda: new_event(cuda).record(stream),
         "bare launch of fill32_dense_uniform (same args)": lambda: kernel[1, 256, stream](flat, *run, p, key),
-        "backend._launch (+ warnings filter)": lambda: backend._launch(
+        "backend._launch (+ warnings filter)": lambda: backend.launch._launch(
             kernel, (1, 256), stream, flat, *run, p, key
         ),
         "backend.fill (plan, params, key -> launch)": lambda: backend.fill(
@@ -118,7 +120,7 @@ def main(argv=None) -> int:
                 pass
 
         pieces["backend.writable_out(torch tensor)"] = out_view
-        pieces["cuda.from_cuda_array_interface"] = lambda: backend._device_array_at(
+        pieces["cuda.from_cuda_array_interface"] = lambda: backend.memory.device_array_at(
             t.data_ptr(), n, np.dtype(np.float32), t
         )
 

@@ -1,6 +1,6 @@
 """Experiment (GPU): what each of the dense kernels' SASS reductions buys, timed A/B in one run.
 
-The committed dense kernels (backends/cuda.py) run Philox in its uint32 form (libdevice umulhi
+The committed dense kernels (backends/cuda/device_code.py) run Philox in its uint32 form (libdevice umulhi
 and a 32-bit multiply: 4 SASS per round), store with unsigned indices (no wrap-around of
 negative indices) and fill whole tiles in a loop without bounds checks. This script rebuilds
 the kernel as it was when last timed on an H200 (2026-12-04: uniform 2.04 ms, normal 2.82,
@@ -45,7 +45,7 @@ def _rebuilt(fn, **new_globals):
 
 
 def _store_signed(out, kind, i, x):
-    """backends/cuda.py's _store before it indexed with uint64 (Numba wraps signed indices)."""
+    """backends/cuda/device_code.py's _store before it indexed with uint64 (Numba wraps signed indices)."""
     if kind == STORE_SAME:
         out[i] = x
     elif kind == STORE_BF16:
@@ -55,7 +55,7 @@ def _store_signed(out, kind, i, x):
 
 
 def _block_words_u64(block, key):
-    """backends/cuda.py's _block_words before the uint32 form: the CPU's uint64 rounds."""
+    """backends/cuda/device_code.py's _block_words before the uint32 form: the CPU's uint64 rounds."""
     return philox4x32_block(block & uint64(0xFFFFFFFF), block >> uint64(32), key[2], key[3], key[0], key[1],
                             ROUNDS)  # fmt: skip
 
@@ -80,12 +80,12 @@ def _store_bf16_by_cvt():
     return store
 
 
-# _dense32_one_loop's globals, given by variant_kernels() from backends/cuda.py
+# _dense32_one_loop's globals, given by variant_kernels() from backends/cuda/device_code.py
 _TILE32 = _L = cuda = _block_words_dev = _pair32 = _store_dev = None
 
 
 def _dense32_one_loop(out, kind, dbase, sbase, n, dist, p, key):
-    """backends/cuda.py's _dense32 as timed on the H200: one loop, bounds checked per item."""
+    """backends/cuda/device_code.py's _dense32 as timed on the H200: one loop, bounds checked per item."""
     t0 = sbase // _TILE32
     b0 = t0 * _L
     e0 = t0 * _TILE32 - sbase
@@ -113,17 +113,18 @@ def variant_kernels(backend, cuda, variant: str, names):
     if variant == "committed":
         return {name: backend.kernels()[name] for name in names}
     old = variant == "as timed on the H200"
+    code = backend.device_code
     replace = {}
     if variant == "uint64 Philox" or old:
         replace["_block_words_dev"] = cuda.jit(device=True)(_rebuilt(_block_words_u64))
     if variant == "signed indices" or old:
         replace["_store_dev"] = cuda.jit(device=True)(_rebuilt(_store_signed))
     if not old:  # the committed loops take their values from _tile_values32
-        values = _rebuilt(backend._tile_values32, **replace)
+        values = _rebuilt(code._tile_values32, **replace)
         replace["_tile_values32_dev"] = cuda.jit(device=True)(values)
-    body = _dense32_one_loop if old else backend._dense32
-    dense = cuda.jit(device=True)(_rebuilt(body, **{**vars(backend), **replace}))
-    return {name: cuda.jit(_rebuilt(backend.PY_KERNELS[name], _dense32_dev=dense)) for name in names}
+    body = _dense32_one_loop if old else code._dense32
+    dense = cuda.jit(device=True)(_rebuilt(body, **{**vars(code), **replace}))
+    return {name: cuda.jit(_rebuilt(code.PY_KERNELS[name], _dense32_dev=dense)) for name in names}
 
 
 def main(argv=None) -> int:
@@ -139,8 +140,8 @@ def main(argv=None) -> int:
     n = 1 << args.size_log2
 
     import fastinit
-    from fastinit.array import is_simulator
     from fastinit.backends import cuda as backend
+    from fastinit.cuda_runtime import is_simulator
 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # benchmarks/: gpu_figures.py
     from gpu_figures import Timer
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
         ),
     }
     kernels = {variant: variant_kernels(backend, cuda, variant, calls) for variant in VARIANTS}
-    committed = dict(backend._KERNELS)
+    committed = dict(backend.compiler.KERNELS)
     header = " | ".join(f"{v} (ms)" for v in VARIANTS)
     print(f"| float32, n = 2**{args.size_log2} | {header} | same bytes |")
     print("|" + " --- |" + " ---: |" * len(VARIANTS) + " --- |")
@@ -183,12 +184,12 @@ def main(argv=None) -> int:
         times, same = [], True
         reference = written_by(call)
         for variant in VARIANTS:
-            backend._KERNELS[name] = kernels[variant][name]
+            backend.compiler.KERNELS[name] = kernels[variant][name]
             try:
                 times.append(timer.best_ms(call))
                 same = same and written_by(call) == reference
             finally:
-                backend._KERNELS.update(committed)
+                backend.compiler.KERNELS.update(committed)
         print(f"| {label} | " + " | ".join(f"{t:.3f}" for t in times) + f" | {same} |")
 
     # a column shard (tensor parallelism): one run per row, (rows x cols) of a (rows x 8 cols)
@@ -219,24 +220,24 @@ def main(argv=None) -> int:
         return 0
     name = "fill32_dense_normal_bf16"
     store = cuda.jit(device=True)(_store_bf16_by_cvt())
-    dense = cuda.jit(device=True)(_rebuilt(backend._dense32, _store_dev=store))
-    by_cvt = cuda.jit(_rebuilt(backend.PY_KERNELS[name], _dense32_dev=dense))
+    dense = cuda.jit(device=True)(_rebuilt(backend.device_code._dense32, _store_dev=store))
+    by_cvt = cuda.jit(_rebuilt(backend.device_code.PY_KERNELS[name], _dense32_dev=dense))
     out16 = fastinit.FastArray.empty(n, "bfloat16", device="cuda")
     nan16 = np.full(n, 0x7FC0, np.uint16)
     call = lambda: fastinit.normal(n, 0.0, 0.02, out=out16)  # noqa: E731
 
     def written16() -> bytes:
-        out16._storage.copy_to_device(nan16)
+        out16.storage.copy_to_device(nan16)
         call()
         cuda.synchronize()
         return out16.copy_to_host(raw=True).tobytes()
 
     committed_ms, reference = timer.best_ms(call), written16()
-    backend._KERNELS[name] = by_cvt
+    backend.compiler.KERNELS[name] = by_cvt
     try:
         cvt_ms, same = timer.best_ms(call), written16() == reference
     finally:
-        backend._KERNELS[name] = committed[name]
+        backend.compiler.KERNELS[name] = committed[name]
     print(
         f"| normal, bfloat16, n = 2**{args.size_log2} | integer rounding (committed) | cvt.rn.bf16.f32 | same bytes |"
     )

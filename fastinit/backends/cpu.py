@@ -8,11 +8,11 @@ the output by the sampling loop itself, in the output's storage type, picked at 
 16-bit value rounded once to nearest even inside the loop. Partial tiles (the ends of a run) go
 through a 64-value float32 scratch tile and a converting copy.
 
-Two spans compute their values with CPU-only formulations that give the same bits as the
+Two tile loops compute their values with CPU-only formulations that give the same bits as the
 shared per-element functions (which the CUDA kernels and the per-element paths here use):
 float32 truncated normal (central) by ``truncnorm_central_f32_k``, and float64 truncated normal
 by a vectorized pass over the quantile's central fits with the general function redoing the
-rare values in its tail region (``_span_truncnorm_central_f64``).
+rare values in its tail region (``_fill_tiles_truncnorm_central_f64``).
 
 Kernels are explicit top-level functions, each cached across processes by Numba (``cache=True``).
 
@@ -22,10 +22,8 @@ flat indices of the tensor go to which elements of ``out``.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
-from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -37,20 +35,17 @@ from ..distributions import NORMAL, TRUNCNORM, TRUNCNORM_CENTRAL, TRUNCNORM_TAIL
 from ..distributions.normal import normal_pair_f32, normal_pair_f64
 from ..distributions.rounding import bfloat16_bits, float16_bits
 from ..distributions.truncnormal import (
-    truncnorm_central_f32,
     truncnorm_central_f32_k,
     truncnorm_central_f64,
     truncnorm_central_k_left,
-    truncnorm_f32,
-    truncnorm_f64,
-    truncnorm_tail_f32,
-    truncnorm_tail_f64,
 )
 from ..distributions.uniform import uniform_f32, uniform_f64
 from ..rng.layout import TILE_LANES
 from ..rng.philox import ROUNDS, philox4x32_block
+from .plan import FillPlan
+from .values import clamp, f32_params, tail_f32_at, tail_f64_at, truncnorm_f32_at, truncnorm_f64_at
 
-__all__ = ["FillPlan", "fill", "convert", "elementwise_kernel", "launch", "launches_serialized"]
+__all__ = ["fill", "round_to_storage", "elementwise_kernel", "launch", "launches_serialized"]
 
 _L = TILE_LANES
 _TILE32 = 4 * TILE_LANES  # elements per tile, one word each
@@ -64,21 +59,16 @@ _U32 = uint64(32)
 
 
 @pure
-def _clamp(x, lo, hi):
-    return min(max(x, lo), hi)
-
-
-@pure
 def _counter(tile):
     """Counter words (lo, hi) of lane 0 of ``tile``; lanes add 0..15 to lo without carry."""
     base = uint64(tile) * uint64(_L)
     return base & _LO32, base >> _U32
 
 
-# ---- spans of tiles ---------------------------------------------------------------------------
-# ``_span_*(dst, t0, ntiles, p, key)`` writes tiles t0 .. t0 + ntiles - 1 into dst, tile by tile.
-# One function per distribution, so each lane loop is small and branch-free, and one call per
-# span (not per tile), so the constant set-up before the vectorized loop is paid once. Stores go
+# ---- runs of tiles ----------------------------------------------------------------------------
+# ``_fill_tiles_*(dst, t0, ntiles, p, key)`` writes tiles t0 .. t0 + ntiles - 1 into dst, tile
+# by tile. One function per distribution, so each lane loop is small and branch-free, and one
+# call per run of tiles (not per tile), so the constant set-up before the vectorized loop is paid once. Stores go
 # through a per-tile slice: indices from 0 with a known bound, which LLVM turns into vector
 # stores (an index of unknown sign would keep Numba's negative-index wraparound in the loop).
 
@@ -112,7 +102,7 @@ def _put_overload(tile, k, x):
 
 
 @loop
-def _span_uniform_f32(dst, t0, ntiles, p, key):
+def _fill_tiles_uniform_f32(dst, t0, ntiles, p, key):
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
     low, scale, lo, hi = float32(p[0]), float32(p[1]), float32(p[2]), float32(p[3])
     for t in range(ntiles):
@@ -127,7 +117,7 @@ def _span_uniform_f32(dst, t0, ntiles, p, key):
 
 
 @loop
-def _span_normal_f32(dst, t0, ntiles, p, key):
+def _fill_tiles_normal_f32(dst, t0, ntiles, p, key):
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
     mean, std, lo, hi = float32(p[0]), float32(p[1]), float32(p[2]), float32(p[3])
     for t in range(ntiles):
@@ -137,50 +127,32 @@ def _span_normal_f32(dst, t0, ntiles, p, key):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             x0, x1 = normal_pair_f32(w0, w1, mean, std)
             x2, x3 = normal_pair_f32(w2, w3, mean, std)
-            _put(tile, j, _clamp(x0, lo, hi))
-            _put(tile, _L + j, _clamp(x1, lo, hi))
-            _put(tile, 2 * _L + j, _clamp(x2, lo, hi))
-            _put(tile, 3 * _L + j, _clamp(x3, lo, hi))
-
-
-@pure
-def _f32_params(p):
-    return (
-        float32(p[0]), float32(p[1]), float32(p[2]), float32(p[3]),
-        float32(p[4]), float32(p[5]), float32(p[6]), float32(p[7]),
-    )  # fmt: skip
-
-
-@pure
-def _truncnorm_f32_at(w, q):
-    return _clamp(truncnorm_f32(w, q[0], q[1], q[4], q[5], q[6], q[7]), q[2], q[3])
-
-
-@pure
-def _truncnorm_central_f32_at(w, q):
-    return _clamp(truncnorm_central_f32(w, q[0], q[1], q[4], q[5], q[6], q[7]), q[2], q[3])
+            _put(tile, j, clamp(x0, lo, hi))
+            _put(tile, _L + j, clamp(x1, lo, hi))
+            _put(tile, 2 * _L + j, clamp(x2, lo, hi))
+            _put(tile, 3 * _L + j, clamp(x3, lo, hi))
 
 
 @loop
-def _span_truncnorm_f32(dst, t0, ntiles, p, key):
+def _fill_tiles_truncnorm_f32(dst, t0, ntiles, p, key):
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
-    q = _f32_params(p)
+    q = f32_params(p)
     for t in range(ntiles):
         c0, c1 = _counter(t0 + t)
         tile = dst[t * _TILE32 : (t + 1) * _TILE32]
         for j in range(_L):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
-            _put(tile, j, _truncnorm_f32_at(w0, q))
-            _put(tile, _L + j, _truncnorm_f32_at(w1, q))
-            _put(tile, 2 * _L + j, _truncnorm_f32_at(w2, q))
-            _put(tile, 3 * _L + j, _truncnorm_f32_at(w3, q))
+            _put(tile, j, truncnorm_f32_at(w0, q))
+            _put(tile, _L + j, truncnorm_f32_at(w1, q))
+            _put(tile, 2 * _L + j, truncnorm_f32_at(w2, q))
+            _put(tile, 3 * _L + j, truncnorm_f32_at(w3, q))
 
 
 @loop
-def _span_truncnorm_central_f32(dst, t0, ntiles, p, key):
-    # the same values as _truncnorm_central_f32_at, by truncnorm_central_f32_k
+def _fill_tiles_truncnorm_central_f32(dst, t0, ntiles, p, key):
+    # the same values as truncnorm_central_f32_at, by truncnorm_central_f32_k
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
-    mean, std, lo, hi, p_left, q_right, mass_left, total = _f32_params(p)
+    mean, std, lo, hi, p_left, q_right, mass_left, total = f32_params(p)
     k_left = truncnorm_central_k_left(mass_left, total)
     for t in range(ntiles):
         c0, c1 = _counter(t0 + t)
@@ -191,20 +163,14 @@ def _span_truncnorm_central_f32(dst, t0, ntiles, p, key):
             x1 = truncnorm_central_f32_k(w1, mean, std, p_left, q_right, k_left, total)
             x2 = truncnorm_central_f32_k(w2, mean, std, p_left, q_right, k_left, total)
             x3 = truncnorm_central_f32_k(w3, mean, std, p_left, q_right, k_left, total)
-            _put(tile, j, _clamp(x0, lo, hi))
-            _put(tile, _L + j, _clamp(x1, lo, hi))
-            _put(tile, 2 * _L + j, _clamp(x2, lo, hi))
-            _put(tile, 3 * _L + j, _clamp(x3, lo, hi))
+            _put(tile, j, clamp(x0, lo, hi))
+            _put(tile, _L + j, clamp(x1, lo, hi))
+            _put(tile, 2 * _L + j, clamp(x2, lo, hi))
+            _put(tile, 3 * _L + j, clamp(x3, lo, hi))
 
 
 @loop
-def _tail_f32_at(w, p):
-    v = truncnorm_tail_f32(w, p[4], p[5], p[6], p[0], p[1])
-    return _clamp(v, float32(p[2]), float32(p[3]))
-
-
-@loop
-def _span_tail_f32(dst, t0, ntiles, p, key):
+def _fill_tiles_tail_f32(dst, t0, ntiles, p, key):
     # rare (intervals beyond ~11 sigma) and scalar anyway: plain calls keep compile time low
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
     for t in range(ntiles):
@@ -213,26 +179,26 @@ def _span_tail_f32(dst, t0, ntiles, p, key):
         for j in range(_L):
             w = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             for k in range(4):
-                _put(tile, k * _L + j, _tail_f32_at(w[k], p))
+                _put(tile, k * _L + j, tail_f32_at(w[k], p))
 
 
 @loop
-def _span_f32(dst, t0, ntiles, dist, p, key):
+def _fill_tiles_f32(dst, t0, ntiles, dist, p, key):
     """Tiles t0 .. t0 + ntiles - 1 into dst (float32; uint16: bfloat16 bits; int16: float16 bits)."""
     if dist == UNIFORM:
-        _span_uniform_f32(dst, t0, ntiles, p, key)
+        _fill_tiles_uniform_f32(dst, t0, ntiles, p, key)
     elif dist == NORMAL:
-        _span_normal_f32(dst, t0, ntiles, p, key)
+        _fill_tiles_normal_f32(dst, t0, ntiles, p, key)
     elif dist == TRUNCNORM_CENTRAL:
-        _span_truncnorm_central_f32(dst, t0, ntiles, p, key)
+        _fill_tiles_truncnorm_central_f32(dst, t0, ntiles, p, key)
     elif dist == TRUNCNORM:
-        _span_truncnorm_f32(dst, t0, ntiles, p, key)
+        _fill_tiles_truncnorm_f32(dst, t0, ntiles, p, key)
     else:
-        _span_tail_f32(dst, t0, ntiles, p, key)
+        _fill_tiles_tail_f32(dst, t0, ntiles, p, key)
 
 
 @loop
-def _span_uniform_f64(dst, t0, ntiles, p, key):
+def _fill_tiles_uniform_f64(dst, t0, ntiles, p, key):
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
     low, scale, lo, hi = p[0], p[1], p[2], p[3]
     for t in range(ntiles):
@@ -245,7 +211,7 @@ def _span_uniform_f64(dst, t0, ntiles, p, key):
 
 
 @loop
-def _span_normal_f64(dst, t0, ntiles, p, key):
+def _fill_tiles_normal_f64(dst, t0, ntiles, p, key):
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
     mean, std, lo, hi = p[0], p[1], p[2], p[3]
     for t in range(ntiles):
@@ -254,23 +220,12 @@ def _span_normal_f64(dst, t0, ntiles, p, key):
         for j in range(_L):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             x0, x1 = normal_pair_f64(w0, w1, w2, w3, mean, std)
-            tile[j] = _clamp(x0, lo, hi)
-            tile[_L + j] = _clamp(x1, lo, hi)
+            tile[j] = clamp(x0, lo, hi)
+            tile[_L + j] = clamp(x1, lo, hi)
 
 
 @loop
-def _truncnorm_f64_at(wa, wb, p):
-    v = truncnorm_f64(wa, wb, p[0], p[1], p[4], p[5], p[6], p[7])
-    return _clamp(v, p[2], p[3])
-
-
-@loop
-def _tail_f64_at(wa, wb, p):
-    return _clamp(truncnorm_tail_f64(wa, wb, p[4], p[5], p[6], p[0], p[1]), p[2], p[3])
-
-
-@loop
-def _span_truncnorm_f64(dst, t0, ntiles, p, key, tail):
+def _fill_tiles_truncnorm_f64(dst, t0, ntiles, p, key, tail):
     # float64 quantiles branch on their region, so this loop is scalar either way
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
     for t in range(ntiles):
@@ -279,11 +234,11 @@ def _span_truncnorm_f64(dst, t0, ntiles, p, key, tail):
             w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
             o = t * _TILE64 + j
             if tail:
-                dst[o] = _tail_f64_at(w0, w1, p)
-                dst[o + _L] = _tail_f64_at(w2, w3, p)
+                dst[o] = tail_f64_at(w0, w1, p)
+                dst[o + _L] = tail_f64_at(w2, w3, p)
             else:
-                dst[o] = _truncnorm_f64_at(w0, w1, p)
-                dst[o + _L] = _truncnorm_f64_at(w2, w3, p)
+                dst[o] = truncnorm_f64_at(w0, w1, p)
+                dst[o + _L] = truncnorm_f64_at(w2, w3, p)
 
 
 @pure
@@ -291,7 +246,7 @@ def _truncnorm_central_f64_at(wa, wb, q):
     """q: the 8 parameters as a tuple (loaded before the loop: loads from p inside it would
     have to be repeated, as stores to dst might alias p, and the loop would not vectorize)."""
     v, central = truncnorm_central_f64(wa, wb, q[0], q[1], q[4], q[5], q[6], q[7])
-    return _clamp(v, q[2], q[3]), central
+    return clamp(v, q[2], q[3]), central
 
 
 _U8_0 = uint8(0)
@@ -299,8 +254,8 @@ _U8_1 = uint8(1)
 
 
 @loop
-def _span_truncnorm_central_f64(dst, t0, ntiles, p, key):
-    """As _span_truncnorm_f64 (not tail), in two passes per tile: a branch-free vectorized pass
+def _fill_tiles_truncnorm_central_f64(dst, t0, ntiles, p, key):
+    """As _fill_tiles_truncnorm_f64 (not tail), in two passes per tile: a branch-free vectorized pass
     over the quantile's central fits, then the general scalar function for the values whose p
     fell in its tail region (flagged by the first pass). The same bits, every value."""
     k0, k1, c2, c3 = key[0], key[1], key[2], key[3]
@@ -326,9 +281,9 @@ def _span_truncnorm_central_f64(dst, t0, ntiles, p, key):
                 if far[j] != 0 or far[_L + j] != 0:
                     w0, w1, w2, w3 = philox4x32_block(c0 + uint64(j), c1, c2, c3, k0, k1, ROUNDS)
                     if far[j] != 0:
-                        tile[j] = _truncnorm_f64_at(w0, w1, p)
+                        tile[j] = truncnorm_f64_at(w0, w1, p)
                     if far[_L + j] != 0:
-                        tile[_L + j] = _truncnorm_f64_at(w2, w3, p)
+                        tile[_L + j] = truncnorm_f64_at(w2, w3, p)
 
 
 # p below which ndtri_central_f64 is not central (w = -log(4 p (1 - p)) = 6.25), rounded up
@@ -347,15 +302,15 @@ def _tail_share_f64(p):
 
 
 @loop
-def _span_f64(dst, t0, ntiles, dist, p, key):
+def _fill_tiles_f64(dst, t0, ntiles, dist, p, key):
     if dist == UNIFORM:
-        _span_uniform_f64(dst, t0, ntiles, p, key)
+        _fill_tiles_uniform_f64(dst, t0, ntiles, p, key)
     elif dist == NORMAL:
-        _span_normal_f64(dst, t0, ntiles, p, key)
+        _fill_tiles_normal_f64(dst, t0, ntiles, p, key)
     elif dist != TRUNCNORM_TAIL and _tail_share_f64(p) < 0.25:
-        _span_truncnorm_central_f64(dst, t0, ntiles, p, key)
+        _fill_tiles_truncnorm_central_f64(dst, t0, ntiles, p, key)
     else:
-        _span_truncnorm_f64(dst, t0, ntiles, p, key, dist == TRUNCNORM_TAIL)
+        _fill_tiles_truncnorm_f64(dst, t0, ntiles, p, key, dist == TRUNCNORM_TAIL)
 
 
 @loop
@@ -379,7 +334,7 @@ def _converted_tiles32(out, start, t_lo, t_hi, scratch, dist, p, key):
     n = out.size
     for s_lo in range(t_lo, t_hi, _CONVERT_TILES):
         s_hi = min(t_hi, s_lo + _CONVERT_TILES)
-        _span_f32(scratch, s_lo, s_hi - s_lo, dist, p, key)
+        _fill_tiles_f32(scratch, s_lo, s_hi - s_lo, dist, p, key)
         o = s_lo * _TILE32 - start
         skip = max(0, -o)
         stop = min((s_hi - s_lo) * _TILE32, n - o)
@@ -397,7 +352,7 @@ def _tiles32(out, start, t_lo, t_hi, scratch, dist, p, key):
     o_lo = t_lo * _TILE32 - start
     o_hi = t_hi * _TILE32 - start
     if o_lo >= 0 and o_hi <= out.size:
-        _span_f32(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
+        _fill_tiles_f32(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
     else:
         _converted_tiles32(out, start, t_lo, t_hi, scratch, dist, p, key)
 
@@ -408,9 +363,9 @@ def _tiles64(out, start, t_lo, t_hi, scratch, dist, p, key):
     o_lo = t_lo * _TILE64 - start
     o_hi = t_hi * _TILE64 - start
     if o_lo >= 0 and o_hi <= n:
-        _span_f64(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
+        _fill_tiles_f64(out[o_lo:o_hi], t_lo, t_hi - t_lo, dist, p, key)
     else:
-        _span_f64(scratch, t_lo, t_hi - t_lo, dist, p, key)
+        _fill_tiles_f64(scratch, t_lo, t_hi - t_lo, dist, p, key)
         skip = max(0, -o_lo)
         stop = min(o_hi, n) - o_lo
         out[o_lo + skip : o_lo + stop] = scratch[skip:stop]
@@ -481,10 +436,10 @@ def _value_f32(i, dist, p, key):
         return uniform_f32(w[slot], float32(p[0]), float32(p[1]), float32(p[2]), float32(p[3]))
     if dist == NORMAL:
         pair = normal_pair_f32(w[slot & -2], w[slot | 1], float32(p[0]), float32(p[1]))
-        return _clamp(pair[slot & 1], float32(p[2]), float32(p[3]))
+        return clamp(pair[slot & 1], float32(p[2]), float32(p[3]))
     if dist == TRUNCNORM or dist == TRUNCNORM_CENTRAL:  # same values (see truncnormal.py)
-        return _truncnorm_f32_at(w[slot], _f32_params(p))
-    return _tail_f32_at(w[slot], p)
+        return truncnorm_f32_at(w[slot], f32_params(p))
+    return tail_f32_at(w[slot], p)
 
 
 @loop
@@ -492,17 +447,17 @@ def _value_f64(i, dist, p, key):
     c0, c1, slot = _block_of(i, _TILE64)
     w = philox4x32_block(c0, c1, key[2], key[3], key[0], key[1], ROUNDS)
     if dist == NORMAL:
-        return _clamp(normal_pair_f64(w[0], w[1], w[2], w[3], p[0], p[1])[slot], p[2], p[3])
+        return clamp(normal_pair_f64(w[0], w[1], w[2], w[3], p[0], p[1])[slot], p[2], p[3])
     wa, wb = w[2 * slot], w[2 * slot + 1]
     if dist == UNIFORM:
         return uniform_f64(wa, wb, p[0], p[1], p[2], p[3])
     if dist == TRUNCNORM_TAIL:
-        return _tail_f64_at(wa, wb, p)
-    return _truncnorm_f64_at(wa, wb, p)
+        return tail_f64_at(wa, wb, p)
+    return truncnorm_f64_at(wa, wb, p)
 
 
 @loop
-def _outer_offsets(o, shape, sstride, dstride, sbase, dbase):
+def _run_offsets(o, shape, sstride, dstride, sbase, dbase):
     # prange indices can be uint64, and uint64 op int64 is float64 in Numba: cast first
     s, d, rem = sbase, dbase, int64(o)
     for j in range(shape.size - 1, -1, -1):
@@ -523,7 +478,7 @@ def fill_strided_32(out, shape, sstride, dstride, sbase, dbase, n, sstep, dstep,
     for j in range(shape.size):
         n_outer *= shape[j]
     for o in prange(n_outer):
-        s, d = _outer_offsets(o, shape, sstride, dstride, sbase, dbase)
+        s, d = _run_offsets(o, shape, sstride, dstride, sbase, dbase)
         if sstep == 1 and dstep == 1:
             scratch = np.empty(_CONVERT_TILES * _TILE32, np.float32)
             _run32(out[d : d + n], s, scratch, dist, params, key)
@@ -538,7 +493,7 @@ def fill_strided_64(out, shape, sstride, dstride, sbase, dbase, n, sstep, dstep,
     for j in range(shape.size):
         n_outer *= shape[j]
     for o in prange(n_outer):
-        s, d = _outer_offsets(o, shape, sstride, dstride, sbase, dbase)
+        s, d = _run_offsets(o, shape, sstride, dstride, sbase, dbase)
         if sstep == 1 and dstep == 1:
             scratch = np.empty(_CHUNK_TILES * _TILE64, np.float64)
             _run64(out[d : d + n], s, scratch, dist, params, key)
@@ -548,7 +503,7 @@ def fill_strided_64(out, shape, sstride, dstride, sbase, dbase, n, sstep, dstep,
 
 
 @numba.njit(**KERNEL)
-def convert_32(out, src):
+def round_to_storage_32(out, src):
     """out[i] = src[i] (float32) rounded to out's storage: bfloat16 bits (uint16), float16 bits
     (int16) or float32. For values computed on the host (orthogonal, eye, ...)."""
     n = src.size
@@ -558,14 +513,14 @@ def convert_32(out, src):
         _store32(out, lo, src, lo, min(n, lo + _CHUNK_TILES * _TILE32) - lo)
 
 
-def convert(values: np.ndarray, storage_dtype) -> np.ndarray:
+def round_to_storage(values: np.ndarray, storage_dtype) -> np.ndarray:
     """Round a float32/float64 array once to the storage dtype (float16 / bfloat16 bits as uint16)."""
     values = np.asarray(values)
     if storage_dtype in (np.float32, np.float64):
         return values.astype(storage_dtype, copy=False)
     flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)  # (ascontiguousarray makes 0-d 1-d)
     out = np.empty(flat.size, np.int16 if storage_dtype == np.float16 else np.uint16)
-    launch(convert_32, out, flat)
+    launch(round_to_storage_32, out, flat)
     return out.view(storage_dtype).reshape(values.shape)
 
 
@@ -603,7 +558,7 @@ def launch(kernel, *args):
     """Run a parallel kernel; safe to call from several Python threads under every layer.
 
     >>> import numpy as np
-    >>> out = launch(convert_32, np.empty(2, np.uint16), np.array([1.0, -2.0], np.float32))
+    >>> out = launch(round_to_storage_32, np.empty(2, np.uint16), np.array([1.0, -2.0], np.float32))
     >>> launches_serialized() == (numba.threading_layer() == "workqueue")
     True
     """
@@ -674,28 +629,6 @@ def _raise_from(fn, compiled, value):
             named = RuntimeError(message)
         raise named from None
     raise RuntimeError(f"custom function {name!r} failed in a parallel run but not when called again")
-
-
-@dataclass(frozen=True)
-class FillPlan:
-    """Which flat source indices go where: for every multi-index k over ``outer`` x ``n``,
-
-    source flat index  = src_base + sum(k_j * src_strides[j]) + e * src_step
-    destination offset = dst_base + sum(k_j * dst_strides[j]) + e * dst_step    (e < n)
-    """
-
-    outer: tuple[int, ...]
-    src_strides: tuple[int, ...]
-    dst_strides: tuple[int, ...]
-    src_base: int
-    dst_base: int
-    n: int
-    src_step: int
-    dst_step: int
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.outer) * self.n
 
 
 def fill(out, plan: FillPlan, dist, params, key):

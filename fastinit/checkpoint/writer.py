@@ -759,7 +759,7 @@ def finalize(directory: str, manifest: Manifest, plans: list[ShardPlan], *, fsyn
     return True
 
 
-class _numba_threads:
+class _NumbaThreadCount:
     """Set Numba's thread count for a block (validated), restoring it after."""
 
     def __init__(self, threads):
@@ -830,7 +830,7 @@ def write_checkpoint(
     started = time.perf_counter()
     plans = plan_shards(manifest, max_shard_size, seed)  # (a bad manifest fails before any IO)
     mine = part_of(plans, part)
-    sampling_threads = _numba_threads(threads)
+    sampling_threads = _NumbaThreadCount(threads)
     directory = prepare_directory(directory)
     lock = claim_directory(directory, manifest, plans, part=part, overwrite=overwrite)
     try:

@@ -103,7 +103,7 @@ def philox4x32_rounds_u32(mul_hi_lo):
     """Philox4x32 of one counter block on uint32 words, products through ``mul_hi_lo(a, b)``
     -> (high, low) uint32 halves: returns the Python function
     ``philox4x32_block_u32(c0, c1, c2, c3, k0, k1, rounds)`` (all uint32) -> four uint32 words,
-    for a target to compile (backends/cuda.py compiles it with libdevice's umulhi).
+    for a target to compile (backends/cuda/device_code.py compiles it with libdevice's umulhi).
 
     The key sums are taken in uint64 and cut to 32 bits, so the same code also runs as Python
     on NumPy scalars (the CUDA simulator), where uint32 arithmetic would warn on wrap-around.

@@ -27,7 +27,7 @@ if not SIMULATOR:
 
 @pytest.fixture(scope="session", autouse=True)
 def _simulator_is_on():
-    from fastinit.array import is_simulator
+    from fastinit.cuda_runtime import is_simulator
 
     assert is_simulator(), "tests/cuda_sim must run with NUMBA_ENABLE_CUDASIM=1 (see conftest.py)"
 

@@ -35,7 +35,7 @@ def read_capsule(capsule):
 
 
 def device_address(x) -> int:
-    return x._storage._ary.ctypes.data  # the simulator's device memory is a NumPy array
+    return x.storage._ary.ctypes.data  # the simulator's device memory is a NumPy array
 
 
 @pytest.mark.parametrize("dtype, code", [("float32", 2), ("float64", 2), ("float16", 2), ("bfloat16", 4)])

@@ -74,7 +74,7 @@ def test_kernel_variants_runs_and_compares_bytes(capsys, monkeypatch):
     runs are let into the dense kernels, so the column shard's tiny rows take them here too."""
     from fastinit.backends import cuda as backend
 
-    monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", 1)
+    monkeypatch.setattr(backend.launch, "DENSE_MIN_ITEMS", 1)
     variants = _load("gpu_kernel_variants")
     assert variants.main(["--size-log2", "7", "--repeats", "1", "--calls", "1"]) == 0
     table = capsys.readouterr().out
@@ -98,10 +98,12 @@ def test_kernel_variants_are_other_kernels():
     assert dense.__globals__["_block_words_dev"].py_func.__name__ == "_block_words_u64"
     ablation = variants.variant_kernels(backend, cuda, "uint64 Philox", [name])[name]
     dense = ablation.py_func.__globals__["_dense32_dev"].py_func
-    assert dense is not backend._dense32 and dense.__code__ is backend._dense32.__code__
+    assert (
+        dense is not backend.device_code._dense32 and dense.__code__ is backend.device_code._dense32.__code__
+    )
     values = dense.__globals__["_tile_values32_dev"].py_func
     assert values.__globals__["_block_words_dev"].py_func.__name__ == "_block_words_u64"
-    assert dense.__globals__["_store_dev"] is backend._store_dev
+    assert dense.__globals__["_store_dev"] is backend.device_code._store_dev
 
 
 def test_host_profile_runs(capsys):
@@ -144,18 +146,18 @@ def test_column_shard_bytes_check_catches_a_general_kernel_that_writes_nothing(m
 
     variants = _load("gpu_kernel_variants")
     backend.load()
-    monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", 1)
+    monkeypatch.setattr(backend.launch, "DENSE_MIN_ITEMS", 1)
     general_only = backend.general_kernels_only
 
     class GeneralWritesNothing:
         def __enter__(self):
             self._context = general_only()
             self._context.__enter__()
-            self._saved = dict(backend._KERNELS)
-            backend._KERNELS.update(fill32=_WritesNothing(), fill64=_WritesNothing())
+            self._saved = dict(backend.compiler.KERNELS)
+            backend.compiler.KERNELS.update(fill32=_WritesNothing(), fill64=_WritesNothing())
 
         def __exit__(self, *exc):
-            backend._KERNELS.update(self._saved)
+            backend.compiler.KERNELS.update(self._saved)
             return self._context.__exit__(*exc)
 
     monkeypatch.setattr(backend, "general_kernels_only", GeneralWritesNothing)

@@ -11,6 +11,7 @@ import pytest
 import fastinit
 from fastinit import distributions
 from fastinit.backends import cuda as backend
+from fastinit.backends.plan import FillPlan
 
 DTYPES = ["float32", "float64", "float16", "bfloat16"]
 
@@ -70,7 +71,7 @@ def launched(monkeypatch):
         calls.append((int(dist), kwargs["kind"], plan.src_step, plan.dst_step))
         return fill(out, plan, dist, params, key, **kwargs)
 
-    monkeypatch.setattr(backend, "fill", recording)
+    monkeypatch.setattr(backend.launch, "fill", recording)
     return calls
 
 
@@ -328,7 +329,7 @@ def test_out_device_must_match(cuda):
     out = cuda.device_array(3, np.float32)
     fastinit.uniform(3, device="cuda:0", out=out, **KEY)
     with pytest.raises(ValueError, match="out is on cuda:0 but device='cuda:1' was asked for"):
-        backend._check_same_device(0, "cuda:1", "out")
+        backend.memory._check_same_device(0, "cuda:1", "out")
 
 
 def test_cpu_out_and_cpu_device_never_touch_the_gpu(launched):
@@ -361,8 +362,8 @@ def test_launched_argument_types_are_the_compiled_signatures(monkeypatch, cuda):
 
             return run
 
-    for name, kernel in list(backend._KERNELS.items()):
-        monkeypatch.setitem(backend._KERNELS, name, Recording(name, kernel))
+    for name, kernel in list(backend.compiler.KERNELS.items()):
+        monkeypatch.setitem(backend.compiler.KERNELS, name, Recording(name, kernel))
     for dtype in DTYPES:
         for _, call, _ in SAMPLERS:  # the dense kernels, one per distribution
             call((3, 5), dtype=dtype, device="cuda")
@@ -407,12 +408,12 @@ def test_dense_kernels_equal_the_general_ones(dtype, host_bytes, monkeypatch):
     bytes of the general kernels and of the CPU, wherever the run starts and ends."""
     names = []
     backend.load()
-    for name, kernel in list(backend._KERNELS.items()):
-        monkeypatch.setitem(backend._KERNELS, name, _Recorded(name, kernel, names))
+    for name, kernel in list(backend.compiler.KERNELS.items()):
+        monkeypatch.setitem(backend.compiler.KERNELS, name, _Recorded(name, kernel, names))
     general = "fill64" if dtype == "float64" else "fill32"
     for sampler, _, dist in SAMPLERS:
-        kind = backend._kind(fastinit.resolve_dtype(dtype))
-        dense = backend._dense_name(dtype == "float64", dist, kind)  # one per distribution, kind
+        kind = backend.launch.store_kind(fastinit.resolve_dtype(dtype))
+        dense = backend.device_code.dense_name(dtype == "float64", dist, kind)  # one per distribution, kind
         for start, length in RUNS:
             index = (slice(start, start + length),)
             names.clear()
@@ -460,7 +461,7 @@ def test_launches_hide_numba_cudas_low_occupancy_warning():
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        backend._launch(Kernel(), (3, 256), None)
+        backend.launch._launch(Kernel(), (3, 256), None)
     assert [str(w.message) for w in caught] == ["something else"]
 
 
@@ -473,9 +474,9 @@ def _recorded_fills(monkeypatch, call, dtype):
         fills.append((int(dist), np.array(params), np.array(key), kwargs["kind"]))
         return fill(out, plan, dist, params, key, **kwargs)
 
-    monkeypatch.setattr(backend, "fill", recording)
+    monkeypatch.setattr(backend.launch, "fill", recording)
     call((2,), dtype=dtype, device="cuda", **KEY)
-    monkeypatch.setattr(backend, "fill", fill)
+    monkeypatch.setattr(backend.launch, "fill", fill)
     return fills
 
 
@@ -496,7 +497,7 @@ def test_dense_kernels_at_tile_edges_destination_offsets_and_size_1_outer(dtype,
         [(dist, params, key, kind)] = _recorded_fills(monkeypatch, call, dtype)
         for i, (start, n) in enumerate(DENSE_RUNS):
             outer = [(), (1,), (1, 1)][i % 3]
-            plan = fastinit.backends.cpu.FillPlan(
+            plan = FillPlan(
                 outer=outer, src_strides=(-7, 1000)[: len(outer)], dst_strides=(5, 3)[: len(outer)],
                 src_base=start, dst_base=3 + i, n=n, src_step=1, dst_step=1,
             )  # fmt: skip
@@ -505,7 +506,7 @@ def test_dense_kernels_at_tile_edges_destination_offsets_and_size_1_outer(dtype,
             cpu_out = expected.view(np.float16) if dtype == "float16" else expected
             fastinit.backends.cpu.fill(cpu_out, plan, dist, params, key)
             for geometry in [(1, 1), (2, 3), (1, 32)]:
-                out = backend.cuda.to_device(sentinel)
+                out = backend.device_code.cuda.to_device(sentinel)
                 backend.fill(out, plan, dist, params, key, kind=kind, index=0, geometry=geometry)
                 assert out.copy_to_host().tobytes() == expected.tobytes(), (dist, start, n, outer, geometry)
 
@@ -552,13 +553,15 @@ def test_dense_kernels_fill_several_runs(dtype, host_bytes, monkeypatch):
     """Plans of several contiguous runs go to the dense kernels (one run per grid row), with the
     CPU's bytes at any geometry. DENSE_MIN_ITEMS is lowered so that the simulator's small
     shapes take that path (on a GPU only runs of >= 128 Philox blocks do)."""
-    monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", 1)
+    monkeypatch.setattr(backend.launch, "DENSE_MIN_ITEMS", 1)
     names = []
     backend.load()
-    for name, kernel in list(backend._KERNELS.items()):
-        monkeypatch.setitem(backend._KERNELS, name, _Recorded(name, kernel, names))
+    for name, kernel in list(backend.compiler.KERNELS.items()):
+        monkeypatch.setitem(backend.compiler.KERNELS, name, _Recorded(name, kernel, names))
     for sampler, _, dist in [SAMPLERS[i] for i in (0, 1, 3, 6)]:
-        dense = backend._dense_name(dtype == "float64", dist, backend._kind(fastinit.resolve_dtype(dtype)))
+        dense = backend.device_code.dense_name(
+            dtype == "float64", dist, backend.launch.store_kind(fastinit.resolve_dtype(dtype))
+        )
         for shape, index in MULTI_RUNS:
             expected = SAMPLER[sampler](shape, index=index, dtype=dtype, **KEY).tobytes()
             for geometry in [None, (2, 3)] if sampler != "uniform" else [None, (1, 1), (2, 3), (3, 32)]:
@@ -580,8 +583,8 @@ class _nothing:
 def test_runs_go_to_the_dense_kernels_when_long_enough(monkeypatch):
     names = []
     backend.load()
-    for name, kernel in list(backend._KERNELS.items()):
-        monkeypatch.setitem(backend._KERNELS, name, _Recorded(name, kernel, names))
+    for name, kernel in list(backend.compiler.KERNELS.items()):
+        monkeypatch.setitem(backend.compiler.KERNELS, name, _Recorded(name, kernel, names))
     long_runs = (slice(None), slice(100, 100 + 64 * backend.DENSE_MIN_ITEMS // 16))  # 128 blocks a row
     for index, expected in [(long_runs, "fill32_dense_normal"), ((slice(None), slice(1, 9)), "fill32"),
                             ((slice(None), slice(None, None, 2)), "fill32"), ((1, slice(1, 9)), "fill32_dense_normal")]:  # fmt: skip
@@ -593,7 +596,7 @@ def test_runs_go_to_the_dense_kernels_when_long_enough(monkeypatch):
 def test_dense_runs_into_out_with_row_padding(cuda, host_bytes, monkeypatch):
     """out= a column block of a wider device array (destination rows 700 apart, source rows 300
     apart): the dense kernels write those elements only."""
-    monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", 1)
+    monkeypatch.setattr(backend.launch, "DENSE_MIN_ITEMS", 1)
     base = cuda.to_device(np.full((4, 700), 7, np.float32))
     index = (slice(None), slice(20, 280))
     fastinit.uniform((4, 300), -1.0, 1.0, index=index, out=base[:, 400:660], **KEY)
@@ -608,19 +611,19 @@ def test_plan_layouts_are_uploaded_once_per_device(monkeypatch):
     then reused (a model's tensors share layouts); one-run plans pass none, whatever the
     strides of their size-1 dimensions."""
     backend.load()
-    monkeypatch.setattr(backend, "_DESCS", {})
+    monkeypatch.setattr(backend.launch, "_DESCS", {})
     uploads = []
-    to_device = backend.cuda.to_device
+    to_device = backend.device_code.cuda.to_device
     monkeypatch.setattr(
-        backend.cuda,
+        backend.device_code.cuda,
         "to_device",
         lambda a, *args, **kw: uploads.append(a.tolist()) or to_device(a, *args, **kw),
     )
-    plan = fastinit.backends.cpu.FillPlan(outer=(3,), src_strides=(300,), dst_strides=(260,), src_base=20,
+    plan = FillPlan(outer=(3,), src_strides=(300,), dst_strides=(260,), src_base=20,
                                           dst_base=0, n=260, src_step=1, dst_step=1)  # fmt: skip
     one_run = dataclasses.replace(plan, outer=(1, 1), src_strides=(5, 6), dst_strides=(7, 8))
     for p in (plan, plan, one_run, one_run, dataclasses.replace(plan, dst_strides=(261,))):
-        args, n_outer = backend._plan_args(p, 0, backend.cuda.default_stream())
+        args, n_outer = backend.launch._plan_args(p, 0, backend.device_code.cuda.default_stream())
         assert args[1] == (0 if p is one_run else 1) and n_outer == math.prod(p.outer)
     assert uploads == [[3, 300, 260], [0], [3, 300, 261]]
 
@@ -629,31 +632,31 @@ def test_plan_layouts_of_a_destroyed_context_are_uploaded_again(monkeypatch):
     """A cached layout belongs to the GPU context it was uploaded in: after numba.cuda.close()
     (a new context) it is uploaded again, not read from freed memory. (Found in review.)"""
     backend.load()
-    monkeypatch.setattr(backend, "_DESCS", {})
-    monkeypatch.setattr(backend, "is_simulator", lambda: False)  # the simulator keeps no contexts
+    monkeypatch.setattr(backend.launch, "_DESCS", {})
+    monkeypatch.setattr(backend.launch, "is_simulator", lambda: False)  # the simulator keeps no contexts
     contexts = [object()]
-    monkeypatch.setattr(backend.cuda, "current_context", lambda: contexts[-1])
-    stream = backend.cuda.default_stream()
-    first = backend._desc(0, (3, 300, 260), stream)
-    assert backend._desc(0, (3, 300, 260), stream) is first
+    monkeypatch.setattr(backend.device_code.cuda, "current_context", lambda: contexts[-1])
+    stream = backend.device_code.cuda.default_stream()
+    first = backend.launch._desc(0, (3, 300, 260), stream)
+    assert backend.launch._desc(0, (3, 300, 260), stream) is first
     contexts.append(object())  # close() and a new context
-    again = backend._desc(0, (3, 300, 260), stream)
+    again = backend.launch._desc(0, (3, 300, 260), stream)
     assert again is not first and again.copy_to_host().tolist() == [3, 300, 260]
 
 
 def test_runs_geometry_respects_cudas_grid_limits():
     backend.load()
     for geometry in (None, (100_000, 32), (3, 7)):
-        (x, y), threads = backend._runs_geometry(0, 10**6, 10**7, geometry)
+        (x, y), threads = backend.launch._runs_geometry(0, 10**6, 10**7, geometry)
         assert 1 <= y <= 65535 and x >= 1 and threads >= 1, (geometry, x, y)
-    (x, y), _ = backend._runs_geometry(0, 16, 5, None)  # a few short runs: one block per run
+    (x, y), _ = backend.launch._runs_geometry(0, 16, 5, None)  # a few short runs: one block per run
     assert (x, y) == (1, 5)
-    assert backend._runs_geometry(0, 16, 5, (4, 32)) == ((4, 4), 32)
+    assert backend.launch._runs_geometry(0, 16, 5, (4, 32)) == ((4, 4), 32)
 
 
 def test_plan_layouts_are_uploaded_on_the_launch_stream_and_waited_for(monkeypatch):
     backend.load()
-    monkeypatch.setattr(backend, "_DESCS", {})
+    monkeypatch.setattr(backend.launch, "_DESCS", {})
     events = []
 
     class Stream:
@@ -662,10 +665,10 @@ def test_plan_layouts_are_uploaded_on_the_launch_stream_and_waited_for(monkeypat
 
     stream = Stream()
     monkeypatch.setattr(
-        backend.cuda, "to_device", lambda a, stream=None: events.append(("copy", stream)) or a
+        backend.device_code.cuda, "to_device", lambda a, stream=None: events.append(("copy", stream)) or a
     )
-    backend._desc(0, (2, 5, 7), stream)
-    backend._desc(0, (2, 5, 7), stream)  # cached: neither copied nor waited for
+    backend.launch._desc(0, (2, 5, 7), stream)
+    backend.launch._desc(0, (2, 5, 7), stream)  # cached: neither copied nor waited for
     assert events == [("copy", stream), "synchronize"]
 
 
@@ -697,7 +700,7 @@ def test_random_plans_match_the_cpu(dense_min_items, host_bytes, monkeypatch):
     """60 random (shape, index, dtype, sampler, geometry) cases per routing threshold (seed
     20261204): the CUDA kernels give the CPU's bytes."""
     if dense_min_items is not None:
-        monkeypatch.setattr(backend, "DENSE_MIN_ITEMS", dense_min_items)
+        monkeypatch.setattr(backend.launch, "DENSE_MIN_ITEMS", dense_min_items)
     rng = np.random.default_rng(20261204 + (dense_min_items or 0))
     for _ in range(60):
         shape, index = _random_case(rng)

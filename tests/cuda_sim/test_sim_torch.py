@@ -72,8 +72,8 @@ def torch_stream(monkeypatch):
             else scatter(*args, **kwargs)
         )
 
-    monkeypatch.setattr(backend, "fill", recording_fill)
-    monkeypatch.setattr(backend, "scatter", recording_scatter)
+    monkeypatch.setattr(backend.launch, "fill", recording_fill)
+    monkeypatch.setattr(backend.launch, "scatter", recording_scatter)
     return state
 
 
