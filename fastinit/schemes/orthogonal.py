@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import api
+from .. import driver, dtypes, samplers
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, QRBackend, RealLike, SeedLike, ShapeLike
 from .record import Prediction, Scheme
 
@@ -257,7 +257,7 @@ def _orthogonal_gpu(target, qr, shape, gain, batch_dims, column_axis, coords, ro
         while stop < nbatch and flat_batch[stop] == flat_batch[stop - 1] + 1:
             stop += 1
         first = flat_batch[start]
-        api.normal((total,), seed=seed, name=name, dtype=compute, out=gaussian[start:stop].reshape(-1),
+        samplers.normal((total,), seed=seed, name=name, dtype=compute, out=gaussian[start:stop].reshape(-1),
                    index=slice(first * per_matrix, (first + stop - start) * per_matrix))  # fmt: skip
         start = stop
     tall = rows >= cols
@@ -271,12 +271,12 @@ def _orthogonal_gpu(target, qr, shape, gain, batch_dims, column_axis, coords, ro
         rest = tuple(d for i, d in enumerate(mshape) if i != column_axis)
         full = gpu.moveaxis(q.reshape((nbatch, *rest, cols)), -1, 1 + column_axis)
     full = full.reshape(tuple(len(c) for c in coords[:batch_dims]) + mshape)
-    wanted = api.normalized_index(shape, index)
+    wanted = driver.normalized_index(shape, index)
     selection = (
         tuple(0 if isinstance(w, int) else slice(None) for w in wanted[:batch_dims]) + wanted[batch_dims:]
     )
     values = gpu.select(full, selection)
-    return api.deliver(values, shape, dtype=dt, device=f"cuda:{device_index}", index=index, out=out)
+    return driver.deliver(values, shape, dtype=dt, device=f"cuda:{device_index}", index=index, out=out)
 
 
 def _haar_matrices(gaussian: np.ndarray, qr: str = "scipy") -> np.ndarray:
@@ -333,8 +333,8 @@ def orthogonal(
     >>> bool(np.allclose(q.T @ q, np.eye(32), atol=1e-5))
     True
     """
-    shape = api.check_shape(shape)
-    gain = api.check_real(gain, "gain")
+    shape = driver.check_shape(shape)
+    gain = driver.check_real(gain, "gain")
     if isinstance(batch_dims, bool) or not isinstance(batch_dims, int) or batch_dims < 0:
         raise ValueError(f"batch_dims={batch_dims!r} must be an int >= 0")
     batch_shape, mshape = shape[:batch_dims], shape[batch_dims:]
@@ -343,7 +343,7 @@ def orthogonal(
             "Only tensors with 2 or more dimensions are supported"
             + (f" (after the {batch_dims} batch dimensions)" if batch_dims else "")
         )
-    target = api.target_device(device, out)
+    target = driver.target_device(device, out)
     if target == "cpu":
         qr = "scipy" if qr is None else qr
         if qr not in QR_BACKENDS:
@@ -358,14 +358,14 @@ def orthogonal(
         if not -len(mshape) <= column_axis < len(mshape):
             raise ValueError(f"column_axis={column_axis} is out of range for a matrix shape {mshape}")
         column_axis %= len(mshape)
-    dt = api.output_dtype(dtype, out)
+    dt = driver.output_dtype(dtype, out)
     compute = np.float64 if dt.compute == 64 else np.float32
     # entries of Q reach nearly 1 in magnitude: gain itself must be a finite, nonzero value of dt
-    if math.isinf(api.round_to_dtype(gain, dt)) or (gain != 0 and api.round_to_dtype(gain, dt) == 0):
+    if math.isinf(dtypes.round_to_dtype(gain, dt)) or (gain != 0 and dtypes.round_to_dtype(gain, dt) == 0):
         raise ValueError(f"gain={gain} is {'too large' if abs(gain) > 1 else 'too small'} for {dt.name}")
-    coords = api.index_coordinates(shape, index)
-    if 0 in shape or 0 in api.result_shape(shape, index):  # nothing to factor / rank
-        return api.deliver(np.zeros(api.result_shape(shape, index), compute), shape, dtype=dt, device=device,
+    coords = driver.index_coordinates(shape, index)
+    if 0 in shape or 0 in driver.result_shape(shape, index):  # nothing to factor / rank
+        return driver.deliver(np.zeros(driver.result_shape(shape, index), compute), shape, dtype=dt, device=device,
                            index=index, out=out)  # fmt: skip
     if column_axis is None:
         rows, cols = mshape[0], math.prod(mshape[1:])
@@ -391,7 +391,7 @@ def orthogonal(
         while stop < nbatch and flat_batch[stop] == flat_batch[stop - 1] + 1:
             stop += 1
         first = flat_batch[start]
-        api.normal((total,), seed=seed, name=name, dtype=compute, out=gaussian[start:stop].reshape(-1),
+        samplers.normal((total,), seed=seed, name=name, dtype=compute, out=gaussian[start:stop].reshape(-1),
                    index=slice(first * per_matrix, (first + stop - start) * per_matrix))  # fmt: skip
         start = stop
     q = _haar_matrices(gaussian, qr)
@@ -405,11 +405,11 @@ def orthogonal(
     # Select the indexed elements with basic slicing (a view): the batch elements generated are
     # already the selected ones, in order; ints on batch dimensions drop them.
     full = full.reshape(tuple(len(c) for c in coords[:batch_dims]) + mshape)
-    wanted = api.normalized_index(shape, index)
+    wanted = driver.normalized_index(shape, index)
     selection = (
         tuple(0 if isinstance(w, int) else slice(None) for w in wanted[:batch_dims]) + wanted[batch_dims:]
     )
-    return api.deliver(full[selection], shape, dtype=dt, device=device, index=index, out=out)
+    return driver.deliver(full[selection], shape, dtype=dt, device=device, index=index, out=out)
 
 
 def delta_orthogonal(
@@ -436,25 +436,25 @@ def delta_orthogonal(
     >>> float(np.abs(w[0, 0]).max()), w[1, 1].shape
     (0.0, (16, 32))
     """
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     if len(shape) not in (3, 4, 5):
         raise ValueError(f"Delta orthogonal initializer requires a 3D, 4D or 5D shape, got {shape}")
     if shape[-1] < shape[-2]:
         raise ValueError("`fan_in` must be less or equal than `fan_out`. ")
-    api.target_device(device, out)  # a bad device fails before the host work
-    dt = api.output_dtype(dtype, out)
+    driver.target_device(device, out)  # a bad device fails before the host work
+    dt = driver.output_dtype(dtype, out)
     compute = np.float64 if dt.compute == 64 else np.float32
     centre = tuple((k - 1) // 2 for k in shape[:-2])
     matrix = np.asarray(orthogonal(shape[-2:], gain, column_axis=column_axis, seed=seed, name=name,
                                    dtype=compute))  # fmt: skip
-    coords = api.index_coordinates(shape, index)
+    coords = driver.index_coordinates(shape, index)
     values = np.zeros(tuple(len(c) for c in coords), compute)
     hit = [np.nonzero(c == k)[0] for c, k in zip(coords[:-2], centre, strict=True)]
     if all(len(h) for h in hit):
         values[np.ix_(*hit, np.arange(len(coords[-2])), np.arange(len(coords[-1])))] = matrix[
             np.ix_(coords[-2], coords[-1])
         ]
-    return api.deliver(values.reshape(api.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
+    return driver.deliver(values.reshape(driver.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
                        out=out)  # fmt: skip
 
 
