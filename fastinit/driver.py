@@ -10,10 +10,12 @@ the work to the CPU or the CUDA backend. Not public API: users call the samplers
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -259,6 +261,73 @@ def _check_within(plan: cpu.FillPlan, size: int) -> None:
         raise ValueError("out's memory does not span the elements its shape and strides name")
 
 
+# ---- where the values go: the one branch on CPU / CUDA x new array / out= ----------------------
+
+
+class _HostMemory:
+    """Host memory receiving a result: a new FastArray's buffer or the view of an ``out``."""
+
+    def __init__(self, array: np.ndarray, dtype: DType, *, is_out: bool):
+        self.array, self.dtype = array, dtype
+        self.flat, self.base, self.strides = _flat_storage(array)
+        if is_out:  # out may be fresh memory of another allocator (NumPy advises its own buffers)
+            advise_huge_pages(self.flat.ctypes.data, self.flat.nbytes)
+
+    def fill(self, plan: cpu.FillPlan, dist: int, params: np.ndarray, key: np.ndarray) -> None:
+        _check_within(plan, self.flat.size)
+        cpu.fill(self.flat, plan, dist, params, key)
+
+    def store(self, values: np.ndarray, plan: cpu.FillPlan) -> None:
+        # values are dense, in the result's shape: NumPy assigns through any strides
+        self.array[...] = cpu.convert(values, self.dtype.storage).view(self.array.dtype)
+
+
+class _DeviceMemory:
+    """CUDA memory receiving a result: a new FastArray (dense, C order) or an ``out=`` view."""
+
+    def __init__(self, backend, strides, base: int, *, array: FastArray | None = None, view=None):
+        self.backend, self.strides, self.base = backend, tuple(strides), base
+        self.array, self.view = array, view
+
+    def fill(self, plan: cpu.FillPlan, dist: int, params: np.ndarray, key: np.ndarray) -> None:
+        if self.array is not None:
+            self.backend.fill_array(self.array, plan, dist, params, key)
+        else:
+            self.backend.fill_out(self.view, plan, dist, params, key)
+
+    def store(self, values, plan: cpu.FillPlan) -> None:
+        self.backend.deliver(values, plan, array=self.array, view=self.view)
+
+
+@contextlib.contextmanager
+def _destination(
+    result_shape: tuple[int, ...], dtype, target: str, out
+) -> Iterator[tuple[_HostMemory | _DeviceMemory, Any]]:
+    """(memory, result): where a result of ``result_shape`` is written on ``target``, and what
+    the caller returns once the block ends. A new array of ``dtype`` (float32 when None), or
+    ``out``: checked against the shape and dtype, and marked written when the block succeeds."""
+    if out is None:
+        dt = resolve_dtype("float32" if dtype is None else dtype)
+        if target == "cpu":
+            result = FastArray.empty(result_shape, dt)
+            yield _HostMemory(result.raw, dt, is_out=False), result
+        else:
+            backend = _cuda_backend()
+            result = FastArray.empty(result_shape, dt, target)
+            yield _DeviceMemory(backend, _c_strides(result_shape), 0, array=result), result
+        return
+    if target == "cpu":
+        with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
+            _check_out(view.dtype, view.shape, dtype, result_shape)
+            yield _HostMemory(view.array, view.dtype, is_out=True), out
+    else:
+        backend = _cuda_backend()
+        with backend.writable_out(out, argname="out", device=target) as view:
+            _check_out(view.dtype, view.shape, dtype, result_shape)
+            yield _DeviceMemory(backend, view.strides, view.base, view=view), out
+    dlpack.mark_written(out)
+
+
 # ---- the driver -----------------------------------------------------------------------------
 
 
@@ -284,37 +353,11 @@ def sample(
     target = target_device(device, out)
     key = derive_key(seed, name, substream=substream).as_array()
     dims = _index_dims(index, shape)
-    result_shape = tuple(count for _, _, count, keep in dims if keep)
+    kept_shape = tuple(count for _, _, count, keep in dims if keep)
     params = np.asarray(params, dtype=np.float64)
-    if target != "cpu":
-        backend = _cuda_backend()
-        if out is None:
-            result = FastArray.empty(
-                result_shape, resolve_dtype("float32" if dtype is None else dtype), target
-            )
-            backend.fill_array(result, _plan(shape, dims, _c_strides(result_shape), 0), dist, params, key)
-            return result
-        with backend.writable_out(out, argname="out", device=target) as view:
-            _check_out(view.dtype, view.shape, dtype, result_shape)
-            backend.fill_out(view, _plan(shape, dims, view.strides, view.base), dist, params, key)
-        dlpack.mark_written(out)
-        return out
-    if out is None:
-        dt = resolve_dtype("float32" if dtype is None else dtype)
-        result = FastArray.empty(result_shape, dt)
-        storage = result.raw.reshape(-1)
-        dst_strides = tuple(int(s) // dt.itemsize for s in result.raw.strides)
-        cpu.fill(storage, _plan(shape, dims, dst_strides, 0), dist, params, key)
-        return result
-    with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
-        _check_out(view.dtype, view.shape, dtype, result_shape)
-        flat, base, strides = _flat_storage(view.array)
-        plan = _plan(shape, dims, strides, base)
-        _check_within(plan, flat.size)
-        advise_huge_pages(flat.ctypes.data, flat.nbytes)  # out may be fresh, untouched memory
-        cpu.fill(flat, plan, dist, params, key)
-    dlpack.mark_written(out)
-    return out
+    with _destination(kept_shape, dtype, target, out) as (memory, result):
+        memory.fill(_plan(shape, dims, memory.strides, memory.base), dist, params, key)
+    return result
 
 
 def result_shape(shape, index=None) -> tuple[int, ...]:
@@ -358,28 +401,10 @@ def deliver(values: np.ndarray, shape, *, dtype=None, device="cpu", index=None, 
     expected = result_shape(shape, index)
     if tuple(values.shape) != expected:
         raise AssertionError(f"values of shape {values.shape} delivered for {expected}")
-    if target != "cpu":
-        backend = _cuda_backend()
-        dims = [(0, 1, n, True) for n in expected]
-        if out is None:
-            result = FastArray.empty(expected, resolve_dtype("float32" if dtype is None else dtype), target)
-            backend.deliver(values, _plan(expected, dims, _c_strides(expected), 0), array=result)
-            return result
-        with backend.writable_out(out, argname="out", device=target) as view:
-            _check_out(view.dtype, view.shape, dtype, expected)
-            backend.deliver(values, _plan(expected, dims, view.strides, view.base), view=view)
-        dlpack.mark_written(out)
-        return out
-    if out is None:
-        dt = resolve_dtype("float32" if dtype is None else dtype)
-        result = FastArray.empty(expected, dt)
-        result.raw[...] = cpu.convert(values, dt.storage).view(result.raw.dtype)
-        return result
-    with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
-        _check_out(view.dtype, view.shape, dtype, expected)
-        view.array[...] = cpu.convert(values, view.dtype.storage).view(view.array.dtype)
-    dlpack.mark_written(out)
-    return out
+    dims = [(0, 1, n, True) for n in expected]
+    with _destination(expected, dtype, target, out) as (memory, result):
+        memory.store(values, _plan(expected, dims, memory.strides, memory.base))
+    return result
 
 
 def output_dtype(dtype, out) -> DType:
