@@ -333,7 +333,7 @@ def main(argv=None) -> int:
     # of the other parts are allocated: it could fail there, or starve the parts after it)
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import fastinit
-    from fastinit.api import check_device
+    from fastinit.driver import check_device
 
     target = check_device(args.device)  # a clear error without numba-cuda or a GPU
     index = int(target[5:])

@@ -48,9 +48,9 @@ _HOMES = {
     "DType": ".dtypes",
     "resolve_dtype": ".dtypes",
     "FastArray": ".array",
-    "normal": ".api",
-    "truncated_normal": ".api",
-    "uniform": ".api",
+    "normal": ".samplers",
+    "truncated_normal": ".samplers",
+    "uniform": ".samplers",
     "philox4x32": ".rng.philox",
     "register_custom": ".schemes.custom",
 }
@@ -71,9 +71,6 @@ if TYPE_CHECKING:
     from . import dtypes as dtypes
     from . import rng as rng
     from . import schemes as schemes
-    from .api import normal as normal
-    from .api import truncated_normal as truncated_normal
-    from .api import uniform as uniform
     from .array import FastArray as FastArray
     from .dtypes import DType as DType
     from .dtypes import resolve_dtype as resolve_dtype
@@ -81,6 +78,9 @@ if TYPE_CHECKING:
     from .rng.streams import STREAM_VERSION as STREAM_VERSION
     from .rng.streams import StreamKey as StreamKey
     from .rng.streams import derive_key as derive_key
+    from .samplers import normal as normal
+    from .samplers import truncated_normal as truncated_normal
+    from .samplers import uniform as uniform
     from .schemes.custom import custom as custom
     from .schemes.custom import register_custom as register_custom
     from .schemes.deterministic import constant as constant

@@ -200,9 +200,9 @@ class _CUDA:
     name = "cuda"
 
     def __init__(self, device: str):
-        from . import api
+        from . import driver
 
-        self.device = api.check_device(device)  # ValueError when there is no usable GPU
+        self.device = driver.check_device(device)  # ValueError when there is no usable GPU
         # JAX would otherwise take 75 % of the GPU's memory at its first call, starving the buffers
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         self.index = int(self.device.split(":")[1])

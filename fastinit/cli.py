@@ -37,9 +37,9 @@ class _UsageError(Exception):
 def _demo(args) -> int:
     import numpy as np
 
-    from .api import normal  # (imported before the clock starts: Numba's import is not the demo)
     from .benchmark import physical_memory
     from .rng.streams import check_seed
+    from .samplers import normal  # (imported before the clock starts: Numba's import is not the demo)
 
     for option, value in (("--rows", args.rows), ("--cols", args.cols)):
         if value < 1:

@@ -76,7 +76,7 @@ def is_simulator() -> bool:
 def cuda_device_index(device: str) -> int:
     """The GPU ordinal of ``"cuda"`` (the current device) or ``"cuda:N"``; checks it exists.
 
-    ``device`` must already be lower-case and stripped (``api.check_device`` does that).
+    ``device`` must already be lower-case and stripped (``driver.check_device`` does that).
     """
     cuda = cuda_runtime(device)
     if device == "cuda":

@@ -28,7 +28,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import api, schemes
+from . import driver, samplers, schemes
 from .checkpoint import Manifest, WriteResult, plan_shards
 from .checkpoint.writer import (
     check_run_arguments,
@@ -115,7 +115,7 @@ def array(
     >>> bool(np.array_equal(x.compute(), np.asarray(fastinit.normal((100, 60), 0.0, 0.02, seed=1, name="w"))))
     True
     """
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     dt = resolve_dtype("float32" if dtype is None else dtype)
     np_dtype = dt.numpy_dtype()
     chunks = da.core.normalize_chunks(chunks, shape, dtype=np_dtype)
@@ -157,9 +157,9 @@ def _chunked(fn: Callable[..., Any]) -> Callable[..., da.Array]:
     return wrapper
 
 
-uniform = _chunked(api.uniform)
-normal = _chunked(api.normal)
-truncated_normal = _chunked(api.truncated_normal)
+uniform = _chunked(samplers.uniform)
+normal = _chunked(samplers.normal)
+truncated_normal = _chunked(samplers.truncated_normal)
 variance_scaling = _chunked(schemes.variance_scaling)
 xavier_uniform = glorot_uniform = _chunked(schemes.xavier_uniform)
 xavier_normal = glorot_normal = _chunked(schemes.xavier_normal)

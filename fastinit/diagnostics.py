@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import api
+from . import samplers
 from .schemes import Initializer, calculate_gain, get_initializer
 from .schemes.orthogonal import single_blas_thread
 
@@ -288,13 +288,13 @@ def propagate(scheme="kaiming_normal", nonlinearity: str = "relu", *, depth: int
     check_size(depth, width, batch)
     name, label, init = _initializer(scheme, nonlinearity)
     f, df = NONLINEARITIES[nonlinearity]
-    h = np.asarray(api.normal((batch, width), seed=seed, name="diagnostics.input", dtype="float64"))
+    h = np.asarray(samplers.normal((batch, width), seed=seed, name="diagnostics.input", dtype="float64"))
     # All weights first, and the matmuls on one BLAS thread: alternating fastinit's parallel fills
     # with multithreaded BLAS makes each wait for the other's spinning threads (2-10x slower).
     weights = [np.asarray(init((width, width), seed=seed, name=f"layers.{layer}.weight", dtype="float64"))
                for layer in range(1, depth + 1)]  # fmt: skip
     g = np.asarray(
-        api.normal((batch, width), seed=seed, name="diagnostics.upstream_gradient", dtype="float64")
+        samplers.normal((batch, width), seed=seed, name="diagnostics.upstream_gradient", dtype="float64")
     )
     pre, acts = [], [h]  # kept for the backward pass
     act_std, spread, saturation = [_std(h)], [_unit_spread(h)], [0.0]

@@ -730,11 +730,23 @@ def _check_no_overlap(shape, strides, argname: str) -> None:
 def _view_dlpack(obj, argname: str) -> WritableView:
     if hasattr(obj, "__dlpack_device__"):
         _check_host_device(tuple(obj.__dlpack_device__()), argname)
+    managed, versioned, imported = _consume_capsule(obj, argname)
+    try:
+        return _view_managed(managed, versioned, imported, argname)
+    except BaseException:
+        imported.release()
+        raise
+
+
+def _consume_capsule(obj, argname: str, **request) -> tuple[ctypes.Structure, bool, _ImportedTensor]:
+    """(managed tensor, versioned, its owner) from the capsule ``obj.__dlpack__(**request)``
+    returns, consumed: renamed as the array API says, so its deleter is ours to call, through
+    the owner's ``release`` (the caller releases it if it cannot use the tensor)."""
     try:
         try:
-            capsule = obj.__dlpack__(max_version=DLPACK_VERSION)
+            capsule = obj.__dlpack__(**request, max_version=DLPACK_VERSION)
         except TypeError:  # a producer older than DLPack 1.0 rejects the keyword
-            capsule = obj.__dlpack__()
+            capsule = obj.__dlpack__(**request)
     except BufferError as error:
         if getattr(obj, "requires_grad", False):
             raise TypeError(
@@ -744,7 +756,6 @@ def _view_dlpack(obj, argname: str) -> WritableView:
                 "torch.nn.init does"
             ) from error
         raise TypeError(f"{argname} cannot be exported through DLPack: {error}") from error
-
     name = _capsule_get_name_obj(capsule) if _is_capsule(capsule) else None
     if name not in (b"dltensor", b"dltensor_versioned"):
         raise TypeError(
@@ -753,16 +764,10 @@ def _view_dlpack(obj, argname: str) -> WritableView:
         )
     versioned = name == b"dltensor_versioned"
     address = _capsule_get_pointer_obj(capsule, name)
-    # From here on the deleter is ours to call (array API: rename on consumption).
     used = _NAME_USED_VERSIONED if versioned else _NAME_USED_LEGACY
     _capsule_set_name(capsule, ctypes.addressof(used))
     managed = (DLManagedTensorVersioned if versioned else DLManagedTensor).from_address(address)
-    imported = _ImportedTensor(address, managed.deleter)
-    try:
-        return _view_managed(managed, versioned, imported, argname)
-    except BaseException:
-        imported.release()
-        raise
+    return managed, versioned, _ImportedTensor(address, managed.deleter)
 
 
 def _is_capsule(obj) -> bool:
@@ -1004,25 +1009,8 @@ def _interface_view(obj, interface: dict, argname: str, writable: bool) -> Devic
 
 
 def _dlpack_device_view(obj, argname: str, writable: bool) -> DeviceView:
-    try:
-        try:
-            capsule = obj.__dlpack__(stream=1, max_version=DLPACK_VERSION)
-        except TypeError:  # a producer older than DLPack 1.0 rejects max_version
-            capsule = obj.__dlpack__(stream=1)
-    except BufferError as error:
-        raise TypeError(f"{argname} cannot be exported through DLPack: {error}") from error
-    name = _capsule_get_name_obj(capsule) if _is_capsule(capsule) else None
-    if name not in (b"dltensor", b"dltensor_versioned"):
-        raise TypeError(
-            f"{argname}.__dlpack__() returned {type(capsule).__name__} named {name!r}, "
-            "not an unconsumed DLPack capsule"
-        )
-    versioned = name == b"dltensor_versioned"
-    address = _capsule_get_pointer_obj(capsule, name)
-    used = _NAME_USED_VERSIONED if versioned else _NAME_USED_LEGACY
-    _capsule_set_name(capsule, ctypes.addressof(used))
-    managed = (DLManagedTensorVersioned if versioned else DLManagedTensor).from_address(address)
-    imported = _ImportedTensor(address, managed.deleter)
+    # stream=1: exported for the legacy default stream (see device_view)
+    managed, versioned, imported = _consume_capsule(obj, argname, stream=1)
     try:
         dtype, shape, strides, pointer = _managed_layout(
             managed, versioned, argname, writable=writable, check_device=_check_cuda_device

@@ -10,8 +10,8 @@ exact values; sparse: the number of zeros per column, a normal elsewhere).
 
 ``inspect_path(path)`` reads a ``.safetensors`` file, a checkpoint directory (or its
 ``model.safetensors.index.json``) or a manifest (a JSON manifest or a Hugging Face
-``config.json``: predictions only, there are no values). Values are read through safetensors'
-memory-mapped ``safe_open`` (numpy framework; bfloat16 through ml_dtypes) in pieces of at most
+``config.json``: predictions only, there are no values). Values are read through a read-only
+memory map (``checkpoint.safetensors_format.TensorFile``; bfloat16 through ml_dtypes) in pieces of at most
 ``chunk`` elements, so memory stays small whatever the tensor size:
 
 - mean, std (population, ddof=0), min and max over every finite value, in one streaming pass
@@ -70,7 +70,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, checkpoint_files, manifest_from_config, manifest_from_json
 from .checkpoint.files import read_regular
-from .checkpoint.safetensors_format import read_raw_header
+from .checkpoint.safetensors_format import TensorFile, read_raw_header
 from .checkpoint.writer import INDEX_NAME
 from .schemes import Initializer
 from .schemes.record import Prediction
@@ -461,9 +461,10 @@ def _test_distribution(t: TensorReport, m: _Moments, n_zero: int, alpha: float) 
 def _inspect_tensor(
     f, name: str, file: str, record: dict | None, *, chunk: int, max_samples: int, alpha: float
 ):
-    sl = f.get_slice(name)
-    shape = tuple(int(d) for d in sl.get_shape())
-    dtype = _DTYPE_NAMES.get(sl.get_dtype(), sl.get_dtype().lower())
+    code = f.dtype_code(name)
+    values = f.array(name)
+    shape = tuple(int(d) for d in values.shape)
+    dtype = _DTYPE_NAMES.get(code, code.lower())
     t = TensorReport(name, shape, dtype, file, numel=math.prod(shape))
     zero_rows: tuple[int, ...] = ()
     if record is not None:
@@ -494,7 +495,7 @@ def _inspect_tensor(
     moments, samples, mismatched, zeros = _Moments(), [], 0, 0
     zero_set = np.array(zero_rows, np.int64)
     for start, index in _pieces(shape, chunk):
-        piece = sl[index] if index else f.get_tensor(name)
+        piece = values[index] if index else values
         x = np.asarray(piece).astype(np.float64).ravel()
         moments.add(x)
         if p is not None and p.kind == "sparse":
@@ -521,7 +522,7 @@ def _inspect_tensor(
         return t
     n_zero = 0
     if zero_rows:
-        rows = np.asarray(sl[slice(zero_rows[0], zero_rows[-1] + 1)]).reshape(-1, row_len)
+        rows = np.asarray(values[slice(zero_rows[0], zero_rows[-1] + 1)]).reshape(-1, row_len)
         bad = [r for r in zero_rows if np.any(rows[r - zero_rows[0]] != 0)]
         t.checks.append(f"zeroed rows {list(zero_rows)}: " + ("not zero: " + str(bad) if bad else "zero"))
         if bad:
@@ -545,7 +546,7 @@ def _inspect_tensor(
         tol = _orthogonality_tolerance(dtype)
         t.checks.append(f"root mean square {rms:.6g}, predicted {p.std:.6g}")
         if t.numel <= GRAM_LIMIT:
-            _structure_checks(t, np.asarray(f.get_tensor(name)).astype(np.float64))
+            _structure_checks(t, np.asarray(values).astype(np.float64))
         elif not abs(rms - p.std) <= tol * max(p.std, 1e-300):
             t.flags.append(f"deviates (root mean square {rms:.4g}, the scheme gives {p.std:.4g})")
     return t
@@ -627,26 +628,22 @@ def inspect_path(path, *, select: Sequence[str] | None = None, alpha: float = AL
         files = _files(path)
     except CheckpointError as error:
         raise InspectError(str(error)) from None
-    try:
-        from safetensors import safe_open
-    except ImportError:
-        raise InspectError("reading safetensors files needs the safetensors package: pip install "
-                           "'fastinit[checkpoint]'") from None  # fmt: skip
     tensors = []
     for file in files:
         try:
-            handle = safe_open(file, framework="numpy")
-        except Exception:  # safetensors raises its own SafetensorError / OSError types
+            handle = TensorFile(file)
+        except CheckpointError as error:
+            raise InspectError(str(error)) from None
+        except (ValueError, OSError):
             raise InspectError(f"{file}: not a readable safetensors file") from None
         with handle as f:
-            metadata = f.metadata() or {}
             try:
-                records = json.loads(metadata.get("fastinit.tensors", "{}"))
+                records = json.loads(f.metadata.get("fastinit.tensors", "{}"))
             except (ValueError, RecursionError):
                 records = {}
             if not isinstance(records, dict):
                 records = {}
-            for name in sorted(f.keys(), key=_natural_key):
+            for name in sorted((e[0] for e in f.entries), key=_natural_key):
                 if not _selected(name, select):
                     continue
                 try:

@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import api
+from . import driver, samplers
 from .schemes import delta_orthogonal as _delta_orthogonal
 from .schemes import orthogonal as _orthogonal
 from .schemes import variance_scaling as _variance_scaling
@@ -133,7 +133,7 @@ def _real_param(value, argname: str) -> float:
                 f"{argname} must be a real number or a 0-d real array, got a {value.shape} {value.dtype} array"
             )
         value = float(np.asarray(value))
-    return api.check_real(value, argname)
+    return driver.check_real(value, argname)
 
 
 def _padded(spec, ndim: int):
@@ -190,7 +190,7 @@ def sharded(fn, shape, *args, sharding, seed=0, name=None, dtype=None, **params)
     >>> bool(np.array_equal(np.asarray(a), np.asarray(fastinit.normal((8, 4), 0.0, 0.02, seed=1, name="w"))))
     True
     """
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     dt = _dtype(dtype)
     sharding = _sharding(sharding, len(shape))
 
@@ -207,7 +207,7 @@ def _make(sample, default_dtype=None, complex_sample=None, jax_name=None):
 
     def init(key, shape, dtype=default_dtype, out_sharding=None):
         dtype = _dtype(dtype)
-        shape = api.check_shape(shape)
+        shape = driver.check_shape(shape)
         if dtype.kind == "c":
             if complex_sample is None:
                 raise ValueError(f"dtype argument to `{jax_name}` must be a float dtype, got {dtype.name}")
@@ -240,7 +240,7 @@ def _make(sample, default_dtype=None, complex_sample=None, jax_name=None):
 
 def _full(shape, value, dtype, out_sharding):
     dtype = _dtype(dtype)
-    ndim = len(api.check_shape(shape))
+    ndim = len(driver.check_shape(shape))
     if out_sharding is None:
         return jnp.full(shape, value, dtype)
     if isinstance(jnp.zeros((), dtype), jax.core.Tracer):  # under jax.jit (every value is traced there)
@@ -285,7 +285,7 @@ def _real_dtype(dtype) -> str:
 
 def _pair_index(shape, index):
     """The index of the real stream of shape ``shape + (2,)`` that holds ``index``'s elements."""
-    return None if index is None else (*api.normalized_index(shape, index), slice(None))
+    return None if index is None else (*driver.normalized_index(shape, index), slice(None))
 
 
 def _pairs_to_complex(pairs, dtype) -> np.ndarray:
@@ -294,14 +294,14 @@ def _pairs_to_complex(pairs, dtype) -> np.ndarray:
 
 
 def _complex_normal(shape, std, *, seed, dtype, index=None):
-    pairs = api.normal((*shape, 2), 0.0, std / math.sqrt(2), seed=seed, dtype=_real_dtype(dtype),
+    pairs = samplers.normal((*shape, 2), 0.0, std / math.sqrt(2), seed=seed, dtype=_real_dtype(dtype),
                        index=_pair_index(shape, index))  # fmt: skip
     return _pairs_to_complex(pairs.numpy(), dtype)
 
 
 def _complex_polar(shape, law, scale, *, seed, dtype, index=None):
     """r * exp(2 pi i v) * scale, r from u: JAX's uniform disk or modulus-truncated normal."""
-    uv = api.uniform((*shape, 2), seed=seed, dtype=_real_dtype(dtype), index=_pair_index(shape, index))
+    uv = samplers.uniform((*shape, 2), seed=seed, dtype=_real_dtype(dtype), index=_pair_index(shape, index))
     uv = np.asarray(uv.numpy(), dtype=np.float64)
     u, v = uv[..., 0], uv[..., 1]
     if law == "uniform":
@@ -323,7 +323,7 @@ def _complex_variance_scaling(shape, scale, mode, distribution, in_axis, out_axi
             f"(use one of {', '.join(DISTRIBUTIONS)})"
         )
     if 0 in shape:  # nothing to draw, and the fans may be 0
-        return np.zeros(api.result_shape(shape, index), dtype)
+        return np.zeros(driver.result_shape(shape, index), dtype)
     fan_in, fan_out = compute_fans(
         shape, layout="jax", in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis
     )
@@ -357,11 +357,11 @@ def _complex_orthogonal(shape, scale, column_axis, *, seed, dtype, index=None):
     if not -len(shape) <= column_axis < len(shape):
         raise ValueError(f"column_axis={column_axis} is out of range for a shape {shape}")
     if 0 in shape:
-        return np.zeros(api.result_shape(shape, index), dtype)
+        return np.zeros(driver.result_shape(shape, index), dtype)
     cols = shape[column_axis]
     q = _unitary(math.prod(shape) // cols, cols, seed=seed, dtype=dtype) * dtype.type(scale)
     q = np.moveaxis(q.reshape(tuple(np.delete(shape, column_axis)) + (cols,)), -1, column_axis)
-    return np.ascontiguousarray(q if index is None else q[api.normalized_index(shape, index)])
+    return np.ascontiguousarray(q if index is None else q[driver.normalized_index(shape, index)])
 
 
 def _complex_delta_orthogonal(shape, scale, column_axis, *, seed, dtype, index=None):
@@ -373,7 +373,7 @@ def _complex_delta_orthogonal(shape, scale, column_axis, *, seed, dtype, index=N
     w[tuple((k - 1) // 2 for k in shape[:-2])] = _complex_orthogonal(
         shape[-2:], scale, column_axis, seed=seed, dtype=dtype
     )
-    return np.ascontiguousarray(w if index is None else w[api.normalized_index(shape, index)])
+    return np.ascontiguousarray(w if index is None else w[driver.normalized_index(shape, index)])
 
 
 # ---- the initializers --------------------------------------------------------------------------
@@ -397,7 +397,7 @@ def uniform(scale=1e-2, dtype=None):
     scale = _real_param(scale, "scale")
     if scale < 0:
         raise ValueError(f"scale={scale} must be >= 0")
-    return _make(lambda shape, **kw: api.uniform(shape, 0.0, scale, **kw), dtype, jax_name="uniform")
+    return _make(lambda shape, **kw: samplers.uniform(shape, 0.0, scale, **kw), dtype, jax_name="uniform")
 
 
 def normal(stddev=1e-2, dtype=None):
@@ -410,7 +410,7 @@ def normal(stddev=1e-2, dtype=None):
     """
     stddev = _check_stddev(stddev)
     return _make(
-        lambda shape, **kw: api.normal(shape, 0.0, stddev, **kw),
+        lambda shape, **kw: samplers.normal(shape, 0.0, stddev, **kw),
         dtype,
         lambda shape, **kw: _complex_normal(shape, stddev, **kw),
     )
@@ -422,7 +422,7 @@ def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     stddev = _check_stddev(stddev)
     lower, upper = _real_param(lower, "lower"), _real_param(upper, "upper")
     return _make(
-        lambda shape, **kw: api.truncated_normal(shape, 0.0, stddev, lower=lower, upper=upper, **kw),
+        lambda shape, **kw: samplers.truncated_normal(shape, 0.0, stddev, lower=lower, upper=upper, **kw),
         dtype,
         jax_name="truncated_normal",
     )

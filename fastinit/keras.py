@@ -68,7 +68,7 @@ import random as _python_random
 import keras
 import numpy as np
 
-from . import api
+from . import driver, samplers
 from .rng.streams import check_name, check_seed
 from .schemes import constant as _constant
 from .schemes import orthogonal as _orthogonal
@@ -149,7 +149,7 @@ def _real(value, argname: str) -> float:
     """A Python float from a number or a 0-d array / backend tensor (Keras accepts those)."""
     if not isinstance(value, numbers.Real) and hasattr(value, "shape") and tuple(value.shape) == ():
         value = np.asarray(keras.ops.convert_to_numpy(value)).item()
-    return api.check_real(value, argname)
+    return driver.check_real(value, argname)
 
 
 # ---- seeds -------------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ class RandomNormal(_RandomInitializer):
         mean, stddev = _real(self.mean, "mean"), _real(self.stddev, "stddev")
         if stddev < 0:
             raise ValueError(f"stddev={stddev} must be >= 0")
-        return _to_tensor(api.normal(shape, mean, stddev, **self._stream(dtype)), dtype)
+        return _to_tensor(samplers.normal(shape, mean, stddev, **self._stream(dtype)), dtype)
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
@@ -373,7 +373,7 @@ class TruncatedNormal(_RandomInitializer):
         mean, stddev = _real(self.mean, "mean"), _real(self.stddev, "stddev")
         if stddev < 0:
             raise ValueError(f"stddev={stddev} must be >= 0")
-        values = api.truncated_normal(shape, mean, stddev, lower=-2.0, upper=2.0, **self._stream(dtype))
+        values = samplers.truncated_normal(shape, mean, stddev, lower=-2.0, upper=2.0, **self._stream(dtype))
         return _to_tensor(values, dtype)
 
     def get_config(self):
@@ -394,7 +394,7 @@ class RandomUniform(_RandomInitializer):
         minval, maxval = _real(self.minval, "minval"), _real(self.maxval, "maxval")
         if not minval <= maxval:
             raise ValueError(f"minval={minval} must be <= maxval={maxval}")
-        return _to_tensor(api.uniform(shape, minval, maxval, **self._stream(dtype)), dtype)
+        return _to_tensor(samplers.uniform(shape, minval, maxval, **self._stream(dtype)), dtype)
 
     def get_config(self):
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
@@ -411,7 +411,7 @@ class Orthogonal(_RandomInitializer):
 
     def __call__(self, shape, dtype=None):
         dtype = _float_dtype(dtype)
-        shape = api.check_shape(shape)
+        shape = driver.check_shape(shape)
         if len(shape) < 2:
             raise ValueError(f"shape={shape} must have at least 2 dimensions for Orthogonal")
         gain = _real(self.gain, "gain")
@@ -428,7 +428,7 @@ def _fill(shape, value, dtype):
     """``value`` (a number or an array broadcast to shape) as a tensor of dtype: fastinit's
     constant (rounded once) for its float dtypes, Keras's cast for the others (ints, bools)."""
     name = _dtype_name(dtype)
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     if name in _FLOATS:
         return _to_tensor(_constant(shape, value, dtype=name), name)
     return keras.ops.cast(value, name) * keras.ops.ones(shape, dtype=name)
@@ -496,7 +496,7 @@ class Identity(Initializer):
         self.gain = gain
 
     def __call__(self, shape, dtype=None):
-        shape = api.check_shape(shape)
+        shape = driver.check_shape(shape)
         if len(shape) != 2:
             raise ValueError(f"shape={shape} must have 2 dimensions for Identity")
         gain = _real(self.gain, "gain")

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from . import api, schemes, trace
+from . import driver, samplers, schemes, trace
 from .dtypes import resolve_dtype
 from .schemes import Initializer, calculate_gain, get_initializer
 from .schemes.registry import SCHEMES
@@ -290,7 +290,7 @@ def _blocks(indices, shape, index=None):
     """(global index, local index, index into ``full[index]``) triples covering the elements
     of block ``index`` (None: everything) that this rank holds; ``indices`` as from
     ``_shard_indices``."""
-    wanted = api.normalized_index(shape, index)
+    wanted = driver.normalized_index(shape, index)
     blocks = [((), (), ())]
     for held, want in zip(indices, wanted, strict=True):
         parts = _intersect(held, want)
@@ -331,7 +331,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=None, name=None):
     >>> bool(((t >= -1) & (t < 1)).all())
     True
     """
-    return _fill(tensor, api.uniform, a, b, seed=_stream_seed(seed, name, generator), name=name)
+    return _fill(tensor, samplers.uniform, a, b, seed=_stream_seed(seed, name, generator), name=name)
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=None, name=None):
@@ -342,7 +342,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=None, name=None):
     >>> t.numpy().tobytes() == fastinit.normal((3, 4), 0.0, 0.02, seed=1, name="w").tobytes()
     True
     """
-    return _fill(tensor, api.normal, mean, std, seed=_stream_seed(seed, name, generator), name=name)
+    return _fill(tensor, samplers.normal, mean, std, seed=_stream_seed(seed, name, generator), name=name)
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, seed=None, name=None):
@@ -355,7 +355,14 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, s
     0.002
     """
     return _fill(
-        tensor, api.truncated_normal, mean, std, a, b, seed=_stream_seed(seed, name, generator), name=name
+        tensor,
+        samplers.truncated_normal,
+        mean,
+        std,
+        a,
+        b,
+        seed=_stream_seed(seed, name, generator),
+        name=name,
     )
 
 

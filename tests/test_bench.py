@@ -196,10 +196,10 @@ def test_quick_settings():
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(capsys):
-    from fastinit import api
+    from fastinit import driver
 
     try:
-        api.check_device("cuda")
+        driver.check_device("cuda")
     except ValueError as error:
         message = str(error)
     else:

@@ -5,7 +5,7 @@ What is checked, and against what:
 
 - ``values``: the literal float64 values come back exactly in float64 and, in every other dtype,
   rounded once as ``constant`` rounds its value (compared with ``constant`` and with
-  ``api.round_to_dtype`` element by element); ``index=`` and ``out=`` select and write the same
+  ``dtypes.round_to_dtype`` element by element); ``index=`` and ``out=`` select and write the same
   bytes; bad, truncated, over-long, non-finite and zip-bomb data are refused with a one-line
   ValueError naming ``data``, the bomb without inflating more than the tensor's bytes.
 - ``TensorSpec.writes`` and ``TensorSpec.source``: every stored byte equals a NumPy reference
@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 
 import fastinit
 import fastinit.checkpoint as ck
-from fastinit import api
+from fastinit import driver, dtypes
 from fastinit.checkpoint import writer
 from fastinit.checkpoint.manifest import TensorSource, TensorSpec, manifest_to_json
 from fastinit.dtypes import resolve_dtype
@@ -118,7 +118,7 @@ def test_values_round_once_element_by_element(dtype):
         as_float = (got.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
     else:
         as_float = got.astype(np.float64)
-    assert as_float[:300].tolist() == [api.round_to_dtype(float(v), dtype) for v in x[:300]]
+    assert as_float[:300].tolist() == [dtypes.round_to_dtype(float(v), dtype) for v in x[:300]]
 
 
 def test_values_float64_exact_and_c_order():
@@ -435,7 +435,7 @@ def test_three_dimensional_permutations(axes):
 @pytest.mark.parametrize("with_writes", [False, True])
 def test_whole_tensor_and_structured_schemes_on_a_source(init, stream, index, axes, with_writes):
     source = TensorSource("big", stream, index, axes)
-    kept = api.result_shape(stream, index)
+    kept = driver.result_shape(stream, index)
     shape = tuple(kept[a] for a in axes)
     writes = (
         (((0,) * (len(stream) - 1)), ZEROS),
@@ -527,7 +527,7 @@ def layouts(draw):
     shape = stream
     if draw(st.booleans()):
         index = draw(index_for(stream))
-        kept = api.result_shape(stream, index)
+        kept = driver.result_shape(stream, index)
         axes = tuple(draw(st.permutations(range(len(kept)))))
         source = TensorSource("stream", stream, index, axes)
         shape = tuple(kept[a] for a in axes)

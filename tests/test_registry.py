@@ -159,7 +159,35 @@ def test_no_import_cycle_among_the_scheme_modules():
 KERNEL_MODULES = ("backends", "distributions", "rng", "_jit.py")
 
 
+def _private_attributes(path: Path) -> list[str]:
+    """``name._private`` in a fastinit source file, where ``name`` is a module or object it
+    imports from fastinit (``from . import dlpack`` then ``dlpack._LIVE``, ``FastArray._storage``)."""
+    tree = ast.parse(path.read_text())
+    package = ".".join(("fastinit", *path.relative_to(PACKAGE).parent.parts))
+    bound = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = (
+                ".".join(base + ([node.module] if node.module else [])) if node.level else node.module or ""
+            )
+            if module.startswith("fastinit"):
+                bound |= {a.asname or a.name: f"{module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            bound |= {a.asname: a.name for a in node.names if a.asname and a.name.startswith("fastinit")}
+    return [
+        f"{bound[node.value.id]}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in bound
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    ]
+
+
 def test_no_private_name_crosses_a_module_boundary():
+    # imported by name (from x import _y) or reached through an imported name (x._y)
     crossings = []
     for path in PACKAGE.rglob("*.py"):
         if path.relative_to(PACKAGE).parts[0] in KERNEL_MODULES:
@@ -171,4 +199,18 @@ def test_no_private_name_crosses_a_module_boundary():
                     for n in names
                     if n.startswith("_") and not n.startswith("__")
                 ]
+        crossings += [f"{path.relative_to(PACKAGE)}: {name}" for name in _private_attributes(path)]
     assert not crossings, crossings
+
+
+def test_the_package_never_imports_its_former_api_path():
+    # fastinit.api only re-exports, for code outside the package: inside, names come from the
+    # modules that define them (samplers, driver, dtypes)
+    users = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py" or path.parent != PACKAGE
+        for module, names in _imports(path)
+        if module == "fastinit.api" or (module == "fastinit" and "api" in names)
+    ]
+    assert not users, users

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastinit
-from fastinit import api
 from fastinit import benchmark as bm
+from fastinit import driver
 from fastinit.cli import main
 
 ONE_LINE_ERRORS = (ValueError, TypeError, OverflowError, MemoryError)
@@ -124,7 +124,7 @@ def test_non_sequence_shapes_are_refused(shape):
 @pytest.mark.parametrize("shape", [5, (2, 3), [2, 3], range(2, 4), np.array([2, 3]), (np.int64(2), 3), ()])
 def test_sequence_shapes_are_accepted(shape):
     expected = (5,) if isinstance(shape, int) else tuple(int(d) for d in shape)
-    assert api.check_shape(shape) == expected
+    assert driver.check_shape(shape) == expected
     assert fastinit.uniform(shape).shape == expected
 
 
@@ -178,12 +178,12 @@ def test_huge_slice_bounds_act_as_numpy(index):
     full = np.asarray(fastinit.uniform((3, 4), seed=1, name="w"))
     part = np.asarray(fastinit.uniform((3, 4), seed=1, name="w", index=index))
     assert part.tobytes() == full[index].tobytes()
-    normalized = api.normalized_index((3, 4), index)
+    normalized = driver.normalized_index((3, 4), index)
     assert full[normalized].tobytes() == full[index].tobytes()
     for item in normalized:  # every bound fits an int64 (numpy, torch and JAX slice with them)
         for v in (item.start, item.stop, item.step) if isinstance(item, slice) else (item,):
             assert v is None or -(2**63) <= v < 2**63
-    coords = api.index_coordinates((3, 4), index)
+    coords = driver.index_coordinates((3, 4), index)
     assert [c.dtype for c in coords] == [np.int64, np.int64]
     eye = np.asarray(fastinit.eye((3, 4), index=index))
     assert eye.tobytes() == np.eye(3, 4, dtype=np.float32)[index].tobytes()

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastinit
-from fastinit import api, dlpack
+from fastinit import dlpack, driver
 from fastinit.dtypes import DTYPES
 
 torch = pytest.importorskip("torch")
@@ -89,15 +89,15 @@ def test_np_matrix_out_of_the_wrong_shape_is_refused():
     ],
 )
 def test_the_last_guard_refuses_plans_reaching_outside_the_storage(plan, size, fits):
-    # api._check_within runs before every host kernel: the kernels index without bounds checks.
+    # driver._check_within runs before every host kernel: the kernels index without bounds checks.
     from fastinit.backends.plan import FillPlan
 
     full = FillPlan(src_strides=(0,) * len(plan["outer"]), src_base=0, src_step=1, **plan)
     if fits:
-        api._check_within(full, size)
+        driver._check_within(full, size)
     else:
         with pytest.raises(ValueError, match="^out's memory does not span"):
-            api._check_within(full, size)
+            driver._check_within(full, size)
 
 
 class LyingStrides(np.ndarray):
@@ -430,7 +430,7 @@ def out_cases(draw):
         else:
             index.append(slice(None))
     index = tuple(index) if draw(st.booleans()) else None
-    result = api.result_shape(full, index)
+    result = driver.result_shape(full, index)
     samplers = ["uniform", "uniform", "normal"] + (["orthogonal"] if ndim >= 2 else [])
     return dict(
         full=full,

@@ -5,7 +5,7 @@ interval, with the right distribution, or raises a one-line ValueError / TypeErr
 parameter. The limits of the truncated normal are checked against their exact shapes:
 
 - an interval narrow against std (or near the mean) has a nearly flat density: the sampler
-  draws the uniform on [a, b] there (see api.truncated_normal), compared with the exact
+  draws the uniform on [a, b] there (see samplers.truncated_normal), compared with the exact
   truncated-normal CDF;
 - an interval far out in a tail has an exponential-like density: compared with the exact CDF
   in local coordinates.
@@ -27,7 +27,7 @@ from scipy import special as sc
 from scipy import stats
 
 import fastinit
-from fastinit import api
+from fastinit import dtypes
 
 KS_P = 1e-4
 N = 100_000
@@ -230,7 +230,7 @@ def test_zero_std_gives_the_constant(label, call, expected, dtype):
 def test_zero_std_lower_upper_rounds_mean_once(dtype):
     """std 0 with lower/upper gives mean rounded to nearest (0.1 is no float32: it was refused)."""
     x = _values(fastinit.truncated_normal(3, 0.1, 0.0, lower=-1.0, upper=1.0, dtype=dtype))
-    assert np.all(x == api.round_to_dtype(0.1, dtype))
+    assert np.all(x == dtypes.round_to_dtype(0.1, dtype))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
@@ -238,7 +238,7 @@ def test_lower_upper_interval_between_two_dtype_values(dtype):
     """std far below ulp(mean): [mean - 2 std, mean + 2 std] holds no dtype value, and every
     value rounds to the nearest one (it was refused, naming a and b, which were not passed)."""
     x = _values(fastinit.truncated_normal(3, 0.1, 1e-20, lower=-2.0, upper=2.0, dtype=dtype))
-    assert np.all(x == api.round_to_dtype(0.1, dtype))
+    assert np.all(x == dtypes.round_to_dtype(0.1, dtype))
 
 
 def test_jax_zero_stddev():
@@ -308,7 +308,7 @@ def test_fuzz_normal(mean, std, dtype):
 @given(low=_reals, high=_reals, dtype=st.sampled_from(DTYPES))
 def test_fuzz_uniform(low, high, dtype):
     if low == high:  # the constant low, rounded up into dtype (uniform's docstring)
-        low = high = api._round_into(low, fastinit.dtypes.resolve_dtype(dtype), up=True)
+        low = high = fastinit.dtypes.ceil_to_dtype(low, dtype)
     _check(lambda: fastinit.uniform(16, low, high, seed=1, name="f", dtype=dtype), low, high, closed_hi=False)
 
 
@@ -326,9 +326,11 @@ def test_fuzz_truncated_normal_lower_upper(mean, std, lower, upper, dtype):
     lo, hi = (-math.inf if math.isnan(lo) else lo), (math.inf if math.isnan(hi) else hi)
     dt = fastinit.dtypes.resolve_dtype(dtype)
     if std == 0:  # the constant mean, rounded once to dtype
-        lo = hi = api.round_to_dtype(mean, dtype)
-    elif math.isfinite(lo + hi) and api._round_into(lo, dt, up=True) > api._round_into(hi, dt, up=False):
-        lo = hi = api.round_to_dtype(lo / 2 + hi / 2, dtype)  # between two dtype values: the nearest
+        lo = hi = dtypes.round_to_dtype(mean, dtype)
+    elif math.isfinite(lo + hi) and fastinit.dtypes.ceil_to_dtype(lo, dt) > fastinit.dtypes.floor_to_dtype(
+        hi, dt
+    ):
+        lo = hi = dtypes.round_to_dtype(lo / 2 + hi / 2, dtype)  # between two dtype values: the nearest
 
     def call():
         return fastinit.truncated_normal(

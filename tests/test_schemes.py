@@ -757,7 +757,7 @@ def test_constant_is_value_rounded_to_dtype(value, dtype):
     ids=["bf16", "f16", "bf16-negative"],
 )
 def test_constant_rounds_once_not_through_float32(value, dtype):
-    # api.round_to_dtype's contract: "value rounded once, to nearest (ties to even)". Rounding
+    # dtypes.round_to_dtype's contract: "value rounded once, to nearest (ties to even)". Rounding
     # the float64 value to float32 first lands exactly on a tie of the 16-bit dtype, which then
     # rounds to even: the wrong neighbour. (torch's constant_ rounds through float32 as well.)
     assert np.all(_values(fastinit.constant((2,), value, dtype=dtype)) == _nearest(value, dtype))

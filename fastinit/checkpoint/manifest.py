@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import api
+from .. import driver
 from ..dtypes import DType, resolve_dtype
 from ..rng.streams import check_name
 from ..schemes import Initializer, get_initializer
@@ -92,7 +92,7 @@ def _normalized(shape: tuple[int, ...], index, what: str) -> tuple:
     if not isinstance(index, tuple):
         raise CheckpointError(f"{what} must be a tuple of ints and slices, got {type(index).__name__}")
     try:
-        items = api.normalized_index(shape, index)
+        items = driver.normalized_index(shape, index)
     except (TypeError, ValueError, OverflowError) as error:
         raise CheckpointError(f"{what}: {error}") from None
     # a slice selecting nothing as slice(0, 0, 1) (normalized_index can give slice(-1, None, 1),
@@ -223,7 +223,7 @@ class TensorSource:
         where = f"source {self.name!r}"
         try:
             check_name(self.name)
-            shape = api.check_shape(self.shape, "shape")
+            shape = driver.check_shape(self.shape, "shape")
         except (TypeError, ValueError) as error:
             raise CheckpointError(f"{where}: {error}") from None
         index = _normalized(shape, self.index, f"{where}: index")

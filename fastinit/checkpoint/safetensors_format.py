@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import struct
+
+import numpy as np
 
 from ..dtypes import DType, resolve_dtype
 from .files import open_regular, shown
 
 __all__ = ["SAFETENSORS_DTYPES", "ITEMSIZE", "MAX_HEADER_BYTES", "build_header", "read_header", "read_raw_header",
-           "HeaderEntry"]  # fmt: skip
+           "HeaderEntry", "TensorFile"]  # fmt: skip
 
 SAFETENSORS_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16"}
 _FROM_CODE = {code: name for name, code in SAFETENSORS_DTYPES.items()}
@@ -28,6 +31,9 @@ _FROM_CODE = {code: name for name, code in SAFETENSORS_DTYPES.items()}
 ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
             "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
+# the NumPy dtype of each code that has one (BF16: ml_dtypes.bfloat16, see TensorFile.array)
+_NUMPY_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+                 "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}  # fmt: skip
 
 
 class HeaderEntry:
@@ -141,3 +147,52 @@ def read_header(path) -> tuple[dict[str, str], list[HeaderEntry], int]:
             raise ValueError(f"{path}: tensor {shown(name)} has dtype {code}, which fastinit does not handle")
         entries.append(HeaderEntry(name, resolve_dtype(_FROM_CODE[code]), shape, begin, end))
     return metadata, entries, data_start
+
+
+class TensorFile:
+    """The tensors of a safetensors file, read through a read-only memory map: ``metadata``,
+    ``entries`` (name, dtype code, shape, begin, end) in file order, and ``array(name)``, a
+    NumPy view that reads the file only where it is used. The header is checked as
+    ``read_raw_header`` checks it; use it as a context manager (it closes the map).
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.metadata, self.entries, self._data_start = read_raw_header(self.path)
+        self._by_name = {e[0]: e for e in self.entries}
+        with os.fdopen(open_regular(self.path), "rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def dtype_code(self, name: str) -> str:
+        """The safetensors dtype code of the tensor ``name`` ("F32", "BF16", "I64", ...)."""
+        return self._by_name[name][1]
+
+    def array(self, name: str) -> np.ndarray:
+        """The tensor ``name`` as a read-only array; TypeError for a dtype NumPy cannot hold
+        (bfloat16 without ml_dtypes, the float8 codes)."""
+        _, code, shape, begin, end = self._by_name[name]
+        if code == "BF16":
+            try:
+                import ml_dtypes
+            except ImportError:
+                raise TypeError("bfloat16 has no NumPy dtype without the ml_dtypes package "
+                                "(pip install ml_dtypes)") from None  # fmt: skip
+            dtype = np.dtype(ml_dtypes.bfloat16)
+        elif code in _NUMPY_DTYPES:
+            dtype = np.dtype(_NUMPY_DTYPES[code])
+        else:
+            raise TypeError(f"dtype {code} has no NumPy dtype")
+        count = (end - begin) // dtype.itemsize
+        return np.frombuffer(self._map, dtype, count, self._data_start + begin).reshape(shape)
+
+    def close(self) -> None:
+        try:
+            self._map.close()
+        except BufferError:  # arrays still view the map: it closes when the last one goes
+            pass
+
+    def __enter__(self) -> TensorFile:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

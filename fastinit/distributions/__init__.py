@@ -1,7 +1,8 @@
 """Per-element pure functions: the distributions, the special functions they need, rounding.
 
 Distribution codes and parameter layouts shared by every backend. ``params`` is a float64
-vector of ``N_PARAMS`` values, prepared once per call by ``fastinit.api``:
+vector of ``N_PARAMS`` values, prepared once per call by ``fastinit.samplers`` (the truncated
+normal's by ``truncnormal_params``):
 
 ==================  ========================================================================
 code                params

@@ -27,7 +27,7 @@ left) and Qinv by Newton's method on log Q (special.log_norm_sf_inverse). The ca
 every value to [a, b] (rounded into the output dtype), so the support is exact.
 
 The limits are handled by the caller's choice of kernel and parameters, with no kernel of
-their own (fastinit.api._truncnorm_regime). An interval the quantile cannot resolve to 1/4096
+their own (truncnormal_params.regime). An interval the quantile cannot resolve to 1/4096
 of its width is drawn by the uniform kernel where its density is flat to within that, or else
 (one side of the mean) by the tail form moved to alpha' = 8 with the same bound and rate
 alpha' / std. An interval beyond 4096 sigma (exponential) is moved to alpha' = 4096 likewise,

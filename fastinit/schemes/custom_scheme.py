@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import api
+from .. import driver, dtypes, samplers
 from ..backends import cpu
 from ..typing import ArrayOut, DeviceLike, Draw, DTypeLike, IndexLike, SeedLike, ShapeLike
 from .record import Prediction, Scheme
@@ -24,7 +24,11 @@ from .record import Prediction, Scheme
 __all__ = ["DRAWS", "REGISTERED", "function_path", "register_custom", "registered_function", "custom_scheme",
            "RECORDS"]  # fmt: skip
 
-DRAWS = {"uniform": api.uniform, "normal": api.normal, "truncated_normal": api.truncated_normal}
+DRAWS = {
+    "uniform": samplers.uniform,
+    "normal": samplers.normal,
+    "truncated_normal": samplers.truncated_normal,
+}
 # 'module:qualname' -> function: the only custom functions a config (a file) may name. A config
 # is data: it is never a reason to import a module.
 REGISTERED: dict[str, Callable[..., Any]] = {}
@@ -91,22 +95,22 @@ def custom_scheme(
                          "or pass --allow-import MODULE on the command line")  # fmt: skip
     if not callable(fn):
         raise TypeError(f"the custom scheme's function must be callable, got {type(fn).__name__}")
-    dt = api.output_dtype(dtype, out)
+    dt = driver.output_dtype(dtype, out)
     compute = "float64" if dt.compute == 64 else "float32"
-    api.target_device(device, out)  # a bad device fails before any work
+    driver.target_device(device, out)  # a bad device fails before any work
     # the function is compiled for the CPU: draw and apply there, then deliver to the device
     base = DRAWS[draw](shape, **(draw_params or {}), seed=seed, name=name, dtype=compute, index=index)
     values = base.raw
     if values.size:
         cpu.elementwise_kernel(fn)(values.reshape(-1))
         _check_representable(fn, values, dt)
-    return api.deliver(np.asarray(values), shape, dtype=dt, device=device, index=index, out=out)
+    return driver.deliver(np.asarray(values), shape, dtype=dt, device=device, index=index, out=out)
 
 
 def _check_representable(fn, values: np.ndarray, dt) -> None:
     """Refuse results the output dtype cannot hold (they would be delivered as inf) and NaN."""
     largest = float(np.max(np.abs(values)))  # (NaN propagates)
-    if math.isnan(largest) or math.isinf(api.round_to_dtype(largest, dt)):
+    if math.isnan(largest) or math.isinf(dtypes.round_to_dtype(largest, dt)):
         name = getattr(getattr(fn, "py_func", fn), "__qualname__", type(fn).__name__)
         what = "NaN" if math.isnan(largest) else f"{largest:g}, beyond the largest finite {dt.name}"
         raise ValueError(f"custom function {name!r} returned {what}")

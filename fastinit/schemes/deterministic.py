@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .. import api
+from .. import driver, dtypes
 from ..distributions import UNIFORM
 from ..rng.streams import check_name, check_seed
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, SeedLike, ShapeLike
@@ -59,23 +59,23 @@ def constant(
         value = value[()]
     if not isinstance(value, numbers.Number) and not isinstance(value, np.generic):
         return _constant_array(shape, value, dtype, device, index, out)
-    value = api.check_real(value, "value", allow_inf=True)
-    dt = api.output_dtype(dtype, out)
-    v = api.round_to_dtype(value, dt)
+    value = driver.check_real(value, "value", allow_inf=True)
+    dt = driver.output_dtype(dtype, out)
+    v = dtypes.round_to_dtype(value, dt)
     if math.isinf(v) and not math.isinf(value):  # as torch's fill_, never a silent overflow
         raise ValueError(f"value={value!r} is beyond the largest finite {dt.name}; pass inf to fill with inf")
     # u * (+-0) + v: the scale's sign keeps v = -0.0 negative (+0 + -0 would give +0)
     params = np.array([v, math.copysign(0.0, v), v, v, 0.0, 0.0, 0.0, 0.0])
-    return api.sample(
+    return driver.sample(
         shape, UNIFORM, params, seed=0, name=None, dtype=dt, device=device, index=index, out=out
     )
 
 
 def _constant_array(shape, value, dtype, device, index, out):
     """``constant`` for an array ``value``: broadcast to shape, rounded once to dtype."""
-    shape = api.check_shape(shape)
-    api.target_device(device, out)  # a bad device fails before the host work
-    dt = api.output_dtype(dtype, out)
+    shape = driver.check_shape(shape)
+    driver.target_device(device, out)  # a bad device fails before the host work
+    dt = driver.output_dtype(dtype, out)
     try:
         x = np.asarray(value)
     except (TypeError, ValueError):  # ragged nesting, objects NumPy cannot hold as an array
@@ -91,10 +91,12 @@ def _constant_array(shape, value, dtype, device, index, out):
         fits = False
     if not fits:
         raise ValueError(f"value of shape {x.shape} does not broadcast to shape {shape}")
-    api.result_shape(shape, index)  # (validates index)
+    driver.result_shape(shape, index)  # (validates index)
     rounded = np.broadcast_to(_round_once(x, dt.name, "value"), shape)
     selected = rounded if index is None else rounded[index]
-    return api.deliver(np.ascontiguousarray(selected), shape, dtype=dt, device=device, index=index, out=out)
+    return driver.deliver(
+        np.ascontiguousarray(selected), shape, dtype=dt, device=device, index=index, out=out
+    )
 
 
 def zeros(
@@ -136,13 +138,13 @@ def ones(
 
 
 def _deliver_mask(shape, mask_fn, dtype, device, index, out):
-    coords = api.index_coordinates(shape, index)
+    coords = driver.index_coordinates(shape, index)
     grids = np.ix_(*coords) if coords else ()
-    dt = api.output_dtype(dtype, out)
+    dt = driver.output_dtype(dtype, out)
     values = np.broadcast_to(mask_fn(*grids), tuple(len(c) for c in coords)).astype(
         np.float64 if dt.compute == 64 else np.float32
     )
-    return api.deliver(values.reshape(api.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
+    return driver.deliver(values.reshape(driver.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
                        out=out)  # fmt: skip
 
 
@@ -165,7 +167,7 @@ def eye(
     """
     check_seed(seed)
     check_name(name)
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     if len(shape) != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     return _deliver_mask(shape, lambda r, c: r == c, dtype, device, index, out)
@@ -195,7 +197,7 @@ def dirac(
     """
     check_seed(seed)
     check_name(name)
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     if len(shape) not in (3, 4, 5):
         raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
@@ -344,15 +346,15 @@ def values(
     """
     check_seed(seed)
     check_name(name)
-    shape = api.check_shape(shape)
-    api.target_device(device, out)  # a bad device fails before the host work
-    dt = api.output_dtype(dtype, out)
+    shape = driver.check_shape(shape)
+    driver.target_device(device, out)  # a bad device fails before the host work
+    dt = driver.output_dtype(dtype, out)
     if not isinstance(data, str):  # (before the cache, which hashes it)
         raise TypeError(f"data must be a str ({_DATA_FORM}), got {type(data).__name__}")
-    api.result_shape(shape, index)  # (validates index: fastinit's index= is NumPy basic indexing)
+    driver.result_shape(shape, index)  # (validates index: fastinit's index= is NumPy basic indexing)
     full = _rounded(data, math.prod(shape), dt.name).reshape(shape)
     selected = full if index is None else full[index]
-    return api.deliver(np.asarray(selected), shape, dtype=dt, device=device, index=index, out=out)
+    return driver.deliver(np.asarray(selected), shape, dtype=dt, device=device, index=index, out=out)
 
 
 # ---- the registry's records: the values are known, so the prediction is exact ----------------

@@ -23,7 +23,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
-from .. import api
+from .. import driver
 from ..typing import AxesLike, Layout, Nonlinearity, ShapeLike
 
 __all__ = ["calculate_gain", "compute_fans", "LAYOUTS"]
@@ -123,7 +123,7 @@ def compute_fans(
     >>> compute_fans((512, 8, 64), layout="keras", input_axes=[0], output_axes=[1, 2])
     (512, 512)
     """
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     if not isinstance(layout, str) or layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r} is not one of {', '.join(map(repr, LAYOUTS))}")
     if layout != "keras" and (input_axes is not None or output_axes is not None):

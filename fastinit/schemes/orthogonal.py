@@ -39,11 +39,12 @@ import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .. import api
+from .. import driver, dtypes, samplers
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, QRBackend, RealLike, SeedLike, ShapeLike
 from .record import Prediction, Scheme
 
@@ -240,60 +241,17 @@ class _CupyGPU:
 GPU_QR = {"torch": _TorchGPU, "cupy": _CupyGPU}
 
 
-def _orthogonal_gpu(target, qr, shape, gain, batch_dims, column_axis, coords, rows, cols, flat_batch,
-                    dt, compute, seed, name, index, out):  # fmt: skip
-    from ..backends import cuda as backend
-
-    device_index = int(target[5:]) if target != "cuda" else backend.out_index(out)
-    gpu = GPU_QR[qr](device_index)
-    batch_shape, mshape = shape[:batch_dims], shape[batch_dims:]
-    nbatch = len(flat_batch)
-    gaussian = gpu.empty((nbatch, rows, cols), compute)
-    per_matrix = rows * cols
-    total = math.prod(batch_shape) * per_matrix
-    start = 0
-    while start < nbatch:  # one sampler call per run of consecutive batch elements
-        stop = start + 1
-        while stop < nbatch and flat_batch[stop] == flat_batch[stop - 1] + 1:
-            stop += 1
-        first = flat_batch[start]
-        api.normal((total,), seed=seed, name=name, dtype=compute, out=gaussian[start:stop].reshape(-1),
-                   index=slice(first * per_matrix, (first + stop - start) * per_matrix))  # fmt: skip
-        start = stop
-    tall = rows >= cols
-    q = gpu.haar(gaussian if tall else gpu.transpose(gaussian))
-    q = q if tall else gpu.transpose(q)
-    if gain != 1.0:
-        q = q * compute(gain)
-    if column_axis is None:
-        full = q.reshape((nbatch, *mshape))
-    else:
-        rest = tuple(d for i, d in enumerate(mshape) if i != column_axis)
-        full = gpu.moveaxis(q.reshape((nbatch, *rest, cols)), -1, 1 + column_axis)
-    full = full.reshape(tuple(len(c) for c in coords[:batch_dims]) + mshape)
-    wanted = api.normalized_index(shape, index)
-    selection = (
-        tuple(0 if isinstance(w, int) else slice(None) for w in wanted[:batch_dims]) + wanted[batch_dims:]
-    )
-    values = gpu.select(full, selection)
-    return api.deliver(values, shape, dtype=dt, device=f"cuda:{device_index}", index=index, out=out)
-
-
 def _haar_matrices(gaussian: np.ndarray, qr: str = "scipy") -> np.ndarray:
-    """Orthogonalize each (rows, cols) matrix of a (batch, rows, cols) stack."""
+    """Orthogonalize each tall (rows >= cols) matrix of a (batch, rows, cols) stack."""
     batch, rows, cols = gaussian.shape
-    tall = rows >= cols
     factor = QR_BACKENDS[qr]
     if batch == 1:  # no stacking copy for the common single matrix
         with factorization_threads(rows * cols):
-            q = factor(gaussian[0] if tall else gaussian[0].T)
-        return (q if tall else q.T)[None]
+            return factor(gaussian[0])[None]
     out = np.empty_like(gaussian)
 
     def one(b):
-        a = gaussian[b] if tall else gaussian[b].T
-        q = factor(a)
-        out[b] = q if tall else q.T
+        out[b] = factor(gaussian[b])
 
     with factorization_threads(rows * cols):
         if rows * cols >= _MULTITHREAD_QR:
@@ -303,6 +261,82 @@ def _haar_matrices(gaussian: np.ndarray, qr: str = "scipy") -> np.ndarray:
             with ThreadPoolExecutor(max_workers=min(batch, os.cpu_count() or 1)) as pool:
                 list(pool.map(one, range(batch)))
     return out
+
+
+class _HostQR:
+    """GPU_QR's interface on NumPy arrays, factoring with LAPACK (``QR_BACKENDS[qr]``)."""
+
+    def __init__(self, qr: str):
+        self.qr = qr
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def haar(self, a):
+        return _haar_matrices(a, self.qr)
+
+    def transpose(self, a):
+        return np.swapaxes(a, -1, -2)
+
+    def moveaxis(self, a, source, destination):
+        return np.moveaxis(a, source, destination)
+
+    def select(self, a, selection):
+        return a[selection]
+
+
+@dataclass(frozen=True)
+class _Factoring:
+    """The matrices ``orthogonal`` factors for one call: ``rows`` x ``cols`` each, one per
+    batch element the index touches (``flat_batch``: their flat positions in the batch, in
+    order); ``coords`` are the index's coordinates per dimension of ``shape``."""
+
+    shape: tuple[int, ...]
+    batch_dims: int
+    column_axis: int | None
+    rows: int
+    cols: int
+    flat_batch: list[int]
+    coords: list[np.ndarray]
+
+
+def _orthogonal_values(ops, m: _Factoring, gain: float, compute, *, seed, name, index):
+    """The selected values of ``orthogonal``, computed with ``ops`` (``_HostQR`` or a
+    ``GPU_QR`` class): the Gaussian batch, its Haar factors times gain, laid out as the shape."""
+    batch_shape, mshape = m.shape[: m.batch_dims], m.shape[m.batch_dims :]
+    nbatch = len(m.flat_batch)
+    gaussian = ops.empty((nbatch, m.rows, m.cols), compute)
+    per_matrix = m.rows * m.cols
+    total = math.prod(batch_shape) * per_matrix
+    start = 0
+    while start < nbatch:  # one sampler call per run of consecutive batch elements
+        stop = start + 1
+        while stop < nbatch and m.flat_batch[stop] == m.flat_batch[stop - 1] + 1:
+            stop += 1
+        first = m.flat_batch[start]
+        samplers.normal((total,), seed=seed, name=name, dtype=compute, out=gaussian[start:stop].reshape(-1),
+                        index=slice(first * per_matrix, (first + stop - start) * per_matrix))  # fmt: skip
+        start = stop
+    # the tall orientation is factored (the work is along the smaller dimension)
+    tall = m.rows >= m.cols
+    q = ops.haar(gaussian if tall else ops.transpose(gaussian))
+    q = q if tall else ops.transpose(q)
+    if gain != 1.0:
+        q = q * compute(gain)
+    if m.column_axis is None:
+        full = q.reshape((nbatch, *mshape))
+    else:
+        rest = tuple(d for i, d in enumerate(mshape) if i != m.column_axis)
+        full = ops.moveaxis(q.reshape((nbatch, *rest, m.cols)), -1, 1 + m.column_axis)
+    # Select the indexed elements with basic slicing: the batch elements generated are already
+    # the selected ones, in order; ints on batch dimensions drop them.
+    full = full.reshape(tuple(len(c) for c in m.coords[: m.batch_dims]) + mshape)
+    wanted = driver.normalized_index(m.shape, index)
+    selection = (
+        tuple(0 if isinstance(w, int) else slice(None) for w in wanted[: m.batch_dims])
+        + wanted[m.batch_dims :]
+    )
+    return ops.select(full, selection)
 
 
 def orthogonal(
@@ -333,8 +367,8 @@ def orthogonal(
     >>> bool(np.allclose(q.T @ q, np.eye(32), atol=1e-5))
     True
     """
-    shape = api.check_shape(shape)
-    gain = api.check_real(gain, "gain")
+    shape = driver.check_shape(shape)
+    gain = driver.check_real(gain, "gain")
     if isinstance(batch_dims, bool) or not isinstance(batch_dims, int) or batch_dims < 0:
         raise ValueError(f"batch_dims={batch_dims!r} must be an int >= 0")
     batch_shape, mshape = shape[:batch_dims], shape[batch_dims:]
@@ -343,7 +377,7 @@ def orthogonal(
             "Only tensors with 2 or more dimensions are supported"
             + (f" (after the {batch_dims} batch dimensions)" if batch_dims else "")
         )
-    target = api.target_device(device, out)
+    target = driver.target_device(device, out)
     if target == "cpu":
         qr = "scipy" if qr is None else qr
         if qr not in QR_BACKENDS:
@@ -358,14 +392,14 @@ def orthogonal(
         if not -len(mshape) <= column_axis < len(mshape):
             raise ValueError(f"column_axis={column_axis} is out of range for a matrix shape {mshape}")
         column_axis %= len(mshape)
-    dt = api.output_dtype(dtype, out)
+    dt = driver.output_dtype(dtype, out)
     compute = np.float64 if dt.compute == 64 else np.float32
     # entries of Q reach nearly 1 in magnitude: gain itself must be a finite, nonzero value of dt
-    if math.isinf(api.round_to_dtype(gain, dt)) or (gain != 0 and api.round_to_dtype(gain, dt) == 0):
+    if math.isinf(dtypes.round_to_dtype(gain, dt)) or (gain != 0 and dtypes.round_to_dtype(gain, dt) == 0):
         raise ValueError(f"gain={gain} is {'too large' if abs(gain) > 1 else 'too small'} for {dt.name}")
-    coords = api.index_coordinates(shape, index)
-    if 0 in shape or 0 in api.result_shape(shape, index):  # nothing to factor / rank
-        return api.deliver(np.zeros(api.result_shape(shape, index), compute), shape, dtype=dt, device=device,
+    coords = driver.index_coordinates(shape, index)
+    if 0 in shape or 0 in driver.result_shape(shape, index):  # nothing to factor / rank
+        return driver.deliver(np.zeros(driver.result_shape(shape, index), compute), shape, dtype=dt, device=device,
                            index=index, out=out)  # fmt: skip
     if column_axis is None:
         rows, cols = mshape[0], math.prod(mshape[1:])
@@ -378,38 +412,16 @@ def orthogonal(
         flat_batch = np.ravel_multi_index(tuple(g.ravel() for g in grids), batch_shape).tolist()
     else:
         flat_batch = [0]
-    if target != "cpu":
-        return _orthogonal_gpu(target, qr, shape, gain, batch_dims, column_axis, coords, rows, cols, flat_batch,
-                               dt, compute, seed, name, index, out)  # fmt: skip
-    nbatch = len(flat_batch)
-    gaussian = np.empty((nbatch, rows, cols), compute)
-    per_matrix = rows * cols
-    total = math.prod(batch_shape) * per_matrix
-    start = 0
-    while start < nbatch:  # one sampler call per run of consecutive batch elements
-        stop = start + 1
-        while stop < nbatch and flat_batch[stop] == flat_batch[stop - 1] + 1:
-            stop += 1
-        first = flat_batch[start]
-        api.normal((total,), seed=seed, name=name, dtype=compute, out=gaussian[start:stop].reshape(-1),
-                   index=slice(first * per_matrix, (first + stop - start) * per_matrix))  # fmt: skip
-        start = stop
-    q = _haar_matrices(gaussian, qr)
-    if gain != 1.0:
-        q *= compute(gain)
-    if column_axis is None:
-        full = q.reshape((nbatch, *mshape))
+    factoring = _Factoring(shape, batch_dims, column_axis, rows, cols, flat_batch, coords)
+    if target == "cpu":
+        ops, device = _HostQR(qr), "cpu"
     else:
-        rest = tuple(d for i, d in enumerate(mshape) if i != column_axis)
-        full = np.moveaxis(q.reshape((nbatch, *rest, cols)), -1, 1 + column_axis)
-    # Select the indexed elements with basic slicing (a view): the batch elements generated are
-    # already the selected ones, in order; ints on batch dimensions drop them.
-    full = full.reshape(tuple(len(c) for c in coords[:batch_dims]) + mshape)
-    wanted = api.normalized_index(shape, index)
-    selection = (
-        tuple(0 if isinstance(w, int) else slice(None) for w in wanted[:batch_dims]) + wanted[batch_dims:]
-    )
-    return api.deliver(full[selection], shape, dtype=dt, device=device, index=index, out=out)
+        from ..backends import cuda as backend
+
+        device_index = int(target[5:]) if target != "cuda" else backend.out_index(out)
+        ops, device = GPU_QR[qr](device_index), f"cuda:{device_index}"
+    values = _orthogonal_values(ops, factoring, gain, compute, seed=seed, name=name, index=index)
+    return driver.deliver(values, shape, dtype=dt, device=device, index=index, out=out)
 
 
 def delta_orthogonal(
@@ -436,25 +448,25 @@ def delta_orthogonal(
     >>> float(np.abs(w[0, 0]).max()), w[1, 1].shape
     (0.0, (16, 32))
     """
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     if len(shape) not in (3, 4, 5):
         raise ValueError(f"Delta orthogonal initializer requires a 3D, 4D or 5D shape, got {shape}")
     if shape[-1] < shape[-2]:
         raise ValueError("`fan_in` must be less or equal than `fan_out`. ")
-    api.target_device(device, out)  # a bad device fails before the host work
-    dt = api.output_dtype(dtype, out)
+    driver.target_device(device, out)  # a bad device fails before the host work
+    dt = driver.output_dtype(dtype, out)
     compute = np.float64 if dt.compute == 64 else np.float32
     centre = tuple((k - 1) // 2 for k in shape[:-2])
     matrix = np.asarray(orthogonal(shape[-2:], gain, column_axis=column_axis, seed=seed, name=name,
                                    dtype=compute))  # fmt: skip
-    coords = api.index_coordinates(shape, index)
+    coords = driver.index_coordinates(shape, index)
     values = np.zeros(tuple(len(c) for c in coords), compute)
     hit = [np.nonzero(c == k)[0] for c, k in zip(coords[:-2], centre, strict=True)]
     if all(len(h) for h in hit):
         values[np.ix_(*hit, np.arange(len(coords[-2])), np.arange(len(coords[-1])))] = matrix[
             np.ix_(coords[-2], coords[-1])
         ]
-    return api.deliver(values.reshape(api.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
+    return driver.deliver(values.reshape(driver.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
                        out=out)  # fmt: skip
 
 

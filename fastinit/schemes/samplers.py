@@ -1,12 +1,12 @@
 """The records of the plain samplers as schemes: ``uniform``, ``normal`` and ``truncated_normal``
-(their functions are the public samplers of ``fastinit.api``)."""
+(their functions are the public samplers of ``fastinit.samplers``)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from .. import api
+from ..samplers import normal, truncated_normal, uniform
 from .record import Prediction, Scheme, exact_prediction
 
 __all__ = ["RECORDS"]
@@ -45,7 +45,7 @@ def _predict_truncated_normal(a: dict[str, Any]) -> Prediction:
 
 
 RECORDS = (
-    Scheme("uniform", api.uniform, whole_tensor=False, predict=_predict_uniform),
-    Scheme("normal", api.normal, whole_tensor=False, predict=_predict_normal),
-    Scheme("truncated_normal", api.truncated_normal, whole_tensor=False, predict=_predict_truncated_normal),
+    Scheme("uniform", uniform, whole_tensor=False, predict=_predict_uniform),
+    Scheme("normal", normal, whole_tensor=False, predict=_predict_normal),
+    Scheme("truncated_normal", truncated_normal, whole_tensor=False, predict=_predict_truncated_normal),
 )

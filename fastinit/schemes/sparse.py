@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import api
+from .. import driver, samplers
 from ..distributions import UNIFORM
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, RealLike, SeedLike, ShapeLike
 from .record import Prediction, Scheme
@@ -45,34 +45,34 @@ def sparse(
     >>> (w == 0).sum(axis=0).tolist()
     [3, 3, 3, 3]
     """
-    shape = api.check_shape(shape)
+    shape = driver.check_shape(shape)
     if len(shape) != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    sparsity = api.check_real(sparsity, "sparsity")
+    sparsity = driver.check_real(sparsity, "sparsity")
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"sparsity={sparsity} must be in [0, 1]")
-    std = api.check_real(std, "std")
+    std = driver.check_real(std, "std")
     if std < 0:
         raise ValueError(f"std={std} must be >= 0")
-    api.target_device(device, out)  # a bad device fails before the host work
-    dt = api.output_dtype(dtype, out)
+    driver.target_device(device, out)  # a bad device fails before the host work
+    dt = driver.output_dtype(dtype, out)
     compute = "float64" if dt.compute == 64 else "float32"
-    if 0 in shape or 0 in api.result_shape(shape, index):  # nothing to factor / rank
-        return api.normal(shape, 0.0, 0.0, dtype=dt, device=device, index=index, out=out)
-    rows, cols = api.normalized_index(shape, index)
+    if 0 in shape or 0 in driver.result_shape(shape, index):  # nothing to factor / rank
+        return samplers.normal(shape, 0.0, 0.0, dtype=dt, device=device, index=index, out=out)
+    rows, cols = driver.normalized_index(shape, index)
     # Ranking needs whole columns: generate every row of the indexed columns, then select rows.
     columns = (slice(None), cols)
-    values = np.asarray(api.normal(shape, 0.0, std, seed=seed, name=name, dtype=compute, index=columns))
+    values = np.asarray(samplers.normal(shape, 0.0, std, seed=seed, name=name, dtype=compute, index=columns))
     num_zeros = math.ceil(sparsity * shape[0])
     if num_zeros and values.size:
-        keys = np.asarray(api.sample(shape, UNIFORM, _UNIT_INTERVAL, seed=seed, name=name, dtype="float64",
+        keys = np.asarray(driver.sample(shape, UNIFORM, _UNIT_INTERVAL, seed=seed, name=name, dtype="float64",
                                      index=columns, substream=1))  # fmt: skip
         keys = keys.reshape(shape[0], -1)
         zero_rows = np.argsort(keys, axis=0, kind="stable")[:num_zeros]
         values = values.reshape(shape[0], -1).copy()
         np.put_along_axis(values, zero_rows, 0, axis=0)
     selected = values.reshape(shape[0], -1)[rows]
-    return api.deliver(selected.reshape(api.result_shape(shape, index)), shape, dtype=dt, device=device,
+    return driver.deliver(selected.reshape(driver.result_shape(shape, index)), shape, dtype=dt, device=device,
                        index=index, out=out)  # fmt: skip
 
 

@@ -40,7 +40,7 @@ import numbers
 from collections.abc import Callable
 from typing import Any, Literal
 
-from .. import api
+from .. import driver, dtypes, samplers
 from ..distributions.normal import NORMAL_MAX_Z_F32, NORMAL_MAX_Z_F64
 from ..dtypes import largest_finite
 from ..typing import (
@@ -89,27 +89,29 @@ def _draw(shape, distribution, std, bound, common, source=None):
     when the output dtype cannot hold them.
     """
     if _empty(shape):  # nothing to draw (and fans may be 0): an empty array of the right kind
-        return api.normal(shape, 0.0, 0.0, **common)
+        return samplers.normal(shape, 0.0, 0.0, **common)
     if source is not None:
         _check_spread(distribution, std, bound, source, common)
     if distribution == "truncated_normal":
-        return api.truncated_normal(shape, 0.0, std / TRUNCATED_NORMAL_STD, lower=-2.0, upper=2.0, **common)
+        return samplers.truncated_normal(
+            shape, 0.0, std / TRUNCATED_NORMAL_STD, lower=-2.0, upper=2.0, **common
+        )
     if distribution in ("normal", "untruncated_normal"):
-        return api.normal(shape, 0.0, std, **common)
-    return api.uniform(shape, -bound, bound, **common)
+        return samplers.normal(shape, 0.0, std, **common)
+    return samplers.uniform(shape, -bound, bound, **common)
 
 
 def _check_spread(distribution, std, bound, source, common) -> None:
     """Refuse a std / bound the output dtype cannot hold, naming the user's parameter: values
     beyond its range (inf) or a spread that rounds to 0 (all zeros) when the parameter is not 0."""
     argname, value = source
-    dt = api.output_dtype(common["dtype"], common["out"])
+    dt = driver.output_dtype(common["dtype"], common["out"])
     if distribution == "uniform":
         spread, what = bound, "a bound"
         # the sampler forms high - low = 2 bound in the compute precision
         reach, limit = (
             2 * bound,
-            min(2 * largest_finite(dt), largest_finite(api.resolve_dtype(f"float{dt.compute}"))),
+            min(2 * largest_finite(dt), largest_finite(dtypes.resolve_dtype(f"float{dt.compute}"))),
         )
     elif distribution == "truncated_normal":
         spread, what = std, "a std"
@@ -120,18 +122,18 @@ def _check_spread(distribution, std, bound, source, common) -> None:
     if not reach <= limit:
         raise ValueError(f"{argname}={value} gives {what} of {spread:g}: values beyond the largest {dt.name} "
                          f"({largest_finite(dt):g})")  # fmt: skip
-    if value != 0 and api.round_to_dtype(spread, dt) == 0:
+    if value != 0 and dtypes.round_to_dtype(spread, dt) == 0:
         where = "float64" if spread == 0 else dt.name
         raise ValueError(f"{argname}={value} is too small: {what} derived from it underflows to 0 in {where}")
 
 
 def _fans(shape, layout, in_axis, out_axis, batch_axis, input_axes=None, output_axes=None):
-    return compute_fans(api.check_shape(shape), layout=layout, in_axis=in_axis, out_axis=out_axis,
+    return compute_fans(driver.check_shape(shape), layout=layout, in_axis=in_axis, out_axis=out_axis,
                         batch_axis=batch_axis, input_axes=input_axes, output_axes=output_axes)  # fmt: skip
 
 
 def _empty(shape) -> bool:
-    return 0 in api.check_shape(shape)
+    return 0 in driver.check_shape(shape)
 
 
 def variance_scaling(
@@ -166,7 +168,7 @@ def variance_scaling(
     >>> round(float(w.std() * np.sqrt(512 / 2.0)), 2)
     1.0
     """
-    scale = api.check_real(scale, "scale")
+    scale = driver.check_real(scale, "scale")
     if scale < 0:
         raise ValueError(f"scale={scale} must be >= 0")
     if not isinstance(mode, str) or mode not in MODES:
@@ -193,7 +195,7 @@ def variance_scaling(
 
 
 def _check_gain(gain) -> float:
-    gain = api.check_real(gain, "gain")
+    gain = driver.check_real(gain, "gain")
     if gain < 0:
         raise ValueError(f"gain={gain} must be >= 0")
     return gain

@@ -184,7 +184,7 @@ def test_out_fastarray_export_waits_for_the_out_write(streams, call):
         if call == "sampler":
             fastinit.uniform((7, 10), out=out, seed=4)
         else:
-            fastinit.api.deliver(np.ones((7, 10), np.float32), (7, 10), out=out)  # (schemes)
+            fastinit.driver.deliver(np.ones((7, 10), np.float32), (7, 10), out=out)  # (schemes)
         record = [e for e in streams.log if e[0] == "record"][-1]
         streams.log.clear()
         out.__dlpack__(stream=2)

@@ -173,10 +173,10 @@ def test_launch_geometry_does_not_change_the_bytes(dtype, host_bytes):
 
 
 def test_geometry_argument_of_fill_array(host_bytes):
-    from fastinit import api
+    from fastinit import driver
 
     shape = (5, 37)
-    plan = api._plan(shape, api._index_dims(None, shape), api._c_strides(shape), 0)
+    plan = driver._plan(shape, driver._index_dims(None, shape), driver._c_strides(shape), 0)
     params = np.array([0.0, 1.0, -np.inf, np.inf, 0, 0, 0, 0])
     key = fastinit.derive_key(1, "w").as_array()
     expected = fastinit.normal(shape, seed=1, name="w").tobytes()
@@ -344,7 +344,7 @@ def test_launched_argument_types_are_the_compiled_signatures(monkeypatch, cuda):
     type combination the backend launches with."""
     import numba
 
-    from fastinit import api
+    from fastinit import driver
 
     backend.load()
     seen = set()
@@ -374,7 +374,7 @@ def test_launched_argument_types_are_the_compiled_signatures(monkeypatch, cuda):
     compute = {"float32": np.float32, "float64": np.float64}
     for dtype in DTYPES:  # device values (orthogonal's Q), rounded on the device
         values = cuda.to_device(np.ones((3, 5), compute.get(dtype, np.float32)))
-        api.deliver(values, (3, 5), dtype=dtype, device="cuda")
+        driver.deliver(values, (3, 5), dtype=dtype, device="cuda")
     declared = {(name, tuple(sig)) for name, sigs in backend.signatures().items() for sig in sigs}
     assert seen == declared, (seen - declared, declared - seen)
 
@@ -391,10 +391,10 @@ def test_device_values_whose_size_1_dims_have_any_stride(cuda):
         array.shape = shape  # (as torch tensors have)
         return array
 
-    x = fastinit.api.deliver(values((6, 1), (4, 24)), (6, 1), device="cuda")
+    x = fastinit.driver.deliver(values((6, 1), (4, 24)), (6, 1), device="cuda")
     assert np.array_equal(x.copy_to_host(), memory.reshape(6, 1))
     with pytest.raises(AssertionError, match="dense"):
-        fastinit.api.deliver(values((3, 2), (4, 12)), (3, 2), device="cuda")
+        fastinit.driver.deliver(values((3, 2), (4, 12)), (3, 2), device="cuda")
 
 
 # contiguous runs (start, length) of a 1-D tensor of 2**40: inside one tile, across tile

@@ -88,12 +88,12 @@ def test_custom_scheme(dtype, host_bytes):
 
 
 def test_bad_device_fails_before_host_work(monkeypatch):
-    from fastinit import api
+    from fastinit import samplers
 
     def host_work(*args, **kwargs):
         raise AssertionError("drew on the host before checking the device")
 
-    monkeypatch.setattr(api, "normal", host_work)
+    monkeypatch.setattr(samplers, "normal", host_work)
     for call in (
         lambda: clipped((3, 3), device="cuda:2"),
         lambda: fastinit.sparse((4, 3), 0.5, device="cuda:2"),
