@@ -61,6 +61,21 @@ def _int_pair(value, argname: str) -> tuple[int, int] | None:
     return int(value[0]), int(value[1])
 
 
+def check_addressable(shape: tuple[int, ...], itemsize: int) -> None:
+    """Refuse a shape NumPy cannot hold at ``itemsize`` bytes per element, naming it. NumPy
+    refuses these even with a 0 dimension: it sizes the nonzero dimensions.
+
+    >>> check_addressable((2**40, 0), 8)
+    >>> check_addressable((2**40, 2**40, 0), 8)
+    Traceback (most recent call last):
+    ...
+    ValueError: shape=(1099511627776, 1099511627776, 0) needs 9671406556917033397649408 bytes, more than a process can address
+    """
+    addressed = math.prod(n for n in shape if n) * itemsize
+    if addressed > sys.maxsize - ALIGNMENT:
+        raise ValueError(f"shape={shape} needs {addressed} bytes, more than a process can address")
+
+
 class FastArray:
     """A tensor that owns its buffer; what every fastinit sampler returns.
 
@@ -148,10 +163,7 @@ class FastArray:
         dtype = resolve_dtype(dtype)
         shape = _check_dims(shape)
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no silent int64 wraparound
-        # NumPy refuses these even with a 0 dimension: it sizes the nonzero dimensions
-        addressed = math.prod(n for n in shape if n) * dtype.itemsize
-        if addressed > sys.maxsize - ALIGNMENT:
-            raise ValueError(f"shape={shape} needs {addressed} bytes, more than a process can address")
+        check_addressable(shape, dtype.itemsize)
         device = _check_device(device)
         if device != "cpu":
             # cudaMalloc's allocations are 256-byte aligned

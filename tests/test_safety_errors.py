@@ -506,3 +506,12 @@ def test_propagate_refuses_an_empty_list(capsys, option):
     assert main(["inspect", "--propagate", option, ","]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and option in err
+
+
+@pytest.mark.parametrize("entry", ["orthogonal", "dirac", "normal"])
+def test_zero_element_shape_numpy_cannot_hold_is_refused_naming_shape(entry):
+    """A shape with a 0 whose other dimensions NumPy cannot size (found by the fuzzer below):
+    the same one-line error naming shape for every entry, never NumPy's or a 289 GiB mask."""
+    shape = (41785, 7428332, 7428789, 0)
+    with pytest.raises(ValueError, match=r"shape=.*more than a process can address"):
+        getattr(fastinit, entry)(shape)

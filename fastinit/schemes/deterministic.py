@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import driver, dtypes
+from ..array import check_addressable
 from ..distributions import UNIFORM
 from ..rng.streams import check_name, check_seed
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, SeedLike, ShapeLike
@@ -138,12 +139,15 @@ def ones(
 
 
 def _deliver_mask(shape, mask_fn, dtype, device, index, out):
+    dt = driver.output_dtype(dtype, out)
+    compute = np.float64 if dt.compute == 64 else np.float32
+    result = driver.result_shape(shape, index)
+    check_addressable(result, np.dtype(compute).itemsize)
+    if 0 in result:  # nothing to mark (the mask's grids would still span the other dimensions)
+        return driver.deliver(np.zeros(result, compute), shape, dtype=dt, device=device, index=index, out=out)
     coords = driver.index_coordinates(shape, index)
     grids = np.ix_(*coords) if coords else ()
-    dt = driver.output_dtype(dtype, out)
-    values = np.broadcast_to(mask_fn(*grids), tuple(len(c) for c in coords)).astype(
-        np.float64 if dt.compute == 64 else np.float32
-    )
+    values = np.broadcast_to(mask_fn(*grids), tuple(len(c) for c in coords)).astype(compute)
     return driver.deliver(values.reshape(driver.result_shape(shape, index)), shape, dtype=dt, device=device, index=index,
                        out=out)  # fmt: skip
 

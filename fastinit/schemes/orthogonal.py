@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from .. import driver, dtypes, samplers
+from ..array import check_addressable
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, QRBackend, RealLike, SeedLike, ShapeLike
 from .record import Prediction, Scheme
 
@@ -399,6 +400,7 @@ def orthogonal(
         raise ValueError(f"gain={gain} is {'too large' if abs(gain) > 1 else 'too small'} for {dt.name}")
     coords = driver.index_coordinates(shape, index)
     if 0 in shape or 0 in driver.result_shape(shape, index):  # nothing to factor / rank
+        check_addressable(driver.result_shape(shape, index), np.dtype(compute).itemsize)
         return driver.deliver(np.zeros(driver.result_shape(shape, index), compute), shape, dtype=dt, device=device,
                            index=index, out=out)  # fmt: skip
     if column_axis is None:
