@@ -116,3 +116,5 @@ def test_readme_setup_commands_match_ci():
     tests = "python3 -m pytest && NUMBA_ENABLE_CUDASIM=1 python3 -m pytest tests/cuda_sim"
     assert f'python3 -m pip install -e ".[test]" && {tests}' in text
     assert 'python3 -m pip install -e ".[test]"' in ci and tests in ci
+    # under set -e a failure inside an && list does not stop the script: CI must say it
+    assert any(line.startswith(tests) and line.endswith("|| exit 1") for line in ci.splitlines())
