@@ -32,6 +32,7 @@ from fastinit.cuda_runtime import (
     consumer_stream,
     cuda_device_index,
     cuda_runtime,
+    device_ordinal,
     device_pointer,
     new_event,
     stream_handle,
@@ -247,7 +248,7 @@ class FastArray:
         if storage.size == 0:
             return np.empty(storage.shape, self._dtype.storage)
         cuda = cuda_runtime(self._device)
-        with cuda.gpus[int(self._device[5:])]:  # (streams and copies in this GPU's context)
+        with cuda.gpus[device_ordinal(self._device)]:  # (streams and copies in this GPU's context)
             stream = self._stream if self._stream is not None else cuda.default_stream()
             host = storage.copy_to_host(stream=stream)
             stream.synchronize()
@@ -302,7 +303,7 @@ class FastArray:
     def __dlpack_device__(self) -> tuple[dlpack.DLDeviceType, int]:
         if self._device == "cpu":
             return (dlpack.DLDeviceType.kDLCPU, 0)
-        return (dlpack.DLDeviceType.kDLCUDA, int(self._device[5:]))
+        return (dlpack.DLDeviceType.kDLCUDA, device_ordinal(self._device))
 
     def __dlpack__(
         self,
@@ -377,7 +378,7 @@ class FastArray:
         storage, owner = self._storage, self
         # The consumer's stream object is made in this GPU's context (outside it, Numba would
         # make a context on the current device, cuda:0, for a cuda:1 array).
-        with cuda.gpus[int(self._device[5:])]:
+        with cuda.gpus[device_ordinal(self._device)]:
             consumer = None if stream == -1 else consumer_stream(cuda, 1 if stream is None else stream)
             if copy:
                 producer = self._stream if self._stream is not None else cuda.default_stream()

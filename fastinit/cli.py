@@ -339,8 +339,8 @@ def _propagate(args) -> int:
         if nl not in diagnostics.NONLINEARITIES:
             raise _UsageError(f"--nonlinearity {nl!r}: use one of {', '.join(diagnostics.NONLINEARITIES)}")
     for s in schemes:
-        if s not in diagnostics.SCHEMES:
-            raise _UsageError(f"--schemes {s!r}: use one of {', '.join(diagnostics.SCHEMES)}")
+        if s not in diagnostics.PROPAGATION_PRESETS:
+            raise _UsageError(f"--schemes {s!r}: use one of {', '.join(diagnostics.PROPAGATION_PRESETS)}")
     for option, value in (("--depth", args.depth), ("--width", args.width), ("--batch", args.batch)):
         if value < 1:
             raise _UsageError(f"{option} {value}: must be >= 1")

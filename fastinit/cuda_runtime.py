@@ -73,6 +73,15 @@ def is_simulator() -> bool:
     return "simulator" in type(cuda.gpus).__module__
 
 
+def device_ordinal(device: str) -> int:
+    """N of an already checked ``"cuda:N"`` (a FastArray's or a view's device).
+
+    >>> device_ordinal("cuda:3")
+    3
+    """
+    return int(device[len("cuda:") :])
+
+
 def cuda_device_index(device: str) -> int:
     """The GPU ordinal of ``"cuda"`` (the current device) or ``"cuda:N"``; checks it exists.
 

@@ -42,7 +42,7 @@ from .schemes import Initializer, calculate_gain, get_initializer
 from .schemes.orthogonal import single_blas_thread
 
 __all__ = [
-    "SCHEMES",
+    "PROPAGATION_PRESETS",
     "DEFAULT_SCHEMES",
     "NONLINEARITIES",
     "Propagation",
@@ -64,7 +64,7 @@ def _gain(nonlinearity: str) -> float:
 
 
 # name -> (label, initializer for a nonlinearity)
-SCHEMES = {
+PROPAGATION_PRESETS = {
     "zeros": ("zeros", lambda nl: get_initializer("zeros")),
     "constant": (f"constant {CONSTANT_VALUE}", lambda nl: get_initializer("constant", value=CONSTANT_VALUE)),
     "too_small": ("too small: N(0, 0.01^2)", lambda nl: get_initializer("normal", std=0.01)),
@@ -230,14 +230,14 @@ def _unit_spread(h: np.ndarray) -> float:
 
 def _initializer(scheme, nonlinearity: str) -> tuple[str, str, Initializer]:
     if isinstance(scheme, str):
-        if scheme in SCHEMES:
-            label, make = SCHEMES[scheme]
+        if scheme in PROPAGATION_PRESETS:
+            label, make = PROPAGATION_PRESETS[scheme]
             return scheme, label, make(nonlinearity)
         try:
             init = get_initializer(scheme)
         except ValueError:
             raise ValueError(
-                f"scheme={scheme!r} is not one of {', '.join(SCHEMES)} nor a registry scheme"
+                f"scheme={scheme!r} is not one of {', '.join(PROPAGATION_PRESETS)} nor a registry scheme"
             ) from None
         return scheme, scheme, init
     if isinstance(scheme, dict):
@@ -271,7 +271,7 @@ def propagate(scheme="kaiming_normal", nonlinearity: str = "relu", *, depth: int
               batch: int = 128, seed: int = 0, backward: bool = True) -> Propagation:  # fmt: skip
     """Push N(0, 1) input through ``depth`` dense layers initialized by ``scheme`` (module docstring).
 
-    ``scheme``: a name from ``SCHEMES`` (Kaiming and orthogonal use torch's gain for
+    ``scheme``: a name from ``PROPAGATION_PRESETS`` (Kaiming and orthogonal use torch's gain for
     ``nonlinearity``; Xavier and LeCun have no gain), any registry scheme name, an
     ``Initializer`` or its config. ``nonlinearity``: one of ``NONLINEARITIES``. Layer l's weight is
     drawn from the stream (``seed``, ``"layers.{l}.weight"``), in float64, torch layout (out, in).

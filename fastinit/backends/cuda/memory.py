@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ...array import FastArray
-from ...cuda_runtime import is_simulator
+from ...cuda_runtime import device_ordinal, is_simulator
 from ...dtypes import DType
 from . import device_code
 from .compiler import load
@@ -129,14 +129,14 @@ def device_array_at(pointer: int, size: int, storage, owner):
 
 
 def _check_same_device(index: int, device: str | None, argname: str) -> None:
-    if device is not None and device != "cuda" and int(device[5:]) != index:
+    if device is not None and device != "cuda" and device_ordinal(device) != index:
         raise ValueError(f"{argname} is on cuda:{index} but device={device!r} was asked for")
 
 
 def _fastarray_view(out: FastArray, device, argname) -> OutView:
     if out.device == "cpu":
         raise ValueError(f"{argname} is a CPU FastArray but device={device!r} was asked for")
-    index = int(out.device[5:])
+    index = device_ordinal(out.device)
     _check_same_device(index, device, argname)
     with device_code.cuda.gpus[index]:
         stream = out.write_stream if out.write_stream is not None else device_code.cuda.default_stream()

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ...array import FastArray
-from ...cuda_runtime import new_event
+from ...cuda_runtime import device_ordinal, new_event
 from ...dtypes import DType
 from ..cpu import round_to_storage
 from ..plan import FillPlan
@@ -36,7 +36,7 @@ def _record(array: FastArray, stream) -> None:
 def fill_array(array: FastArray, plan: FillPlan, dist: int, params, key, *, geometry=None) -> None:
     """Fill a new CUDA FastArray (dense, C order) following ``plan``."""
     cuda = load()
-    index = int(array.device[5:])
+    index = device_ordinal(array.device)
     with cuda.gpus[index]:
         stream = cuda.default_stream()
         if array.size:
@@ -104,7 +104,7 @@ def deliver(values, plan: FillPlan, *, array: FastArray | None = None, view: Out
     """
     cuda = load()
     if array is not None:
-        index, dtype = int(array.device[5:]), array.dtype
+        index, dtype = device_ordinal(array.device), array.dtype
         out = kernel_storage(array.storage, dtype) if array.size else None
     else:
         index, dtype, out = view.index, view.dtype, view.flat
