@@ -33,7 +33,9 @@ Flags (any flag makes ``fastinit inspect`` exit with status 1):
     subsample against it has p < ``alpha`` (default 1e-6), or the mean or the std is off by
     more than the z-score whose two-sided normal p-value is ``alpha`` (|z| > 4.89 for 1e-6),
     with standard errors ``std / sqrt(n)`` for the mean and ``std * sqrt((kurtosis - 1) / (4 n))``
-    for the std (kurtosis of the predicted distribution), or a value lies outside the support.
+    for the std (kurtosis of the predicted distribution), or a value lies outside the support,
+    whose bounds are rounded to nearest in the tensor's dtype (a draw rounded to bfloat16 can
+    land on the rounded bound).
     For orthogonal, constant, eye, dirac, sparse: the structural check fails (tolerances in
     ``_orthogonality_tolerance``). With thousands of tensors, alpha = 1e-6 keeps the chance of
     a false flag on a correct checkpoint below 0.1 % per thousand tensors per test.
@@ -72,6 +74,7 @@ from .checkpoint import CheckpointError, checkpoint_files, manifest_from_config,
 from .checkpoint.files import read_regular
 from .checkpoint.safetensors_format import TensorFile, read_raw_header
 from .checkpoint.writer import INDEX_NAME
+from .dtypes import round_to_dtype
 from .schemes import Initializer
 from .schemes.record import Prediction
 from .terminal import printable
@@ -93,6 +96,7 @@ MAX_SAMPLES = 100_000  # values kept per tensor for the KS test and the histogra
 CHUNK = 1 << 22  # values read at a time
 GRAM_LIMIT = 1 << 24  # orthogonal tensors up to this many values get the Q^T Q check
 MAX_MANIFEST_BYTES = 100_000_000
+FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 CELL_LIMIT = 160  # characters of a table cell (a tensor name or scheme read from a file may be any length)
 
 
@@ -352,10 +356,10 @@ class InspectReport:
             "",
             f"{len(self.tensors)} tensors, {sum(t.numel for t in self.tensors):,} values in {len(self.files)} "
             f"file(s); {len(self.flagged)} flagged",
-            f"flags: nan/inf; constant (every value equal, the scheme not a constant); deviates: KS p < {self.alpha:g}"
-            f" (on <= {self.max_samples:,} values, every k-th), |z| > {z:.2f} for mean or std (two-sided p "
-            f"{self.alpha:g}), values outside the support, or a failed structural check (orthogonal, exact values, "
-            "sparse zeros, zeroed rows).",
+            f"flags: nan/inf; constant (every value equal, the scheme not a constant); deviates: KS p < "
+            f"{self.alpha:g} (on <= {self.max_samples:,} values, every k-th), |z| > {z:.2f} for mean or std "
+            f"(two-sided p {self.alpha:g}), values outside the support (in the tensor's dtype), or a failed "
+            "structural check (orthogonal, exact values, sparse zeros, zeroed rows).",
         ]
         return "\n".join(lines)
 
@@ -421,6 +425,24 @@ def _structure_checks(t: TensorReport, values: np.ndarray) -> None:
         t.flags.append(f"deviates (not orthogonal: {dev:.2g} > {tol:.2g})")
 
 
+def _in_dtype(bound: float, dtype: str) -> float:
+    """A support bound rounded to nearest in the tensor's dtype: a draw from [low, high] rounded to
+    that dtype lies in [round(low), round(high)], and can sit on either (uniform values rounded
+    to bfloat16 land on -1/64 for a float64 bound of -0.015624999999999998)."""
+    return round_to_dtype(bound, dtype) if dtype in FLOAT_DTYPES else bound
+
+
+def _dtype_text(value: float, dtype: str) -> str:
+    """The shortest text that reads back as ``value`` in ``dtype`` ("-0.05" for float32's
+    -0.05000000074505806)."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return str(ml_dtypes.bfloat16(value))
+    kind = {"float32": np.float32, "float16": np.float16}.get(dtype)
+    return str(kind(value)) if kind is not None else repr(float(value))
+
+
 def _test_distribution(t: TensorReport, m: _Moments, n_zero: int, alpha: float) -> None:
     """z-tests of mean and std of the drawn values, support, KS of the subsample."""
     from scipy import stats
@@ -444,9 +466,11 @@ def _test_distribution(t: TensorReport, m: _Moments, n_zero: int, alpha: float) 
         t.flags.append(f"deviates (mean z={t.z_mean:+.1f})")
     if abs(t.z_std) > z:
         t.flags.append(f"deviates (std z={t.z_std:+.1f})")
-    low, high = dist.support()
+    low, high = (_in_dtype(bound, t.dtype) for bound in dist.support())
     if m.n and (m.min < low or m.max > high):
-        t.flags.append(f"deviates (values outside [{low:.4g}, {high:.4g}])")
+        t.flags.append(
+            f"deviates (values outside [{_dtype_text(low, t.dtype)}, {_dtype_text(high, t.dtype)}])"
+        )
     if t.sample is not None and t.sample.size:
         sample = t.sample[t.sample != 0] if p.kind == "sparse" else t.sample
         sample = sample[np.isfinite(sample)]
@@ -480,7 +504,7 @@ def _inspect_tensor(
         except ImportError:
             raise InspectError(f"{file}: tensor {name} is bfloat16, which NumPy reads only with the ml_dtypes "
                                "package: pip install 'fastinit[bfloat16]'") from None  # fmt: skip
-    numeric = dtype in ("float64", "float32", "float16", "bfloat16") or re.fullmatch(r"u?int\d+|bool", dtype)
+    numeric = dtype in FLOAT_DTYPES or re.fullmatch(r"u?int\d+|bool", dtype)
     if not numeric:
         t.checks.append(f"dtype {dtype}: no statistics")
         return t
@@ -515,7 +539,7 @@ def _inspect_tensor(
     if t.nan or t.inf:
         t.flags.append(f"nan/inf ({t.nan} NaN, {t.inf} Inf)")
     constant_ok = p is not None and p.kind == "exact" and p.std == 0
-    floating = dtype in ("float64", "float32", "float16", "bfloat16")  # an all-ones int mask is no problem
+    floating = dtype in FLOAT_DTYPES  # an all-ones int mask is no problem
     if floating and t.numel > 1 and moments.n == t.numel and moments.min == moments.max and not constant_ok:
         t.flags.append(f"constant (every value {moments.min:.4g})")
     if p is None:

@@ -384,3 +384,41 @@ def test_unpredictable_records_are_reported_not_imported(tmp_path):
     assert notes["no_fans"][0] == "unknown" and "cannot predict" in notes["no_fans"][1]
     assert notes["not_a_dict"] == ("unknown", "no scheme in the recorded config")
     assert all(t.flags == [] for t in report.tensors)
+
+
+def test_support_is_checked_in_the_tensor_dtype(tmp_path):
+    """torch's default Linear init (kaiming_uniform, a=sqrt(5)) at fan_in 4096 has the bound 1/64,
+    which float64 computes as 0.015624999999999998; bfloat16 values land on -1/64 exactly (about
+    one value in 700 here: ~370 of 262,144), which is the bound rounded to bfloat16, not a
+    deviation. A value one bfloat16 step beyond it is still flagged."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    record = {"init": {"scheme": "kaiming_uniform", "a": math.sqrt(5)}}
+    manifest = ck.manifest_from_json([{"name": "w", **record, "shape": [64, 4096]}], dtype="bfloat16")
+    ck.write_checkpoint(manifest, tmp_path / "ok", seed=0)
+    t = inspection.inspect_path(tmp_path / "ok").tensors[0]
+    assert t.predicted.low == -t.predicted.high and t.predicted.high < 1 / 64  # the float64 bound
+    assert t.min == -1 / 64  # the case this test is about happened
+    assert t.flags == [], t.flags
+
+    values = np.asarray(fastinit.Initializer.from_config(record["init"])((64, 4096), seed=0, name="w",
+                                                                          dtype="bfloat16"))  # fmt: skip
+    below = np.nextafter(ml_dtypes.bfloat16(-1 / 64), ml_dtypes.bfloat16(-1))
+    beyond = values.copy()
+    beyond[5, 7] = below
+    path = _save(tmp_path / "beyond.safetensors", {"w": beyond, "v": values}, {"w": record, "v": record})
+    flags = {t.name: t.flags for t in inspection.inspect_path(path).tensors}
+    assert flags["v"] == []
+    assert flags["w"] == ["deviates (values outside [-0.015625, 0.015625])"]
+
+
+def test_float32_support_is_the_bound_rounded_to_float32(tmp_path):
+    record = {"init": {"scheme": "uniform", "low": -0.05, "high": 0.05}}
+    x = np.linspace(-0.04, 0.04, 20_000).astype(np.float32)
+    on_bound, beyond = x.copy(), x.copy()
+    on_bound[0], on_bound[-1] = np.float32(-0.05), np.float32(0.05)  # -0.05000000074505806: rounded -0.05
+    beyond[0] = np.nextafter(np.float32(-0.05), np.float32(-1))
+    path = _save(
+        tmp_path / "f32.safetensors", {"on": on_bound, "beyond": beyond}, {"on": record, "beyond": record}
+    )
+    flags = {t.name: [f for f in t.flags if "outside" in f] for t in inspection.inspect_path(path).tensors}
+    assert flags == {"on": [], "beyond": ["deviates (values outside [-0.05, 0.05])"]}
