@@ -25,9 +25,11 @@ Flags (any flag makes ``fastinit inspect`` exit with status 1):
     the tensor holds NaN or infinite values (statistics are over the finite ones).
 ``constant``
     every value of a floating-point tensor is equal (and it has more than one), unless the
-    recorded scheme is a constant (zeros, ones, constant), which predicts exactly that. Without
-    a recorded scheme an all-constant tensor is flagged too (a norm weight of ones is then
-    flagged: the file does not say it is meant to be constant).
+    recorded scheme is a constant (zeros, ones, constant), which predicts exactly that (a
+    different value is flagged ``deviates``). A file that records no scheme (a checkpoint
+    transformers saved) is judged by the model's own init, traced from the ``config.json``
+    beside it (``_traced_constants``): a norm weight of ones is not flagged; without a
+    config.json every all-constant tensor is.
 ``deviates``
     the values do not follow the recorded scheme. For a distribution: the KS test of the
     subsample against it has p < ``alpha`` (default 1e-6), or the mean or the std is off by
@@ -96,6 +98,7 @@ MAX_SAMPLES = 100_000  # values kept per tensor for the KS test and the histogra
 CHUNK = 1 << 22  # values read at a time
 GRAM_LIMIT = 1 << 24  # orthogonal tensors up to this many values get the Q^T Q check
 MAX_MANIFEST_BYTES = 100_000_000
+CONSTANT = "constant ("  # how the constant flag begins
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 CELL_LIMIT = 160  # characters of a table cell (a tensor name or scheme read from a file may be any length)
 
@@ -356,7 +359,7 @@ class InspectReport:
             "",
             f"{len(self.tensors)} tensors, {sum(t.numel for t in self.tensors):,} values in {len(self.files)} "
             f"file(s); {len(self.flagged)} flagged",
-            f"flags: nan/inf; constant (every value equal, the scheme not a constant); deviates: KS p < "
+            f"flags: nan/inf; constant (every value equal, and no scheme predicts it); deviates: KS p < "
             f"{self.alpha:g} (on <= {self.max_samples:,} values, every k-th), |z| > {z:.2f} for mean or std "
             f"(two-sided p {self.alpha:g}), values outside the support (in the tensor's dtype), or a failed "
             "structural check (orthogonal, exact values, sparse zeros, zeroed rows).",
@@ -541,7 +544,7 @@ def _inspect_tensor(
     constant_ok = p is not None and p.kind == "exact" and p.std == 0
     floating = dtype in FLOAT_DTYPES  # an all-ones int mask is no problem
     if floating and t.numel > 1 and moments.n == t.numel and moments.min == moments.max and not constant_ok:
-        t.flags.append(f"constant (every value {moments.min:.4g})")
+        t.flags.append(f"{CONSTANT}every value {moments.min:.4g})")
     if p is None:
         return t
     n_zero = 0
@@ -625,6 +628,37 @@ def _files(path: str) -> list[str]:
     return files
 
 
+def _traced_constants(tensors: list[TensorReport], config_path: str) -> None:
+    """Constant tensors a file records no scheme for (a checkpoint transformers saved): the model's
+    own init, traced from the config.json beside the files, may predict that constant (norm
+    weights of ones, biases of zeros); those are not flagged. Only constants are judged this way:
+    a trained checkpoint's other tensors are expected to have left their init."""
+    if not os.path.isfile(config_path):
+        return
+    try:
+        config = json.loads(read_regular(config_path, MAX_MANIFEST_BYTES).decode("utf-8"))
+        if not isinstance(config, dict) or "model_type" not in config:
+            raise CheckpointError("no model_type")
+        traced = {s.name: s for s in manifest_from_config(config, dtype="float32").tensors}
+    except (CheckpointError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        reason = " ".join(str(error).split())[:200]
+        for t in tensors:
+            t.checks.append(f"config.json: no prediction ({reason})")
+        return
+    for t in tensors:
+        spec = traced.get(t.name)
+        if spec is None or spec.shape != t.shape:
+            t.checks.append("config.json: the traced model has no tensor of this name and shape")
+            continue
+        p = _safe_predict(spec.init.to_config(), spec.shape, spec.zero_rows)
+        if p.kind == "exact" and p.std == 0 and t.min == t.max == _in_dtype(p.mean, t.dtype):
+            t.flags = [f for f in t.flags if not f.startswith(CONSTANT)]
+            t.predicted = dataclasses.replace(p, scheme=f"{p.scheme} (config.json)")
+            t.checks.append(f"every value {t.min:.4g}, as {p.scheme} traced from config.json predicts")
+        else:
+            t.checks.append(f"config.json: {p.scheme} traced, which does not predict every value {t.min:.4g}")
+
+
 def inspect_path(path, *, select: Sequence[str] | None = None, alpha: float = ALPHA, max_samples: int = MAX_SAMPLES,
                  chunk: int = CHUNK, progress=None) -> InspectReport:  # fmt: skip
     """Inspect a safetensors file, a checkpoint directory or index, or a manifest (module docstring).
@@ -679,6 +713,9 @@ def inspect_path(path, *, select: Sequence[str] | None = None, alpha: float = AL
                 if progress is not None:
                     progress(t.numel * max(1, _ITEMSIZE.get(t.dtype, 4)))
     tensors.sort(key=lambda t: _natural_key(t.name))
+    unrecorded = [t for t in tensors if t.predicted is None and any(f.startswith(CONSTANT) for f in t.flags)]
+    if unrecorded:
+        _traced_constants(unrecorded, os.path.join(os.path.dirname(files[0]), "config.json"))
     return InspectReport(
         path, "checkpoint", tensors, [os.path.basename(f) for f in files], alpha, max_samples
     )

@@ -422,3 +422,60 @@ def test_float32_support_is_the_bound_rounded_to_float32(tmp_path):
     )
     flags = {t.name: [f for f in t.flags if "outside" in f] for t in inspection.inspect_path(path).tensors}
     assert flags == {"on": [], "beyond": ["deviates (values outside [-0.05, 0.05])"]}
+
+
+def test_recorded_constants_are_ok_and_other_constants_fail(tmp_path):
+    tensors = {"ones": np.ones(64, np.float32), "zeros": np.zeros((8, 8), np.float32),
+               "twos_for_ones": np.full(64, 2.0, np.float32),
+               "zeros_for_normal": np.zeros((8, 8), np.float32)}  # fmt: skip
+    records = {"ones": {"init": {"scheme": "ones"}}, "zeros": {"init": {"scheme": "zeros"}},
+               "twos_for_ones": {"init": {"scheme": "ones"}},
+               "zeros_for_normal": {"init": {"scheme": "normal", "std": 0.02}}}  # fmt: skip
+    report = inspection.inspect_path(_save(tmp_path / "c.safetensors", tensors, records))
+    flags = {t.name: t.flags for t in report.tensors}
+    assert flags["ones"] == [] and flags["zeros"] == []
+    assert flags["twos_for_ones"] == ["deviates (64 values differ from ones())"]
+    assert flags["zeros_for_normal"][0] == "constant (every value 0)"
+
+
+@pytest.fixture(scope="module")
+def transformers_checkpoint(tmp_path_factory):
+    """A tiny llama saved by transformers itself: no fastinit records, config.json beside it."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=64)  # fmt: skip
+    out = tmp_path_factory.mktemp("hf")
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+def test_norm_weights_of_a_transformers_checkpoint_are_ok(transformers_checkpoint, capsys):
+    """Norm weights are all ones, as the model's own init (traced from config.json) predicts."""
+    report = inspection.inspect_path(transformers_checkpoint)
+    norms = [t for t in report.tensors if t.name.endswith("norm.weight")]
+    assert len(norms) == 5 and all(t.min == t.max == 1.0 for t in norms)
+    assert [(t.name, t.flags) for t in report.flagged] == []
+    assert all(any("config.json" in c for c in t.checks) for t in norms)
+    assert all(t.predicted.scheme.startswith("ones()") for t in norms)
+    assert main(["inspect", str(transformers_checkpoint)]) == 0
+    assert "0 flagged" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_constants_config_json_does_not_predict_are_flagged(transformers_checkpoint, tmp_path):
+    import shutil
+
+    tensors = safetensors_numpy.load_file(str(transformers_checkpoint / "model.safetensors"))
+    tensors["model.norm.weight"] = np.full_like(tensors["model.norm.weight"], 2.0)  # ones predicted
+    tensors["model.layers.0.self_attn.q_proj.weight"][...] = 0  # normal(std=0.02) predicted
+    safetensors_numpy.save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    shutil.copy(transformers_checkpoint / "config.json", tmp_path / "config.json")
+    report = inspection.inspect_path(tmp_path)
+    flagged = {t.name: t.flags for t in report.flagged}
+    assert flagged == {"model.norm.weight": ["constant (every value 2)"],
+                       "model.layers.0.self_attn.q_proj.weight": ["constant (every value 0)"]}  # fmt: skip
+    (tmp_path / "config.json").unlink()  # without config.json nothing predicts the norms' ones
+    flagged = {t.name for t in inspection.inspect_path(tmp_path).flagged}
+    assert "model.layers.1.input_layernorm.weight" in flagged
