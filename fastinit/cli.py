@@ -7,18 +7,21 @@ fastinit presets                     list the named model shapes for --preset
 fastinit bench [--quick] ...         time the samplers against a plain fill and numpy/torch/jax
 fastinit inspect PATH                statistics of a checkpoint's tensors against their recorded schemes
 fastinit inspect --propagate         activation / gradient scale through depth, per scheme
+fastinit --version                   the installed version; each subcommand's --help ends with examples
 
 Exit status: 0 on success; 1 when ``verify`` finds a tensor that differs or ``inspect`` flags a
-tensor (NaN/Inf, all-constant, deviating from its scheme); 2 for a bad command line, path or file
-(a malformed or inconsistent checkpoint, index, manifest or config: one line on stderr, never a
-traceback); 3 when ``verify`` finds no difference but some tensors use a custom scheme whose
-function is not registered in this process, so they cannot be regenerated (files are data:
-nothing a file names is imported; ``verify --allow-import MODULE`` imports a module you trust).
+tensor (NaN/Inf, all-constant where no scheme predicts it, deviating from its scheme); 2 for a bad
+command line, path or file (a malformed or inconsistent checkpoint, index, manifest or config: one
+line on stderr naming the option or path, never a traceback); 3 when ``verify`` finds no
+difference but some tensors use a custom scheme whose function is not registered in this
+process, so they cannot be regenerated (files are data: nothing a file names is imported;
+``verify --allow-import MODULE`` imports a module you trust).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -95,6 +98,35 @@ def _read_json(path: str, what: str):
         ) from None
 
 
+@contextlib.contextmanager
+def _naming(what: str, option: str):
+    """An error that begins with ``what`` begins with ``option`` instead, so that it names the
+    option that gave the bad value: "config: ..." reads "--config PATH: ...", "override 'w':
+    ..." reads "--override 'w': ..."."""
+    from .checkpoint import CheckpointError
+
+    try:
+        yield
+    except CheckpointError as error:
+        text = str(error)
+        if text.startswith(f"{what}: "):
+            raise _UsageError(f"{option}: {text.removeprefix(what + ': ')}") from None
+        if text.startswith(f"{what} "):
+            raise _UsageError(f"{option} {text.removeprefix(what + ' ')}") from None
+        raise
+
+
+def _config_file(path: str) -> str:
+    """--config's file: the path itself, or config.json inside a model directory (as
+    ``from_pretrained`` takes a directory)."""
+    if not os.path.isdir(path):
+        return path
+    inside = os.path.join(path, "config.json")
+    if not os.path.exists(inside):
+        raise _UsageError(f"--config {path}: a directory with no config.json ({inside} does not exist)")
+    return inside
+
+
 def _parse_override(text: str) -> tuple[str, object]:
     pattern, sep, rule = text.partition("=")
     if not sep or not pattern:
@@ -122,38 +154,54 @@ def _terminated(signum, frame):
 def _checkpoint(args) -> int:
     from . import checkpoint as ck
     from ._progress import Progress
+    from .dtypes import resolve_dtype
 
     part = _parse_part(args.part) if args.part else None
     if args.threads is not None and args.threads < 1:
         raise _UsageError(f"--threads {args.threads}: must be >= 1")
+    if not 0 <= args.seed < 2**64:
+        raise _UsageError(f"--seed {args.seed}: must be in [0, 2**64)")
+    if args.dtype is not None:
+        try:
+            resolve_dtype(args.dtype, argname="dtype")
+        except TypeError as error:
+            raise _UsageError(
+                f"--dtype {args.dtype}: {str(error).removeprefix(f'dtype={args.dtype!r} ')}"
+            ) from None
+    try:  # checked here so that its error names the option
+        ck.parse_size(args.max_shard_size)
+    except ck.CheckpointError as error:
+        detail = str(error).removeprefix(f"max_shard_size={args.max_shard_size!r}").lstrip(": ")
+        raise _UsageError(f"--max-shard-size {args.max_shard_size}: {detail}") from None
     if args.config:
-        manifest = ck.manifest_from_config(
-            _read_json(args.config, "config"), dtype=args.dtype, seed=args.seed
-        )
+        path = _config_file(args.config)
+        with _naming("config", f"--config {path}"):
+            manifest = ck.manifest_from_config(_read_json(path, "--config"), dtype=args.dtype, seed=args.seed)
     elif args.manifest:
-        manifest = ck.manifest_from_json(_read_json(args.manifest, "manifest"), dtype=args.dtype)
+        with _naming("manifest", f"--manifest {args.manifest}"):
+            manifest = ck.manifest_from_json(_read_json(args.manifest, "--manifest"), dtype=args.dtype)
     else:
-        manifest = ck.manifest_from_config(ck.preset_config(args.preset), dtype=args.dtype, seed=args.seed)
+        try:
+            config = ck.preset_config(args.preset)
+        except ck.CheckpointError as error:
+            raise _UsageError(f"--preset {args.preset}: {error}") from None
+        manifest = ck.manifest_from_config(config, dtype=args.dtype, seed=args.seed)
     if args.override:
-        manifest = ck.with_overrides(manifest, dict(_parse_override(o) for o in args.override))
-    total = sum(p.size - len(p.header) for p in ck.writer.part_of(ck.plan_shards(manifest, args.max_shard_size,
-                                                                                  args.seed), part))  # fmt: skip
+        with _naming("override", "--override"):
+            manifest = ck.with_overrides(manifest, dict(_parse_override(o) for o in args.override))
+    plan = ck.plan_shards(manifest, args.max_shard_size, args.seed)
+    total = sum(p.size - len(p.header) for p in ck.writer.part_of(plan, part))
     progress = Progress(total, f"writing {args.out}", enabled=None if args.progress else False)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminated)
-    result = ck.write_checkpoint(
-        manifest,
-        args.out,
-        seed=args.seed,
-        max_shard_size=args.max_shard_size,
-        threads=args.threads,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        fsync=args.fsync,
-        stream=args.stream,
-        progress=progress,
-        part=part,
-    )
+    try:
+        result = ck.write_checkpoint(manifest, args.out, seed=args.seed, max_shard_size=args.max_shard_size,
+                                     threads=args.threads, resume=args.resume, overwrite=args.overwrite,
+                                     fsync=args.fsync, stream=args.stream, progress=progress, part=part)  # fmt: skip
+    except ck.CheckpointError as error:  # the output directory's own errors name --out
+        if str(error).startswith((f"cannot create {args.out}:", f"cannot write to {args.out}:")):
+            raise _UsageError(f"--out {args.out}: {error}") from None
+        raise
     progress.close()
     kept = f", {len(result.skipped)} already complete" if result.skipped else ""
     count = f"{manifest.numel / 1e9:.2f} B" if manifest.numel >= 10**9 else f"{manifest.numel:,}"
@@ -376,26 +424,60 @@ def _propagate(args) -> int:
     return 0
 
 
+SEED_HELP = "an int in [0, 2**64); the same seed gives the same bytes (default 0)"
+NO_PROGRESS_HELP = ("draw no progress bar on stderr (one is drawn only when stderr is a terminal); the "
+                    "summary line is still printed")  # fmt: skip
+
+
+def _subcommand(sub, name: str, help: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows its description and examples with their line breaks."""
+    return sub.add_parser(name, help=help, description=description, epilog="Examples:\n" + examples,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="fastinit", description="Fast, reproducible weight initialization.")
+    parser.add_argument("--version", action="version", version=f"fastinit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="sample a tensor and hand it to torch")
-    demo.add_argument("--rows", type=int, default=4096)
-    demo.add_argument("--cols", type=int, default=4096)
-    demo.add_argument("--seed", type=int, default=0)
+    demo = _subcommand(sub, "demo", "sample a tensor and hand it to torch",
+                       "Sample a (rows, cols) float32 tensor from N(0, 0.02^2) and hand it to torch (or NumPy) "
+                       "through DLPack without a copy, and time the call.",
+                       "  fastinit demo\n  fastinit demo --rows 8192 --cols 8192 --seed 7\n")  # fmt: skip
+    demo.add_argument("--rows", type=int, default=4096, help="rows of the tensor (default 4096)")
+    demo.add_argument("--cols", type=int, default=4096, help="columns of the tensor (default 4096)")
+    demo.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     demo.set_defaults(run=_demo)
 
-    ckpt = sub.add_parser("checkpoint", help="write an initialized checkpoint (safetensors)")
+    ckpt = _subcommand(sub, "checkpoint", "write an initialized checkpoint (safetensors)",
+                       "Write a complete Hugging Face model directory (sharded safetensors, index, config.json) "
+                       "from a config, a preset or a JSON manifest, without building the model in memory: "
+                       "every tensor is generated chunk by chunk into its place in its file. The result loads "
+                       "with from_pretrained; `fastinit verify` regenerates and compares it.",
+                       "  fastinit checkpoint --config Qwen3-8B --out qwen3 --seed 0\n"
+                       "  fastinit checkpoint --config llama/config.json --out ckpt --dtype bfloat16 "
+                       "--max-shard-size 2GB\n"
+                       "  fastinit checkpoint --preset llama3-405b --out ckpt --part 3/8\n"
+                       "  fastinit checkpoint --manifest spec.json --out ckpt "
+                       "--override '*.o_proj.weight=zeros' \\\n"
+                       "      --override 'lm_head.weight={\"scheme\": \"normal\", \"std\": 0.02}'\n")  # fmt: skip
     source = ckpt.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="a Hugging Face config.json (llama, mistral, qwen2, gpt2)")
-    source.add_argument("--manifest", help="a JSON manifest: tensors with name, shape, dtype, init")
+    source.add_argument("--config", metavar="PATH",
+                        help="a Hugging Face config.json, or a model directory holding one, of any architecture "
+                        "transformers builds (needs torch and transformers)")  # fmt: skip
+    source.add_argument("--manifest", metavar="PATH",
+                        help="a JSON manifest: tensors with name, shape, dtype, init")  # fmt: skip
     source.add_argument("--preset", help="a named model shape (see `fastinit presets`)")
     ckpt.add_argument("--out", required=True, help="output directory")
-    ckpt.add_argument("--seed", type=int, default=0)
+    ckpt.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     ckpt.add_argument("--dtype", help="float32, bfloat16, float16, float64 (default: the config's)")
-    ckpt.add_argument("--max-shard-size", default="5GB", help="e.g. 100KB, 20MB, 5GB (default 5GB)")
-    ckpt.add_argument("--threads", type=int, help="sampling threads (default: all cores)")
+    ckpt.add_argument("--max-shard-size", default="5GB",
+                      help="largest shard file, as transformers reads it: 5GB = 5*10**9 bytes, 5GiB = 5*2**30, "
+                      "a lowercase b is bits (5Gb = 625,000,000 bytes), or a number of bytes "
+                      "(default 5GB)")  # fmt: skip
+    ckpt.add_argument("--threads", type=int, help="sampling threads, >= 1 (default: all cores)")
     ckpt.add_argument("--resume", action="store_true",
                       help="keep the shards of this same checkpoint that are complete and intact (content digest)")  # fmt: skip
     ckpt.add_argument("--overwrite", action="store_true",
@@ -404,33 +486,44 @@ def build_parser() -> argparse.ArgumentParser:
     ckpt.add_argument("--stream", action="store_true",
                       help="write chunks to disk at once, bypassing the page cache (huge checkpoints)")  # fmt: skip
     ckpt.add_argument("--override", action="append", metavar="PATTERN=RULE",
-                      help="initializer for tensors matching PATTERN: a scheme name or a JSON config")  # fmt: skip
+                      help="PATTERN=SCHEME or PATTERN=JSON: the initializer of the tensors whose name matches the "
+                      "fnmatch PATTERN, a scheme name or a JSON config, e.g. '*.o_proj.weight=zeros' or "
+                      "'lm_head.weight={\"scheme\": \"normal\", \"std\": 0.02}' (repeatable; quote it for the "
+                      "shell)")  # fmt: skip
     ckpt.add_argument("--part", metavar="K/N",
                       help="write only shard files K, K+N, K+2N, ... (parts 1/N .. N/N may run at once, on N "
                       "machines, into one shared directory)")  # fmt: skip
-    ckpt.add_argument("--no-progress", dest="progress", action="store_false")
+    ckpt.add_argument("--no-progress", dest="progress", action="store_false", help=NO_PROGRESS_HELP)
     ckpt.set_defaults(run=_checkpoint)
 
-    verify = sub.add_parser("verify", help="regenerate and compare a checkpoint's tensors",
-                            description="Check a checkpoint's structure (every shard listed and present, every "
-                            "tensor once, one seed, headers consistent with the files), then regenerate every "
-                            "tensor and compare. Exit status 0: all match; 1: a tensor differs; 2: a malformed or "
-                            "inconsistent checkpoint; 3: no difference, but custom-scheme tensors whose function "
-                            "is not registered were not regenerated (see --allow-import).")  # fmt: skip
+    verify = _subcommand(sub, "verify", "regenerate and compare a checkpoint's tensors",
+                         "Check a checkpoint's structure (every shard listed and present, every tensor once, one "
+                         "seed, headers consistent with the files), then regenerate every tensor and compare. "
+                         "Exit status 0: all match; 1: a tensor differs; 2: a malformed or inconsistent "
+                         "checkpoint; 3: no difference, but custom-scheme tensors whose function is not "
+                         "registered were not regenerated (see --allow-import).",
+                         "  fastinit verify ckpt\n  fastinit verify ckpt/model-00001-of-00004.safetensors\n"
+                         "  fastinit verify ckpt --allow-import my_schemes\n")  # fmt: skip
     verify.add_argument("path", help="checkpoint directory or .safetensors file")
-    verify.add_argument("--no-progress", dest="progress", action="store_false")
+    verify.add_argument("--no-progress", dest="progress", action="store_false", help=NO_PROGRESS_HELP)
     verify.add_argument("--allow-import", action="append", metavar="MODULE",
                         help="import MODULE so the custom scheme functions it defines can be regenerated "
                         "(runs its code: only for modules you trust; a file never makes fastinit import one)")  # fmt: skip
     verify.set_defaults(run=_verify)
 
-    presets = sub.add_parser("presets", help="list the named model shapes")
+    presets = _subcommand(sub, "presets", "list the named model shapes",
+                          "List the named model shapes `fastinit checkpoint --preset` takes: the model family, "
+                          "parameters and bytes of each.",
+                          "  fastinit presets\n  fastinit checkpoint --preset gpt2 --out gpt2\n")  # fmt: skip
     presets.set_defaults(run=_presets)
 
-    bench = sub.add_parser("bench", help="time the samplers against a plain fill and the installed peers",
-                           description="Time fastinit's samplers into a buffer, interleaved with a plain fill of "
-                           "the same buffer (the ceiling) and numpy / torch / jax (cupy on a GPU) at the same "
-                           "distribution and dtype; print one table of medians.")  # fmt: skip
+    bench = _subcommand(sub, "bench", "time the samplers against a plain fill and the installed peers",
+                        "Time fastinit's samplers into a buffer, interleaved with a plain fill of the same buffer "
+                        "(the ceiling) and numpy / torch / jax (cupy on a GPU) at the same distribution and "
+                        "dtype; print one table of medians.",
+                        "  fastinit bench --quick\n  fastinit bench --device cuda --size 2**28 --plot bench.png\n"
+                        "  fastinit bench --samplers normal --dtypes bfloat16 --peers torch "
+                        "--json bench.json\n")  # fmt: skip
     bench.add_argument(
         "--quick", action="store_true", help="2**22 values, float32 and bfloat16, 5 rounds (< 1 min)"
     )
@@ -448,11 +541,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="write the raw timings as JSON")
     bench.set_defaults(run=_bench)
 
-    insp = sub.add_parser("inspect", help="statistics of a checkpoint's tensors against their recorded schemes",
-                          description="Per tensor: mean, std, min, max, the std its recorded scheme predicts and a "
-                          "KS p-value against the scheme's distribution; flags NaN/Inf, all-constant tensors and "
-                          "deviations from the scheme. Exit status 1 when a tensor is flagged, 2 for a bad path. "
-                          "With --propagate: activation and gradient std through a deep stack, per scheme.")  # fmt: skip
+    insp = _subcommand(sub, "inspect", "statistics of a checkpoint's tensors against their recorded schemes",
+                       "Per tensor: mean, std, min, max, the std its recorded scheme predicts and a KS p-value "
+                       "against the scheme's distribution; flags NaN/Inf, all-constant tensors that no scheme "
+                       "predicts and deviations from the scheme. Exit status 1 when a tensor is flagged, 2 for "
+                       "a bad path. With --propagate: activation and gradient std through a deep stack, per "
+                       "scheme.",
+                       "  fastinit inspect ckpt\n  fastinit inspect ckpt --select '*.mlp.*' --plot hist/\n"
+                       "  fastinit inspect config.json\n"
+                       "  fastinit inspect --propagate --plot propagate.png\n")  # fmt: skip
     insp.add_argument("path", nargs="?", help="a .safetensors file, a checkpoint directory (or its index), or a "
                       "JSON manifest / config.json (predictions only)")  # fmt: skip
     insp.add_argument("--select", action="append", metavar="PATTERN",
@@ -475,7 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--width", type=int, default=256, help="with --propagate: units per layer (default 256)"
     )
     insp.add_argument("--batch", type=int, default=128, help="with --propagate: input rows (default 128)")
-    insp.add_argument("--seed", type=int, default=0, help="with --propagate: seed of weights and inputs")
+    insp.add_argument(
+        "--seed", type=int, default=0, help="with --propagate: seed of weights and inputs, " + SEED_HELP
+    )
     insp.set_defaults(run=_inspect)
     return parser
 

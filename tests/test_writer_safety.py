@@ -366,8 +366,8 @@ def test_a_symlink_at_a_final_name_is_not_followed(tmp_path, name):
 
 @pytest.mark.parametrize(
     "extra, named",
-    [(["--threads", "0"], "threads"), (["--threads", "-3"], "threads"), (["--max-shard-size", "0"], "max_shard_size"),
-     (["--max-shard-size", "lots"], "max_shard_size"), (["--part", "0/2"], "--part"),
+    [(["--threads", "0"], "threads"), (["--threads", "-3"], "threads"), (["--max-shard-size", "0"], "--max-shard-size"),
+     (["--max-shard-size", "lots"], "--max-shard-size"), (["--part", "0/2"], "--part"),
      (["--part", "\u00b2/2"], "--part"), (["--part", "3/2"], "--part"), (["--seed", "-1"], "seed")],
 )  # fmt: skip
 def test_bad_checkpoint_arguments_fail_before_creating_out(tmp_path, capsys, extra, named):

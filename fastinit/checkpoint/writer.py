@@ -103,14 +103,19 @@ _SHARD_CACHE: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
 )
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
+_PREFIXES = {"K": 3, "M": 6, "G": 9, "T": 12}  # a prefix alone: 10**k bytes or 2**(10 k / 3)?
 
 
 def parse_size(size: int | str) -> int:
-    """Bytes from an int or a string such as "100KB", "20MB", "5GB" (powers of 10, as Hugging
-    Face) or "4GiB" (powers of 2).
+    """Bytes from an int or a string such as "100KB", "20MB", "5GB" (powers of 10) or "4GiB"
+    (powers of 2), read as transformers' ``save_pretrained(max_shard_size=...)`` reads them:
+    units in any case, except that a lowercase final "b" after K, M, G or T means bits ("5Gb"
+    is 625,000,000 bytes), and a prefix without "B" ("5G") is refused, as transformers refuses
+    it. Beyond transformers: plain byte counts ("150000", "7B"), "TB" / "TiB", decimals that
+    come to whole bytes ("1.5GB").
 
-    >>> parse_size("5GB"), parse_size("100KB"), parse_size("1GiB"), parse_size(1000)
-    (5000000000, 100000, 1073741824, 1000)
+    >>> parse_size("5GB"), parse_size("100KB"), parse_size("1GiB"), parse_size(1000), parse_size("8Mb")
+    (5000000000, 100000, 1073741824, 1000, 1000000)
     """
     if isinstance(size, numbers.Integral) and not isinstance(size, bool):
         value = int(size)
@@ -119,11 +124,19 @@ def parse_size(size: int | str) -> int:
             re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", size) if isinstance(size, str) else None
         )
         unit = match.group(2).upper() if match else None
+        if match and unit in _PREFIXES:
+            number = match.group(1)
+            raise CheckpointError(
+                f"max_shard_size={size!r}: say which unit, as transformers requires: {number}{unit}B "
+                f"(10**{_PREFIXES[unit]} bytes) or {number}{unit}iB (2**{10 * _PREFIXES[unit] // 3})"
+            )
         if not match or unit not in _UNITS and unit != "":
             raise CheckpointError(
-                f"max_shard_size={size!r}: use an int number of bytes or a size such as 100KB, 20MB, 5GB"
+                f"max_shard_size={size!r}: use an int number of bytes or a size such as 100KB, 20MB, 5GB, 4GiB"
             )
         exact = Fraction(match.group(1)) * _UNITS.get(unit, 1)  # (exact: "1.1KB" is 1100 bytes)
+        if len(unit) == 2 and match.group(2).endswith("b"):
+            exact /= 8  # bits, as transformers reads "Gb", "gb", "Mb", ...
         if exact.denominator != 1:
             raise CheckpointError(f"max_shard_size={size!r} is not a whole number of bytes")
         value = int(exact)
