@@ -179,6 +179,32 @@ def test_bad_shard_size_names_the_option(tmp_path, capsys):
     assert "5GB" in err and "5GiB" in err and err.count("\n") == 1
 
 
+# ---- the demo's timing ----------------------------------------------------------------------------
+
+
+def test_demo_times_the_first_and_a_warm_call(capsys, monkeypatch):
+    import fastinit.samplers
+
+    calls = []
+    original = fastinit.samplers.normal
+
+    def counted(*args, **kwargs):
+        calls.append((args, kwargs))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fastinit.samplers, "normal", counted)
+    code, out, err = main(["demo", "--rows", 64, "--cols", 48, "--seed", 3], capsys)
+    assert code == 0, err
+    first = re.search(r"^ +first call: (\d+\.\d) ms \(includes compiling the kernels or loading them from "
+                      r"Numba's cache\)$", out, re.M)  # fmt: skip
+    warm = re.search(r"^ +second call \(warm\): (\d+\.\d) ms$", out, re.M)
+    assert first and warm, out
+    assert out.index("first call") < out.index("second call")
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert "fastinit.normal(64, 48) std=0.02 seed=3" in out
+    assert "same (seed, name) again gives the same bytes: True" in out
+
+
 # ---- every error names the option it concerns -----------------------------------------------------
 
 MANIFEST = [{"name": "w", "shape": [4, 4], "init": {"scheme": "normal"}}]
