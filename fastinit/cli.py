@@ -27,6 +27,7 @@ import os
 import re
 import signal
 import sys
+import textwrap
 import threading
 import time
 
@@ -438,8 +439,10 @@ NO_PROGRESS_HELP = ("draw no progress bar on stderr (one is drawn only when stde
 
 
 def _subcommand(sub, name: str, help: str, description: str, examples: str) -> argparse.ArgumentParser:
-    """A subcommand whose --help shows its description and examples with their line breaks."""
-    return sub.add_parser(name, help=help, description=description, epilog="Examples:\n" + examples,
+    """A subcommand whose --help shows its description and examples with their line breaks (the
+    raw formatter wraps nothing: the description is wrapped here)."""
+    return sub.add_parser(name, help=help, description=textwrap.fill(description, 88),
+                          epilog="Examples:\n" + examples,
                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
 
 

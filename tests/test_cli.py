@@ -63,6 +63,7 @@ def test_every_subcommand_has_a_description_and_examples():
         examples = text.split("Examples:", 1)[1]
         assert re.search(rf"^\s+fastinit {name}\b", examples, re.M), name
         assert sub.formatter_class is argparse.RawDescriptionHelpFormatter, name  # examples keep their lines
+        assert max(map(len, text.splitlines())) <= 100, name  # the raw formatter wraps nothing
 
 
 def test_every_option_says_what_it_does():
