@@ -438,6 +438,14 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None, name=None):
     return _fill(tensor, schemes.xavier_normal, gain, seed=_stream_seed(seed, name, generator), name=name)
 
 
+def _kaiming(tensor, scheme, a, mode, nonlinearity, generator, seed, name):
+    if isinstance(tensor, torch.Tensor) and 0 in tensor.shape:  # as torch
+        # stacklevel 3: the warning points at the user's kaiming_*_ call
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return tensor
+    return _fill(tensor, scheme, a, mode, nonlinearity, seed=_stream_seed(seed, name, generator), name=name)
+
+
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None,
                      name=None):  # fmt: skip
     """``torch.nn.init.kaiming_uniform_``: U(-b, b), b = sqrt(3) * gain / sqrt(fan).
@@ -446,18 +454,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     >>> fastinit.torch.kaiming_uniform_(torch.empty(3, 5), mode="fan_in", nonlinearity="relu").shape
     torch.Size([3, 5])
     """
-    if isinstance(tensor, torch.Tensor) and 0 in tensor.shape:  # as torch
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
-        return tensor
-    return _fill(
-        tensor,
-        schemes.kaiming_uniform,
-        a,
-        mode,
-        nonlinearity,
-        seed=_stream_seed(seed, name, generator),
-        name=name,
-    )
+    return _kaiming(tensor, schemes.kaiming_uniform, a, mode, nonlinearity, generator, seed, name)
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None,
@@ -468,18 +465,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     >>> fastinit.torch.kaiming_normal_(torch.empty(3, 5), mode="fan_out", nonlinearity="relu").shape
     torch.Size([3, 5])
     """
-    if isinstance(tensor, torch.Tensor) and 0 in tensor.shape:  # as torch
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
-        return tensor
-    return _fill(
-        tensor,
-        schemes.kaiming_normal,
-        a,
-        mode,
-        nonlinearity,
-        seed=_stream_seed(seed, name, generator),
-        name=name,
-    )
+    return _kaiming(tensor, schemes.kaiming_normal, a, mode, nonlinearity, generator, seed, name)
 
 
 def orthogonal_(tensor, gain=1, generator=None, *, seed=None, name=None):
