@@ -70,7 +70,7 @@ from .schemes import orthogonal as _orthogonal
 from .schemes import variance_scaling as _variance_scaling
 from .schemes.fans import compute_fans
 from .schemes.orthogonal import factorization_threads
-from .schemes.variance_scaling import DISTRIBUTIONS, MODES
+from .schemes.variance_scaling import check_mode_and_distribution
 
 __all__ = [
     "zeros",
@@ -313,15 +313,7 @@ def _complex_polar(shape, law, scale, *, seed, dtype, index=None):
 
 def _complex_variance_scaling(shape, scale, mode, distribution, in_axis, out_axis, batch_axis, *, seed, dtype,
                               index=None):  # fmt: skip
-    if not isinstance(mode, str) or mode not in MODES:
-        raise ValueError(
-            f"invalid mode for variance scaling initializer: {mode} (use one of {', '.join(MODES)})"
-        )
-    if not isinstance(distribution, str) or distribution not in DISTRIBUTIONS:
-        raise ValueError(
-            f"invalid distribution for variance scaling initializer: {distribution} "
-            f"(use one of {', '.join(DISTRIBUTIONS)})"
-        )
+    check_mode_and_distribution(mode, distribution)
     if 0 in shape:  # nothing to draw, and the fans may be 0
         return np.zeros(driver.result_shape(shape, index), dtype)
     fan_in, fan_out = compute_fans(

@@ -49,6 +49,8 @@ def _check_width(low: float, high: float, what: str, dt: DType) -> None:
         )
 
 
+# Each public sampler spells out its whole typed signature (as jax.nn.initializers does), so
+# help(), IDEs and type checkers show every parameter: the keyword blocks repeat on purpose.
 def uniform(
     shape: ShapeLike,
     low: RealLike = 0.0,

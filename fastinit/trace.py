@@ -1052,15 +1052,15 @@ class _Rerun:
 
 def _fill_like(tensor, init: Initializer, seed: int, name: str):
     """Fill a plain tensor with ``init`` from fastinit's stream (float64 for other dtypes)."""
-    from . import torch as fastinit_torch
+    from .torch_tensors import fill
 
     if tensor.is_meta:
         return
     if tensor.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
-        fastinit_torch.fill(tensor, init, seed=seed, name=name)
+        fill(tensor, init, seed=seed, name=name)
     else:
         staged = torch.empty(tensor.shape, dtype=torch.float64, device=tensor.device)
-        fastinit_torch.fill(staged, init, seed=seed, name=name)
+        fill(staged, init, seed=seed, name=name)
         tensor.copy_(staged)
 
 

@@ -36,7 +36,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
     ) from None
 
 from . import trace
-from .torch import canonical_names, fill_traced
+from .torch_models import canonical_names, fill_traced
 
 __all__ = ["from_config", "load_config", "manifest_from_config", "init_weights_units", "initialize_weights"]
 

@@ -386,6 +386,9 @@ def _run64(out, start, scratch, dist, p, key):
         _tiles64(out, start, t_lo, min(t_end, t_lo + _CHUNK_TILES), scratch, dist, p, key)
 
 
+# fill_run_32 and fill_run_64 (and _tiles32 / _tiles64) have the same shape on purpose: tile
+# size, scratch dtype and tile functions are compile-time facts of each, so each prange body is
+# one monomorphic loop that Numba vectorizes; a shared generic body would dispatch per chunk.
 @numba.njit(**KERNEL)
 def fill_run_32(out, start, dist, params, key):
     """out[e] = value of flat index start + e, for a contiguous 1-D out (float32, or uint16 /

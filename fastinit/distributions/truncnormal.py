@@ -76,7 +76,11 @@ def truncnorm_f32(w, mean, std, p_left, q_right, mass_left, total):
 
 @pure
 def truncnorm_central_f32(w, mean, std, p_left, q_right, mass_left, total):
-    """``truncnorm_f32`` when every p it can form is >= NDTRI_CENTRAL_MIN_P: the same bits."""
+    """``truncnorm_f32`` when every p it can form is >= NDTRI_CENTRAL_MIN_P: the same bits.
+
+    A copy of truncnorm_f32 with the central quantile only, on purpose: it skips the tail
+    polynomial and square root ``ndtri_lower_f32`` evaluates for every lane (a quarter fewer
+    instructions per value in the vector loop)."""
     u, v = u01_f32_oo(w)
     t = u * total
     left = t < mass_left

@@ -29,6 +29,8 @@ from .record import Prediction, Scheme
 __all__ = ["constant", "zeros", "ones", "eye", "dirac", "values", "encode_values", "RECORDS"]
 
 
+# Each public scheme spells out its whole typed signature (as jax.nn.initializers does), so
+# help(), IDEs and type checkers show every parameter: the keyword blocks repeat on purpose.
 def constant(
     shape: ShapeLike,
     value: ArrayLike,

@@ -171,15 +171,7 @@ def variance_scaling(
     scale = driver.check_real(scale, "scale")
     if scale < 0:
         raise ValueError(f"scale={scale} must be >= 0")
-    if not isinstance(mode, str) or mode not in MODES:
-        raise ValueError(
-            f"invalid mode for variance scaling initializer: {mode} (use one of {', '.join(MODES)})"
-        )
-    if not isinstance(distribution, str) or distribution not in DISTRIBUTIONS:
-        raise ValueError(
-            f"invalid distribution for variance scaling initializer: {distribution} "
-            f"(use one of {', '.join(DISTRIBUTIONS)})"
-        )
+    check_mode_and_distribution(mode, distribution)
     common = dict(seed=seed, name=name, dtype=dtype, device=device, index=index, out=out)
     if _empty(shape):
         return _draw(shape, distribution, 0.0, 0.0, common)
@@ -194,6 +186,26 @@ def variance_scaling(
     return _draw(shape, distribution, math.sqrt(variance), math.sqrt(3 * variance), common, ("scale", scale))
 
 
+def check_mode_and_distribution(mode: object, distribution: object) -> None:
+    """Raise ValueError, in JAX's words, unless mode is one of MODES and distribution one of
+    DISTRIBUTIONS.
+
+    >>> check_mode_and_distribution("fan_avg", "uniform")
+    >>> check_mode_and_distribution("fan_sum", "uniform")
+    Traceback (most recent call last):
+    ValueError: invalid mode for variance scaling initializer: fan_sum (use one of fan_in, fan_out, fan_avg, fan_geo_avg)
+    """
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(
+            f"invalid mode for variance scaling initializer: {mode} (use one of {', '.join(MODES)})"
+        )
+    if not isinstance(distribution, str) or distribution not in DISTRIBUTIONS:
+        raise ValueError(
+            f"invalid distribution for variance scaling initializer: {distribution} "
+            f"(use one of {', '.join(DISTRIBUTIONS)})"
+        )
+
+
 def _check_gain(gain) -> float:
     gain = driver.check_real(gain, "gain")
     if gain < 0:
@@ -206,6 +218,8 @@ def _xavier_std(shape, gain, layout, in_axis, out_axis, batch_axis):
     return gain * math.sqrt(2.0 / float(fan_in + fan_out))
 
 
+# Each public scheme spells out its whole typed signature (as jax.nn.initializers does), so
+# help(), IDEs and type checkers show every parameter: the keyword blocks repeat on purpose.
 def xavier_uniform(
     shape: ShapeLike,
     gain: RealLike = 1.0,

@@ -152,6 +152,9 @@ def _run_start(o, desc, ndim, sbase, dbase):
     return s, d
 
 
+# _fill32 and _fill64 walk runs the same way on purpose: a float32 tile holds four values per
+# Philox block and a float64 tile two, and keeping each a separate kernel keeps its tile size a
+# constant the compiler folds into the index arithmetic (no per-thread division by a variable).
 def _fill32(out, kind, desc, ndim, n_outer, sbase, dbase, n, sstep, dstep, dist, p, key):
     unit_steps = sstep == 1 and dstep == 1
     # Philox blocks touched by a run of n elements, wherever it starts in a tile
