@@ -67,7 +67,9 @@ def uniform(
 
     Values are ``low + (high - low) * u`` with u = k / 2**24 (float32, k a 24-bit integer from
     one Philox word) or k / 2**53 (float64, two words), computed with one fused multiply-add
-    and clamped so that every value, after rounding to ``dtype``, lies in [low, high).
+    and clamped so that every value, after rounding to ``dtype``, lies in [low, high) (in
+    bfloat16 the lower end is ``low`` rounded to float32 first, so a ``low`` just above a
+    bfloat16 value can give that value; docs/schemes.md).
     float16 / bfloat16 are computed in float32 and rounded to nearest-even once.
 
     Args:

@@ -8,6 +8,7 @@ library's compiled code or its ``counters_for``.
 from __future__ import annotations
 
 import array
+import math
 import re
 import warnings
 from fractions import Fraction
@@ -805,3 +806,19 @@ def test_user_kernel_composes_public_blocks(t0):
     # tiles at 2**28 - 2 ... cross block index 2**32: the counter's high word becomes 1
     assert _storage_bytes(u) == _storage_bytes(fastinit.uniform(shape, seed=seed, name=name, index=index).raw)
     assert _storage_bytes(z) == _storage_bytes(fastinit.normal(shape, seed=seed, name=name, index=index).raw)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "bfloat16"])
+def test_uniform_interval_as_documented_with_a_low_just_above_a_bfloat16_value(dtype):
+    """docs/schemes.md#output-intervals: values lie in [low, high) after rounding, except that in
+    bfloat16 the lower end is low rounded to float32 first. 1/64 as float64 computes it (torch's
+    Linear bound at fan_in 4096) sits just below 1/64, a float32 and bfloat16 value."""
+    b = 1 / math.sqrt(4096.0) * math.sqrt(3.0) * math.sqrt(2.0 / (1 + 5))
+    assert b < 1 / 64
+    x = np.asarray(fastinit.uniform((1 << 20,), -b, b, seed=1, dtype=dtype)).astype(np.float64)
+    assert x.max() < b
+    if dtype == "bfloat16":
+        assert x.min() >= float(np.float32(-b)) == -1 / 64
+        assert x.min() == -1 / 64  # reached: 2**20 draws put some mass on the lowest value
+    else:
+        assert x.min() >= -b
