@@ -40,7 +40,7 @@ from fastinit.cuda_runtime import (
 from fastinit.dtypes import DType, resolve_dtype
 from fastinit.typing import DeviceLike, DTypeLike, ShapeLike
 
-__all__ = ["FastArray"]
+__all__ = ["FastArray", "c_strides"]
 
 _REPR_VALUES = 6  # how many leading values __repr__ shows
 
@@ -345,7 +345,7 @@ class FastArray:
                 owner,
                 device_pointer(storage),
                 storage.shape,
-                _c_strides(storage.shape),
+                c_strides(storage.shape),
                 self._dtype,
                 device,
                 versioned=versioned,
@@ -364,7 +364,7 @@ class FastArray:
             owner,
             storage.ctypes.data,
             storage.shape,
-            _c_strides(storage.shape),
+            c_strides(storage.shape),
             self._dtype,
             device,
             versioned=versioned,
@@ -443,8 +443,13 @@ def _check_dims(shape) -> tuple[int, ...]:
     return tuple(int(n) for n in dims)
 
 
-def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """C-order strides in elements (also right for 0-size shapes, unlike NumPy's)."""
+def c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """C-order strides in elements of a dense array of ``shape``, the layout of every FastArray
+    (also right for 0-size shapes, unlike NumPy's).
+
+    >>> c_strides((2, 3, 4)), c_strides((0, 5)), c_strides(())
+    ((12, 4, 1), (5, 1), ())
+    """
     strides, step = [], 1
     for n in reversed(shape):
         strides.append(step)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import dlpack
 from ._memory import advise_huge_pages
-from .array import FastArray
+from .array import FastArray, c_strides
 from .backends import cpu
 from .backends.plan import FillPlan
 from .cuda_runtime import cuda_device_index
@@ -137,15 +137,6 @@ def _check_out(view_dtype: DType, view_shape, dtype, expected) -> None:
         raise ValueError(f"out has shape {tuple(view_shape)} but the result has shape {expected}")
 
 
-def _c_strides(shape) -> tuple[int, ...]:
-    """C-order strides in elements of a dense array of ``shape``."""
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
-
-
 def _cuda_backend():
     from .backends import cuda  # imported on demand: it is the only module that imports numba.cuda
 
@@ -199,11 +190,9 @@ def _index_dims(index, shape):
 
 def _plan(shape, dims, dst_strides, dst_base) -> FillPlan:
     """Build the FillPlan, dropping size-1 dimensions and merging contiguous ones."""
-    c_strides = [1] * len(shape)
-    for d in range(len(shape) - 2, -1, -1):
-        c_strides[d] = c_strides[d + 1] * shape[d + 1]
-    src_base = sum(start * s for (start, _, _, _), s in zip(dims, c_strides, strict=False))
-    kept = [(count, step * s) for (_, step, count, keep), s in zip(dims, c_strides, strict=False) if keep]
+    full = c_strides(shape)  # flat indices of the full tensor are its C order
+    src_base = sum(start * s for (start, _, _, _), s in zip(dims, full, strict=False))
+    kept = [(count, step * s) for (_, step, count, keep), s in zip(dims, full, strict=False) if keep]
     axes = [
         (count, sstride, dstride)
         for (count, sstride), dstride in zip(kept, dst_strides, strict=False)
@@ -316,7 +305,7 @@ def _destination(
         else:
             backend = _cuda_backend()
             result = FastArray.empty(result_shape, dt, target)
-            yield _DeviceMemory(backend, _c_strides(result_shape), 0, array=result), result
+            yield _DeviceMemory(backend, c_strides(result_shape), 0, array=result), result
         return
     if target == "cpu":
         with dlpack.writable_view(out, argname="out", dtype=dtype) as view:

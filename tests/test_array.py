@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastinit import dlpack
-from fastinit.array import ALIGNMENT, FastArray
+from fastinit.array import ALIGNMENT, FastArray, c_strides
 from fastinit.dtypes import DTYPES
 
 torch = pytest.importorskip("torch")
@@ -105,6 +105,17 @@ def test_constructor_validates():
         FastArray(np.zeros(3, dtype=np.float32), "float32", device="cuda")
     with pytest.raises(TypeError, match="dtype='int8' is not supported"):
         FastArray(np.zeros(3, dtype=np.int8), "int8")
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (2, 3, 4), (1, 7, 1), (3, 0, 4), (0,)])
+def test_c_strides_are_numpys_for_nonempty_shapes(shape):
+    """The strides a new FastArray, a CUDA out= FastArray and the driver's plans all use;
+    a 0-size shape keeps the strides of its nonzero dimensions (NumPy's may be anything)."""
+    strides = c_strides(shape)
+    if 0 not in shape:
+        assert strides == tuple(s // 4 for s in np.empty(shape, np.float32).strides)
+    else:
+        assert strides == c_strides(tuple(max(n, 1) for n in shape))
 
 
 def test_len_and_repr():

@@ -176,7 +176,7 @@ def test_geometry_argument_of_fill_array(host_bytes):
     from fastinit import driver
 
     shape = (5, 37)
-    plan = driver._plan(shape, driver._index_dims(None, shape), driver._c_strides(shape), 0)
+    plan = driver._plan(shape, driver._index_dims(None, shape), fastinit.array.c_strides(shape), 0)
     params = np.array([0.0, 1.0, -np.inf, np.inf, 0, 0, 0, 0])
     key = fastinit.derive_key(1, "w").as_array()
     expected = fastinit.normal(shape, seed=1, name="w").tobytes()

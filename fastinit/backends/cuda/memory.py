@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ...array import FastArray
+from ...array import FastArray, c_strides
 from ...cuda_runtime import device_ordinal, is_simulator
 from ...dtypes import DType
 from . import device_code
@@ -141,23 +141,15 @@ def _fastarray_view(out: FastArray, device, argname) -> OutView:
     with device_code.cuda.gpus[index]:
         stream = out.write_stream if out.write_stream is not None else device_code.cuda.default_stream()
     flat = kernel_storage(out.storage, out.dtype)
-    strides = tuple(int(s) for s in _c_strides(out.shape))
+    strides = c_strides(tuple(out.shape))
     return OutView(flat, 0, strides, tuple(out.shape), out.dtype, index, stream, False, out)
-
-
-def _c_strides(shape):
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
 
 
 def is_dense(shape, strides) -> bool:
     """Whether a layout is dense C order. The stride of a dimension of size 1 is free: torch
     calls such tensors contiguous whatever it is (e.g. the (n, 1) Q of torch.linalg.qr has
     strides (1, n)), and ``.contiguous()`` leaves them as they are."""
-    return all(s == c for n, s, c in zip(shape, strides, _c_strides(shape), strict=True) if n != 1)
+    return all(s == c for n, s, c in zip(shape, strides, c_strides(shape), strict=True) if n != 1)
 
 
 def is_simulated_array(obj) -> bool:
