@@ -24,7 +24,7 @@ from ._memory import advise_huge_pages
 from .array import FastArray, c_strides
 from .backends import cpu
 from .backends.plan import FillPlan
-from .cuda_runtime import cuda_device_index
+from .cuda_runtime import cuda_device_index, device_ordinal
 from .dtypes import DType, resolve_dtype
 from .rng.streams import derive_key
 
@@ -34,6 +34,7 @@ __all__ = [
     "check_real",
     "check_device",
     "target_device",
+    "check_out",
     "output_dtype",
     "result_shape",
     "normalized_index",
@@ -128,13 +129,25 @@ def target_device(device, out=None) -> str:
     return "cuda" if name == "cpu" else name
 
 
-def _check_out(view_dtype: DType, view_shape, dtype, expected) -> None:
-    if dtype is not None and resolve_dtype(dtype) != view_dtype:
-        raise TypeError(
-            f"out has dtype {view_dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"
-        )
-    if tuple(view_shape) != expected:
-        raise ValueError(f"out has shape {tuple(view_shape)} but the result has shape {expected}")
+def check_out(
+    out_dtype: DType,
+    out_shape,
+    dtype,
+    expected: tuple[int, ...],
+    *,
+    gpu: int | None = None,
+    device: str = "cuda",
+) -> None:
+    """Refuse an ``out=`` that cannot take a result of shape ``expected``: on GPU ``gpu`` (None:
+    host memory) when ``device`` names another one ('cuda' takes out's own), of another dtype
+    than ``dtype`` (None: out's own), of another shape. Whether host memory may take a CUDA
+    result is ``target_device``'s to say."""
+    if gpu is not None and device != "cuda" and device_ordinal(device) != gpu:
+        raise ValueError(f"out is on cuda:{gpu} but device={device!r} was asked for")
+    if dtype is not None and resolve_dtype(dtype) != out_dtype:
+        raise TypeError(f"out has dtype {out_dtype.name} but dtype={resolve_dtype(dtype).name} was asked for")
+    if tuple(out_shape) != expected:
+        raise ValueError(f"out has shape {tuple(out_shape)} but the result has shape {expected}")
 
 
 def _cuda_backend():
@@ -309,12 +322,12 @@ def _destination(
         return
     if target == "cpu":
         with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
-            _check_out(view.dtype, view.shape, dtype, result_shape)
+            check_out(view.dtype, view.shape, dtype, result_shape)
             yield _HostMemory(view.array, view.dtype, is_out=True), out
     else:
         backend = _cuda_backend()
-        with backend.writable_out(out, argname="out", device=target) as view:
-            _check_out(view.dtype, view.shape, dtype, result_shape)
+        with backend.writable_out(out, argname="out") as view:
+            check_out(view.dtype, view.shape, dtype, result_shape, gpu=view.index, device=target)
             yield _DeviceMemory(backend, view.strides, view.base, view=view), out
     dlpack.mark_written(out)
 

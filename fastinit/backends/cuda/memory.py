@@ -66,25 +66,22 @@ def offset_range(shape, strides):
 
 
 @contextlib.contextmanager
-def writable_out(out, *, argname: str = "out", device: str | None = None):
-    """A context manager giving an ``OutView`` of the CUDA output ``out``.
-
-    ``device``: the device the caller asked for ("cuda" / "cuda:N"), checked against out's.
-    """
+def writable_out(out, *, argname: str = "out"):
+    """A context manager giving an ``OutView`` of the CUDA output ``out`` (``device_out``); the
+    driver checks its device, dtype and shape against the call's (``driver.check_out``)."""
     from ... import dlpack
 
     cuda = load(f"{argname} is CUDA memory")
     if isinstance(out, FastArray):
-        yield _fastarray_view(out, device, argname)
+        yield _fastarray_view(out)
         return
     if is_simulated_array(out):
-        yield _simulated_view(out, argname, device)
+        yield _simulated_view(out, argname)
         return
     with dlpack.device_view(out, argname=argname) as view:
         index = view.device_id
         if index is None:
             index = _pointer_device(view.pointer)
-        _check_same_device(index, device, argname)
         with cuda.gpus[index]:
             if view.stream is None:
                 stream, wait = cuda.legacy_default_stream(), view.wait
@@ -128,16 +125,8 @@ def device_array_at(pointer: int, size: int, storage, owner):
     )  # fmt: skip
 
 
-def _check_same_device(index: int, device: str | None, argname: str) -> None:
-    if device is not None and device != "cuda" and device_ordinal(device) != index:
-        raise ValueError(f"{argname} is on cuda:{index} but device={device!r} was asked for")
-
-
-def _fastarray_view(out: FastArray, device, argname) -> OutView:
-    if out.device == "cpu":
-        raise ValueError(f"{argname} is a CPU FastArray but device={device!r} was asked for")
+def _fastarray_view(out: FastArray) -> OutView:
     index = device_ordinal(out.device)
-    _check_same_device(index, device, argname)
     with device_code.cuda.gpus[index]:
         stream = out.write_stream if out.write_stream is not None else device_code.cuda.default_stream()
     flat = kernel_storage(out.storage, out.dtype)
@@ -156,12 +145,11 @@ def is_simulated_array(obj) -> bool:
     return is_simulator() and type(obj).__name__ == "FakeCUDAArray"
 
 
-def _simulated_view(out, argname, device) -> OutView:
+def _simulated_view(out, argname) -> OutView:
     """A simulated device array (a NumPy array inside): its memory as a flat array, as for
     real device memory."""
     from ... import dlpack
 
-    _check_same_device(0, device, argname)
     host = dlpack.writable_view(out._ary, argname=argname)
     array, strides = host.array, host.strides
     low, high = offset_range(array.shape, strides)
