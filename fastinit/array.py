@@ -29,9 +29,10 @@ import numpy.typing as npt
 
 from fastinit import dlpack
 from fastinit.cuda_runtime import (
+    check_device,
     consumer_stream,
-    cuda_device_index,
     cuda_runtime,
+    device_name,
     device_ordinal,
     device_pointer,
     new_event,
@@ -109,7 +110,7 @@ class FastArray:
 
     def __init__(self, storage: Any, dtype: DTypeLike, device: DeviceLike = "cpu") -> None:
         dtype = resolve_dtype(dtype)
-        device = _check_device(device)
+        device = device_name(device)  # (the storage is checked before any GPU is looked at)
         if device == "cpu":
             if not isinstance(storage, np.ndarray):
                 raise TypeError(f"storage must be a NumPy array, got {type(storage).__name__}")
@@ -120,7 +121,7 @@ class FastArray:
                     f"device={device!r}: a CUDA FastArray's storage must be a Numba CUDA device "
                     f"array, got {type(storage).__name__}"
                 )
-            device = f"cuda:{cuda_device_index(device)}"
+            device = check_device(device)
             contiguous = storage.is_c_contiguous()
         if storage.dtype != dtype.storage:
             raise TypeError(
@@ -165,14 +166,13 @@ class FastArray:
         shape = _check_dims(shape)
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no silent int64 wraparound
         check_addressable(shape, dtype.itemsize)
-        device = _check_device(device)
+        device = check_device(device)
         if device != "cpu":
             # cudaMalloc's allocations are 256-byte aligned
-            index = cuda_device_index(device)
             cuda = cuda_runtime(device)
-            with cuda.gpus[index]:
+            with cuda.gpus[device_ordinal(device)]:
                 storage = cuda.device_array(shape, dtype.storage)
-            return cls(storage, dtype, f"cuda:{index}")
+            return cls(storage, dtype, device)
         try:
             raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
         except MemoryError:  # (NumPy's message names the byte buffer's shape, not this one)
@@ -413,15 +413,6 @@ class FastArray:
             "version": 3,
             "stream": None if self._stream is None else stream_handle(self._stream),
         }
-
-
-def _check_device(device) -> str:
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', got {type(device).__name__}")
-    name = device.strip().lower()
-    if name == "cpu" or name == "cuda" or name.startswith("cuda:"):
-        return name
-    raise ValueError(f"device={device!r} is not supported by FastArray; use 'cpu' or 'cuda[:N]'")
 
 
 def _check_dims(shape) -> tuple[int, ...]:

@@ -24,7 +24,7 @@ from ._memory import advise_huge_pages
 from .array import FastArray, c_strides
 from .backends import cpu
 from .backends.plan import FillPlan
-from .cuda_runtime import cuda_device_index, device_ordinal
+from .cuda_runtime import check_device, device_ordinal
 from .dtypes import DType, resolve_dtype
 from .rng.streams import derive_key
 
@@ -32,7 +32,6 @@ __all__ = [
     "MAX_ELEMENTS",
     "check_shape",
     "check_real",
-    "check_device",
     "target_device",
     "check_out",
     "output_dtype",
@@ -93,19 +92,6 @@ def check_real(value, argname: str, *, allow_inf: bool = False) -> float:
     if not allow_inf and math.isinf(value):
         raise ValueError(f"{argname}={value} must be finite")
     return value
-
-
-def check_device(device) -> str:
-    """'cpu', or 'cuda:N' for 'cuda' (the current device) / 'cuda:N' when that GPU exists and
-    fastinit's CUDA backend can run (else a ValueError saying what is missing)."""
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
-    name = device.strip().lower()
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        return f"cuda:{cuda_device_index(name)}"
-    raise ValueError(f"device={device!r} is not supported; use 'cpu' or 'cuda[:N]'")
 
 
 def target_device(device, out=None) -> str:

@@ -107,6 +107,22 @@ def test_constructor_validates():
         FastArray(np.zeros(3, dtype=np.int8), "int8")
 
 
+@pytest.mark.parametrize(("device", "error"), [("tpu", ValueError), ("cuda0", ValueError), (0, TypeError)])
+def test_bad_devices_are_refused_as_the_samplers_refuse_them(device, error):
+    """FastArray and the samplers read device= with one parser: the same error, word for word."""
+    import fastinit
+
+    with pytest.raises(error) as sampler_error:
+        fastinit.uniform(3, device=device)
+    for call in (
+        lambda: FastArray.empty(3, "float32", device),
+        lambda: FastArray(np.zeros(3, np.float32), "float32", device),
+    ):
+        with pytest.raises(error) as array_error:
+            call()
+        assert str(array_error.value) == str(sampler_error.value)
+
+
 @pytest.mark.parametrize("shape", [(), (5,), (2, 3, 4), (1, 7, 1), (3, 0, 4), (0,)])
 def test_c_strides_are_numpys_for_nonempty_shapes(shape):
     """The strides a new FastArray, a CUDA out= FastArray and the driver's plans all use;
