@@ -523,5 +523,11 @@ RECORDS = (
         predict=_predict_orthogonal,
         factored_axes=lambda a: range(a["batch_dims"], len(a["shape"])),
     ),  # fmt: skip
-    Scheme("delta_orthogonal", delta_orthogonal, whole_tensor=True, predict=_predict_delta_orthogonal),
+    Scheme(
+        "delta_orthogonal",
+        delta_orthogonal,
+        whole_tensor=True,
+        predict=_predict_delta_orthogonal,
+        factored_axes=lambda a: range(len(a["shape"]) - 2, len(a["shape"])),  # the (in, out) matrix
+    ),
 )
