@@ -23,7 +23,7 @@ from . import dlpack
 from ._memory import advise_huge_pages
 from .array import FastArray, c_strides
 from .backends import cpu
-from .backends.plan import FillPlan
+from .backends.plan import FillPlan, flat_storage, offset_range
 from .cuda_runtime import check_device, device_ordinal
 from .dtypes import DType, resolve_dtype
 from .rng.streams import derive_key
@@ -219,35 +219,12 @@ def _plan(shape, dims, dst_strides, dst_base) -> FillPlan:
     )
 
 
-def _flat_storage(array: np.ndarray):
-    """A 1-D array over the memory of ``array`` and the offset of array[0, ..., 0] in it."""
-    array = np.ndarray.view(array, np.ndarray)  # a subclass's reshape may not flatten (np.matrix)
-    itemsize = array.itemsize
-    if array.size == 0:
-        return array.reshape(-1), 0, (0,) * array.ndim
-    if array.ndim == 0:  # array[()] would be a copy: view the one element as a 1-D array
-        return array.reshape(1), 0, ()
-    if array.flags.c_contiguous:
-        return array.reshape(-1), 0, tuple(s // itemsize for s in array.strides)
-    strides = [s // itemsize for s in array.strides]
-    low = sum((n - 1) * s for n, s in zip(array.shape, strides, strict=False) if s < 0)
-    high = sum((n - 1) * s for n, s in zip(array.shape, strides, strict=False) if s > 0)
-    corner = array[
-        tuple(slice(n - 1, n) if s < 0 else slice(0, 1) for n, s in zip(array.shape, strides, strict=False))
-    ]
-    flat = np.lib.stride_tricks.as_strided(corner, shape=(high - low + 1,), strides=(itemsize,))
-    return flat, -low, tuple(strides)
-
-
 def _check_within(plan: FillPlan, size: int) -> None:
     """Refuse a plan that would write outside ``flat[:size]`` (the kernels do not check)."""
     if plan.size == 0:
         return
-    counts = (*plan.outer, plan.n)
-    steps = (*plan.dst_strides, plan.dst_step)
-    low = plan.dst_base + sum((c - 1) * s for c, s in zip(counts, steps, strict=True) if s < 0)
-    high = plan.dst_base + sum((c - 1) * s for c, s in zip(counts, steps, strict=True) if s > 0)
-    if low < 0 or high >= size:
+    low, high = offset_range((*plan.outer, plan.n), (*plan.dst_strides, plan.dst_step))
+    if plan.dst_base + low < 0 or plan.dst_base + high >= size:
         raise ValueError("out's memory does not span the elements its shape and strides name")
 
 
@@ -259,7 +236,7 @@ class _HostMemory:
 
     def __init__(self, array: np.ndarray, dtype: DType, *, is_out: bool):
         self.array, self.dtype = array, dtype
-        self.flat, self.base, self.strides = _flat_storage(array)
+        self.flat, self.base, self.strides = flat_storage(array)
         if is_out:  # out may be fresh memory of another allocator (NumPy advises its own buffers)
             advise_huge_pages(self.flat.ctypes.data, self.flat.nbytes)
 

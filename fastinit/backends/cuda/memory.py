@@ -12,13 +12,13 @@ about work done on its memory).
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 
 from ...array import FastArray, c_strides
 from ...cuda_runtime import device_ordinal, is_simulator
 from ...dtypes import DType
+from ..plan import flat_storage, offset_range
 from . import device_code
 from .compiler import load
 from .launch import kernel_storage
@@ -29,7 +29,6 @@ __all__ = [
     "writable_out",
     "out_dtype",
     "out_index",
-    "offset_range",
     "device_array_at",
     "is_dense",
     "is_simulated_array",
@@ -54,15 +53,6 @@ class OutView:
     def __init__(self, flat, base, strides, shape, dtype, index, stream, wait, keep):
         self.flat, self.base, self.strides, self.shape = flat, base, strides, shape
         self.dtype, self.index, self.stream, self.wait, self.keep = dtype, index, stream, wait, keep
-
-
-def offset_range(shape, strides):
-    """(low, high) element offsets of a layout relative to element [0, ..., 0]."""
-    if math.prod(shape) == 0:
-        return 0, -1
-    low = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0)
-    high = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s > 0)
-    return low, high
 
 
 @contextlib.contextmanager
@@ -151,25 +141,10 @@ def _simulated_view(out, argname) -> OutView:
     from ... import dlpack
 
     host = dlpack.writable_view(out._ary, argname=argname)
-    array, strides = host.array, host.strides
-    low, high = offset_range(array.shape, strides)
-    storage = array.view(np.uint16) if host.dtype.bits == 16 else array
-    if high >= low:
-        corner = (
-            storage.reshape(-1)[:1]
-            if array.ndim == 0
-            else storage[
-                tuple(
-                    slice(n - 1, n) if st < 0 else slice(0, 1)
-                    for n, st in zip(array.shape, strides, strict=True)
-                )
-            ]
-        )
-        flat = np.lib.stride_tricks.as_strided(corner, shape=(high - low + 1,), strides=(storage.itemsize,))
-    else:
-        flat = np.empty(0, storage.dtype)
-    return OutView(type(out)(flat), -low, strides, tuple(array.shape), host.dtype, 0, device_code.cuda.default_stream(),
-                    False, out)  # fmt: skip
+    array = host.array
+    flat, base, _ = flat_storage(array.view(np.uint16) if host.dtype.bits == 16 else array)
+    return OutView(type(out)(flat), base, host.strides, tuple(array.shape), host.dtype, 0,
+                   device_code.cuda.default_stream(), False, out)  # fmt: skip
 
 
 def out_dtype(out) -> DType:
