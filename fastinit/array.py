@@ -41,7 +41,7 @@ from fastinit.cuda_runtime import (
 from fastinit.dtypes import DType, resolve_dtype
 from fastinit.typing import DeviceLike, DTypeLike, ShapeLike
 
-__all__ = ["FastArray", "c_strides"]
+__all__ = ["FastArray", "MAX_ELEMENTS", "c_strides", "check_shape"]
 
 _REPR_VALUES = 6  # how many leading values __repr__ shows
 
@@ -163,7 +163,7 @@ class FastArray:
         ((2, 3), dtype('uint16'), 0)
         """
         dtype = resolve_dtype(dtype)
-        shape = _check_dims(shape)
+        shape = check_shape(shape)
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no silent int64 wraparound
         check_addressable(shape, dtype.itemsize)
         device = check_device(device)
@@ -415,23 +415,39 @@ class FastArray:
         }
 
 
-def _check_dims(shape) -> tuple[int, ...]:
-    """shape as a tuple of ints >= 0: an int, a sequence of ints or a 1-D integer array. Floats
-    and bools are refused, never truncated; sets, dicts and strings are refused, never iterated."""
+# The most elements a tensor may have: its flat indices are int64.
+MAX_ELEMENTS = 2**63 - 1
+
+
+def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
+    """An int or a sequence of ints >= 0 (tuple, list, range, torch.Size, 1-D integer array), as a tuple.
+
+    Sets and dicts (no order), strings, floats and bools are refused, and so are shapes of more
+    than ``MAX_ELEMENTS`` elements: flat indices are int64 in the kernels and in NumPy.
+    """
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         dims = (shape,)
     elif isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu":
         dims = shape.tolist()
     elif isinstance(shape, Sequence) and not isinstance(shape, (str, bytes, bytearray)):
-        dims = tuple(shape)
+        dims = shape
     else:
-        raise TypeError(f"shape must be an int or a tuple of ints, got {type(shape).__name__}")
-    for n in dims:
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"shape={shape!r} must contain only ints, got {type(n).__name__}")
-        if n < 0:
-            raise ValueError(f"shape={shape!r} has a negative dimension")
-    return tuple(int(n) for n in dims)
+        kind = f"a {shape.ndim}-D {shape.dtype} array" if isinstance(shape, np.ndarray) else (
+            type(shape).__name__)  # fmt: skip
+        raise TypeError(f"{argname} must be an int or a tuple of ints (or a list), got {kind}")
+    out = []
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"{argname}={shape!r} must contain only ints, got {type(d).__name__}")
+        if d < 0:
+            raise ValueError(f"{argname}={shape!r} has a negative dimension")
+        out.append(int(d))
+    # NumPy refuses these even with a 0 dimension: count the nonzero dimensions as it does
+    count = math.prod(d for d in out if d)
+    if count > MAX_ELEMENTS:
+        where = "" if 0 not in out else " in its nonzero dimensions"
+        raise ValueError(f"{argname}={tuple(out)} has {count} elements{where}, more than 2**63 - 1")
+    return tuple(out)
 
 
 def c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

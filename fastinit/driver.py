@@ -14,14 +14,14 @@ import contextlib
 import math
 import numbers
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from . import dlpack
 from ._memory import advise_huge_pages
-from .array import FastArray, c_strides
+from .array import MAX_ELEMENTS, FastArray, c_strides, check_shape
 from .backends import cpu
 from .backends.plan import FillPlan, flat_storage, offset_range
 from .cuda_runtime import check_device, device_ordinal
@@ -29,7 +29,7 @@ from .dtypes import DType, resolve_dtype
 from .rng.streams import derive_key
 
 __all__ = [
-    "MAX_ELEMENTS",
+    "MAX_ELEMENTS",  # (these two are array.py's: FastArray checks shapes too)
     "check_shape",
     "check_real",
     "target_device",
@@ -42,42 +42,8 @@ __all__ = [
     "deliver",
 ]
 
-# The most elements a tensor may have: its flat indices are int64.
-MAX_ELEMENTS = 2**63 - 1
-
 
 # ---- argument checks ---------------------------------------------------------------------
-
-
-def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
-    """An int or a sequence of ints >= 0 (tuple, list, range, torch.Size, 1-D integer array), as a tuple.
-
-    Sets and dicts (no order), strings, floats and bools are refused, and so are shapes of more
-    than ``MAX_ELEMENTS`` elements: flat indices are int64 in the kernels and in NumPy.
-    """
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        dims = (shape,)
-    elif isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu":
-        dims = shape.tolist()
-    elif isinstance(shape, Sequence) and not isinstance(shape, (str, bytes, bytearray)):
-        dims = shape
-    else:
-        kind = f"a {shape.ndim}-D {shape.dtype} array" if isinstance(shape, np.ndarray) else (
-            type(shape).__name__)  # fmt: skip
-        raise TypeError(f"{argname} must be an int or a tuple of ints (or a list), got {kind}")
-    out = []
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise TypeError(f"{argname}={shape!r} must contain only ints, got {type(d).__name__}")
-        if d < 0:
-            raise ValueError(f"{argname}={shape!r} has a negative dimension")
-        out.append(int(d))
-    # NumPy refuses these even with a 0 dimension: count the nonzero dimensions as it does
-    count = math.prod(d for d in out if d)
-    if count > MAX_ELEMENTS:
-        where = "" if 0 not in out else " in its nonzero dimensions"
-        raise ValueError(f"{argname}={tuple(out)} has {count} elements{where}, more than 2**63 - 1")
-    return tuple(out)
 
 
 def check_real(value, argname: str, *, allow_inf: bool = False) -> float:

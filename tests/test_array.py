@@ -123,6 +123,22 @@ def test_bad_devices_are_refused_as_the_samplers_refuse_them(device, error):
         assert str(array_error.value) == str(sampler_error.value)
 
 
+@pytest.mark.parametrize(
+    ("shape", "error"),
+    [((2, -1), ValueError), ((2.0, 3), TypeError), ("23", TypeError), ({2, 3}, TypeError),
+     (np.zeros((2, 2), np.int64), TypeError), ((2**32, 2**32), ValueError)],
+)  # fmt: skip
+def test_bad_shapes_are_refused_as_the_samplers_refuse_them(shape, error):
+    """FastArray.empty and the samplers read shape with one checker: the same error."""
+    import fastinit
+
+    with pytest.raises(error) as sampler_error:
+        fastinit.uniform(shape)
+    with pytest.raises(error) as array_error:
+        FastArray.empty(shape, "float32")
+    assert str(array_error.value) == str(sampler_error.value)
+
+
 @pytest.mark.parametrize("shape", [(), (5,), (2, 3, 4), (1, 7, 1), (3, 0, 4), (0,)])
 def test_c_strides_are_numpys_for_nonempty_shapes(shape):
     """The strides a new FastArray, a CUDA out= FastArray and the driver's plans all use;
