@@ -152,10 +152,18 @@ def elementwise(init: Initializer, shape) -> Initializer | None:
         return None
     if set(init.params) - {"gain", "a", "mode", "nonlinearity"}:
         return None  # another layout or explicit axes: torch.nn.init's calls never give them
-    prediction = init.predict(tuple(shape))
+    std, bound = _spread(init, tuple(shape))
     if init.scheme.endswith("uniform"):
-        return get_initializer("uniform", low=-prediction.high, high=prediction.high)
-    return get_initializer("normal", mean=0.0, std=prediction.std)
+        return get_initializer("uniform", low=-bound, high=bound)
+    return get_initializer("normal", mean=0.0, std=std)
+
+
+@functools.lru_cache(maxsize=1024)
+def _spread(init: Initializer, shape: tuple[int, ...]) -> tuple[float, float]:
+    """(std, uniform bound) of ``init`` on ``shape``, from its record's prediction (which builds
+    a scipy distribution, ~0.5 ms: a model repeats its shapes, so they are kept)."""
+    prediction = init.predict(shape)
+    return prediction.std, prediction.high
 
 
 def _affine(init: Initializer, scale: float, shift: float) -> Initializer:
