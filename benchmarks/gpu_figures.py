@@ -333,10 +333,10 @@ def main(argv=None) -> int:
     # of the other parts are allocated: it could fail there, or starve the parts after it)
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import fastinit
-    from fastinit.driver import check_device
+    from fastinit.cuda_runtime import check_device, device_ordinal
 
     target = check_device(args.device)  # a clear error without numba-cuda or a GPU
-    index = int(target[5:])
+    index = device_ordinal(target)
     from numba import cuda
 
     with cuda.gpus[index]:

@@ -29,9 +29,10 @@ import numpy.typing as npt
 
 from fastinit import dlpack
 from fastinit.cuda_runtime import (
+    check_device,
     consumer_stream,
-    cuda_device_index,
     cuda_runtime,
+    device_name,
     device_ordinal,
     device_pointer,
     new_event,
@@ -40,7 +41,7 @@ from fastinit.cuda_runtime import (
 from fastinit.dtypes import DType, resolve_dtype
 from fastinit.typing import DeviceLike, DTypeLike, ShapeLike
 
-__all__ = ["FastArray"]
+__all__ = ["FastArray", "MAX_ELEMENTS", "c_strides", "check_shape"]
 
 _REPR_VALUES = 6  # how many leading values __repr__ shows
 
@@ -109,7 +110,7 @@ class FastArray:
 
     def __init__(self, storage: Any, dtype: DTypeLike, device: DeviceLike = "cpu") -> None:
         dtype = resolve_dtype(dtype)
-        device = _check_device(device)
+        device = device_name(device)  # (the storage is checked before any GPU is looked at)
         if device == "cpu":
             if not isinstance(storage, np.ndarray):
                 raise TypeError(f"storage must be a NumPy array, got {type(storage).__name__}")
@@ -120,7 +121,7 @@ class FastArray:
                     f"device={device!r}: a CUDA FastArray's storage must be a Numba CUDA device "
                     f"array, got {type(storage).__name__}"
                 )
-            device = f"cuda:{cuda_device_index(device)}"
+            device = check_device(device)
             contiguous = storage.is_c_contiguous()
         if storage.dtype != dtype.storage:
             raise TypeError(
@@ -162,17 +163,16 @@ class FastArray:
         ((2, 3), dtype('uint16'), 0)
         """
         dtype = resolve_dtype(dtype)
-        shape = _check_dims(shape)
+        shape = check_shape(shape)
         nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no silent int64 wraparound
         check_addressable(shape, dtype.itemsize)
-        device = _check_device(device)
+        device = check_device(device)
         if device != "cpu":
             # cudaMalloc's allocations are 256-byte aligned
-            index = cuda_device_index(device)
             cuda = cuda_runtime(device)
-            with cuda.gpus[index]:
+            with cuda.gpus[device_ordinal(device)]:
                 storage = cuda.device_array(shape, dtype.storage)
-            return cls(storage, dtype, f"cuda:{index}")
+            return cls(storage, dtype, device)
         try:
             raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
         except MemoryError:  # (NumPy's message names the byte buffer's shape, not this one)
@@ -345,7 +345,7 @@ class FastArray:
                 owner,
                 device_pointer(storage),
                 storage.shape,
-                _c_strides(storage.shape),
+                c_strides(storage.shape),
                 self._dtype,
                 device,
                 versioned=versioned,
@@ -364,7 +364,7 @@ class FastArray:
             owner,
             storage.ctypes.data,
             storage.shape,
-            _c_strides(storage.shape),
+            c_strides(storage.shape),
             self._dtype,
             device,
             versioned=versioned,
@@ -415,36 +415,48 @@ class FastArray:
         }
 
 
-def _check_device(device) -> str:
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', got {type(device).__name__}")
-    name = device.strip().lower()
-    if name == "cpu" or name == "cuda" or name.startswith("cuda:"):
-        return name
-    raise ValueError(f"device={device!r} is not supported by FastArray; use 'cpu' or 'cuda[:N]'")
+# The most elements a tensor may have: its flat indices are int64.
+MAX_ELEMENTS = 2**63 - 1
 
 
-def _check_dims(shape) -> tuple[int, ...]:
-    """shape as a tuple of ints >= 0: an int, a sequence of ints or a 1-D integer array. Floats
-    and bools are refused, never truncated; sets, dicts and strings are refused, never iterated."""
+def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
+    """An int or a sequence of ints >= 0 (tuple, list, range, torch.Size, 1-D integer array), as a tuple.
+
+    Sets and dicts (no order), strings, floats and bools are refused, and so are shapes of more
+    than ``MAX_ELEMENTS`` elements: flat indices are int64 in the kernels and in NumPy.
+    """
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         dims = (shape,)
     elif isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu":
         dims = shape.tolist()
     elif isinstance(shape, Sequence) and not isinstance(shape, (str, bytes, bytearray)):
-        dims = tuple(shape)
+        dims = shape
     else:
-        raise TypeError(f"shape must be an int or a tuple of ints, got {type(shape).__name__}")
-    for n in dims:
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"shape={shape!r} must contain only ints, got {type(n).__name__}")
-        if n < 0:
-            raise ValueError(f"shape={shape!r} has a negative dimension")
-    return tuple(int(n) for n in dims)
+        kind = f"a {shape.ndim}-D {shape.dtype} array" if isinstance(shape, np.ndarray) else (
+            type(shape).__name__)  # fmt: skip
+        raise TypeError(f"{argname} must be an int or a tuple of ints (or a list), got {kind}")
+    out = []
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"{argname}={shape!r} must contain only ints, got {type(d).__name__}")
+        if d < 0:
+            raise ValueError(f"{argname}={shape!r} has a negative dimension")
+        out.append(int(d))
+    # NumPy refuses these even with a 0 dimension: count the nonzero dimensions as it does
+    count = math.prod(d for d in out if d)
+    if count > MAX_ELEMENTS:
+        where = "" if 0 not in out else " in its nonzero dimensions"
+        raise ValueError(f"{argname}={tuple(out)} has {count} elements{where}, more than 2**63 - 1")
+    return tuple(out)
 
 
-def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """C-order strides in elements (also right for 0-size shapes, unlike NumPy's)."""
+def c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """C-order strides in elements of a dense array of ``shape``, the layout of every FastArray
+    (also right for 0-size shapes, unlike NumPy's).
+
+    >>> c_strides((2, 3, 4)), c_strides((0, 5)), c_strides(())
+    ((12, 4, 1), (5, 1), ())
+    """
     strides, step = [], 1
     for n in reversed(shape):
         strides.append(step)

@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cuda_runtime import check_device, device_name, device_ordinal
+
 __all__ = [
     "SAMPLERS",
     "DTYPES",
@@ -200,12 +202,10 @@ class _CUDA:
     name = "cuda"
 
     def __init__(self, device: str):
-        from . import driver
-
-        self.device = driver.check_device(device)  # ValueError when there is no usable GPU
+        self.device = check_device(device)  # ValueError when there is no usable GPU
         # JAX would otherwise take 75 % of the GPU's memory at its first call, starving the buffers
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        self.index = int(self.device.split(":")[1])
+        self.index = device_ordinal(self.device)
         self.torch = _import_or_none("torch")
         if self.torch is not None and not self.torch.cuda.is_available():
             self.torch = None
@@ -333,9 +333,7 @@ def backend(device: str = "cpu"):
 
     Raises ValueError (naming the device) when the device cannot run: no GPU, no CUDA backend.
     """
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
-    if device.strip().lower() == "cpu":
+    if device_name(device) == "cpu":
         return _CPU()
     return _CUDA(device)
 

@@ -1,6 +1,6 @@
 """The CUDA runtime as fastinit uses it: ``numba.cuda`` imported on first use (with a clear
-error when numba-cuda or a GPU is missing), the simulator test, ``"cuda"`` / ``"cuda:N"``
-parsing, and the stream, event and pointer helpers the array type and the CUDA backend share.
+error when numba-cuda or a GPU is missing), the simulator test, the parsing and checking of
+``device=`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``), and the stream, event and pointer helpers the array type and the CUDA backend share.
 
 Nothing here imports ``numba.cuda`` at import time: ``import fastinit`` must not.
 """
@@ -13,7 +13,10 @@ import sys
 
 __all__ = [
     "cuda_runtime",
+    "device_name",
+    "check_device",
     "cuda_device_index",
+    "device_ordinal",
     "is_simulator",
     "device_pointer",
     "stream_handle",
@@ -73,6 +76,28 @@ def is_simulator() -> bool:
     return "simulator" in type(cuda.gpus).__module__
 
 
+def device_name(device) -> str:
+    """``device`` as fastinit spells it: "cpu", "cuda" or "cuda:..." (stripped, lower case);
+    TypeError / ValueError otherwise. Looks at no GPU: ``check_device`` does.
+
+    >>> device_name(" CUDA:1 ")
+    'cuda:1'
+    """
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
+    name = device.strip().lower()
+    if name == "cpu" or name == "cuda" or name.startswith("cuda:"):
+        return name
+    raise ValueError(f"device={device!r} is not supported; use 'cpu' or 'cuda[:N]'")
+
+
+def check_device(device) -> str:
+    """'cpu', or 'cuda:N' for 'cuda' (the current device) / 'cuda:N' when that GPU exists and
+    fastinit's CUDA backend can run (else a ValueError saying what is missing)."""
+    name = device_name(device)
+    return name if name == "cpu" else f"cuda:{cuda_device_index(name)}"
+
+
 def device_ordinal(device: str) -> int:
     """N of an already checked ``"cuda:N"`` (a FastArray's or a view's device).
 
@@ -85,7 +110,7 @@ def device_ordinal(device: str) -> int:
 def cuda_device_index(device: str) -> int:
     """The GPU ordinal of ``"cuda"`` (the current device) or ``"cuda:N"``; checks it exists.
 
-    ``device`` must already be lower-case and stripped (``driver.check_device`` does that).
+    ``device`` must already be lower-case and stripped (``device_name`` does that).
     """
     cuda = cuda_runtime(device)
     if device == "cuda":

@@ -7,8 +7,8 @@ global location (the ``index=`` of the functional API), with no communication, s
 any scheduler and any cluster compute to the bytes of the single-machine tensor
 (``dask.array.random`` changes with the chunking). ``.to_zarr(...)`` stores those bytes.
 
-Orthogonal needs whole matrices: a chunking that splits one is refused (``batch_dims``
-dimensions may be chunked). bfloat16 arrays need ``ml_dtypes`` (Dask needs a NumPy dtype).
+Orthogonal and delta-orthogonal need whole matrices: a chunking that splits one is refused
+(orthogonal's ``batch_dims`` dimensions and delta-orthogonal's spatial ones may be chunked). bfloat16 arrays need ``ml_dtypes`` (Dask needs a NumPy dtype).
 
 ``write_checkpoint(manifest, directory, client=...)`` distributes the checkpoint writer's shard
 files over the workers (one task per shard; the directory must be shared by them); every file
@@ -91,7 +91,7 @@ def _check_whole_matrices(fn, shape, chunks, args, params) -> None:
         if len(chunks[axis]) > 1:
             raise ValueError(
                 f"{record.name} needs whole matrices, but chunks={chunks} split dimension {axis} of shape {shape}; "
-                f"chunk only the first {axes.start} dimension(s) (its batch dimensions)"
+                f"chunk only the first {axes.start} dimension(s) (those outside its matrices)"
             )
 
 

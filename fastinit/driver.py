@@ -14,26 +14,26 @@ import contextlib
 import math
 import numbers
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from . import dlpack
 from ._memory import advise_huge_pages
-from .array import FastArray
+from .array import MAX_ELEMENTS, FastArray, c_strides, check_shape
 from .backends import cpu
-from .backends.plan import FillPlan
-from .cuda_runtime import cuda_device_index
+from .backends.plan import FillPlan, flat_storage, offset_range
+from .cuda_runtime import check_device, device_ordinal
 from .dtypes import DType, resolve_dtype
 from .rng.streams import derive_key
 
 __all__ = [
-    "MAX_ELEMENTS",
+    "MAX_ELEMENTS",  # (these two are array.py's: FastArray checks shapes too)
     "check_shape",
     "check_real",
-    "check_device",
     "target_device",
+    "check_out",
     "output_dtype",
     "result_shape",
     "normalized_index",
@@ -42,42 +42,8 @@ __all__ = [
     "deliver",
 ]
 
-# The most elements a tensor may have: its flat indices are int64.
-MAX_ELEMENTS = 2**63 - 1
-
 
 # ---- argument checks ---------------------------------------------------------------------
-
-
-def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
-    """An int or a sequence of ints >= 0 (tuple, list, range, torch.Size, 1-D integer array), as a tuple.
-
-    Sets and dicts (no order), strings, floats and bools are refused, and so are shapes of more
-    than ``MAX_ELEMENTS`` elements: flat indices are int64 in the kernels and in NumPy.
-    """
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        dims = (shape,)
-    elif isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu":
-        dims = shape.tolist()
-    elif isinstance(shape, Sequence) and not isinstance(shape, (str, bytes, bytearray)):
-        dims = shape
-    else:
-        kind = f"a {shape.ndim}-D {shape.dtype} array" if isinstance(shape, np.ndarray) else (
-            type(shape).__name__)  # fmt: skip
-        raise TypeError(f"{argname} must be an int or a tuple of ints (or a list), got {kind}")
-    out = []
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise TypeError(f"{argname}={shape!r} must contain only ints, got {type(d).__name__}")
-        if d < 0:
-            raise ValueError(f"{argname}={shape!r} has a negative dimension")
-        out.append(int(d))
-    # NumPy refuses these even with a 0 dimension: count the nonzero dimensions as it does
-    count = math.prod(d for d in out if d)
-    if count > MAX_ELEMENTS:
-        where = "" if 0 not in out else " in its nonzero dimensions"
-        raise ValueError(f"{argname}={tuple(out)} has {count} elements{where}, more than 2**63 - 1")
-    return tuple(out)
 
 
 def check_real(value, argname: str, *, allow_inf: bool = False) -> float:
@@ -92,19 +58,6 @@ def check_real(value, argname: str, *, allow_inf: bool = False) -> float:
     if not allow_inf and math.isinf(value):
         raise ValueError(f"{argname}={value} must be finite")
     return value
-
-
-def check_device(device) -> str:
-    """'cpu', or 'cuda:N' for 'cuda' (the current device) / 'cuda:N' when that GPU exists and
-    fastinit's CUDA backend can run (else a ValueError saying what is missing)."""
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
-    name = device.strip().lower()
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        return f"cuda:{cuda_device_index(name)}"
-    raise ValueError(f"device={device!r} is not supported; use 'cpu' or 'cuda[:N]'")
 
 
 def target_device(device, out=None) -> str:
@@ -128,22 +81,25 @@ def target_device(device, out=None) -> str:
     return "cuda" if name == "cpu" else name
 
 
-def _check_out(view_dtype: DType, view_shape, dtype, expected) -> None:
-    if dtype is not None and resolve_dtype(dtype) != view_dtype:
-        raise TypeError(
-            f"out has dtype {view_dtype.name} but dtype={resolve_dtype(dtype).name} was asked for"
-        )
-    if tuple(view_shape) != expected:
-        raise ValueError(f"out has shape {tuple(view_shape)} but the result has shape {expected}")
-
-
-def _c_strides(shape) -> tuple[int, ...]:
-    """C-order strides in elements of a dense array of ``shape``."""
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
+def check_out(
+    out_dtype: DType,
+    out_shape,
+    dtype,
+    expected: tuple[int, ...],
+    *,
+    gpu: int | None = None,
+    device: str = "cuda",
+) -> None:
+    """Refuse an ``out=`` that cannot take a result of shape ``expected``: on GPU ``gpu`` (None:
+    host memory) when ``device`` names another one ('cuda' takes out's own), of another dtype
+    than ``dtype`` (None: out's own), of another shape. Whether host memory may take a CUDA
+    result is ``target_device``'s to say."""
+    if gpu is not None and device != "cuda" and device_ordinal(device) != gpu:
+        raise ValueError(f"out is on cuda:{gpu} but device={device!r} was asked for")
+    if dtype is not None and resolve_dtype(dtype) != out_dtype:
+        raise TypeError(f"out has dtype {out_dtype.name} but dtype={resolve_dtype(dtype).name} was asked for")
+    if tuple(out_shape) != expected:
+        raise ValueError(f"out has shape {tuple(out_shape)} but the result has shape {expected}")
 
 
 def _cuda_backend():
@@ -199,11 +155,9 @@ def _index_dims(index, shape):
 
 def _plan(shape, dims, dst_strides, dst_base) -> FillPlan:
     """Build the FillPlan, dropping size-1 dimensions and merging contiguous ones."""
-    c_strides = [1] * len(shape)
-    for d in range(len(shape) - 2, -1, -1):
-        c_strides[d] = c_strides[d + 1] * shape[d + 1]
-    src_base = sum(start * s for (start, _, _, _), s in zip(dims, c_strides, strict=False))
-    kept = [(count, step * s) for (_, step, count, keep), s in zip(dims, c_strides, strict=False) if keep]
+    full = c_strides(shape)  # flat indices of the full tensor are its C order
+    src_base = sum(start * s for (start, _, _, _), s in zip(dims, full, strict=False))
+    kept = [(count, step * s) for (_, step, count, keep), s in zip(dims, full, strict=False) if keep]
     axes = [
         (count, sstride, dstride)
         for (count, sstride), dstride in zip(kept, dst_strides, strict=False)
@@ -231,35 +185,12 @@ def _plan(shape, dims, dst_strides, dst_base) -> FillPlan:
     )
 
 
-def _flat_storage(array: np.ndarray):
-    """A 1-D array over the memory of ``array`` and the offset of array[0, ..., 0] in it."""
-    array = np.ndarray.view(array, np.ndarray)  # a subclass's reshape may not flatten (np.matrix)
-    itemsize = array.itemsize
-    if array.size == 0:
-        return array.reshape(-1), 0, (0,) * array.ndim
-    if array.ndim == 0:  # array[()] would be a copy: view the one element as a 1-D array
-        return array.reshape(1), 0, ()
-    if array.flags.c_contiguous:
-        return array.reshape(-1), 0, tuple(s // itemsize for s in array.strides)
-    strides = [s // itemsize for s in array.strides]
-    low = sum((n - 1) * s for n, s in zip(array.shape, strides, strict=False) if s < 0)
-    high = sum((n - 1) * s for n, s in zip(array.shape, strides, strict=False) if s > 0)
-    corner = array[
-        tuple(slice(n - 1, n) if s < 0 else slice(0, 1) for n, s in zip(array.shape, strides, strict=False))
-    ]
-    flat = np.lib.stride_tricks.as_strided(corner, shape=(high - low + 1,), strides=(itemsize,))
-    return flat, -low, tuple(strides)
-
-
 def _check_within(plan: FillPlan, size: int) -> None:
     """Refuse a plan that would write outside ``flat[:size]`` (the kernels do not check)."""
     if plan.size == 0:
         return
-    counts = (*plan.outer, plan.n)
-    steps = (*plan.dst_strides, plan.dst_step)
-    low = plan.dst_base + sum((c - 1) * s for c, s in zip(counts, steps, strict=True) if s < 0)
-    high = plan.dst_base + sum((c - 1) * s for c, s in zip(counts, steps, strict=True) if s > 0)
-    if low < 0 or high >= size:
+    low, high = offset_range((*plan.outer, plan.n), (*plan.dst_strides, plan.dst_step))
+    if plan.dst_base + low < 0 or plan.dst_base + high >= size:
         raise ValueError("out's memory does not span the elements its shape and strides name")
 
 
@@ -271,7 +202,7 @@ class _HostMemory:
 
     def __init__(self, array: np.ndarray, dtype: DType, *, is_out: bool):
         self.array, self.dtype = array, dtype
-        self.flat, self.base, self.strides = _flat_storage(array)
+        self.flat, self.base, self.strides = flat_storage(array)
         if is_out:  # out may be fresh memory of another allocator (NumPy advises its own buffers)
             advise_huge_pages(self.flat.ctypes.data, self.flat.nbytes)
 
@@ -316,16 +247,16 @@ def _destination(
         else:
             backend = _cuda_backend()
             result = FastArray.empty(result_shape, dt, target)
-            yield _DeviceMemory(backend, _c_strides(result_shape), 0, array=result), result
+            yield _DeviceMemory(backend, c_strides(result_shape), 0, array=result), result
         return
     if target == "cpu":
         with dlpack.writable_view(out, argname="out", dtype=dtype) as view:
-            _check_out(view.dtype, view.shape, dtype, result_shape)
+            check_out(view.dtype, view.shape, dtype, result_shape)
             yield _HostMemory(view.array, view.dtype, is_out=True), out
     else:
         backend = _cuda_backend()
-        with backend.writable_out(out, argname="out", device=target) as view:
-            _check_out(view.dtype, view.shape, dtype, result_shape)
+        with backend.writable_out(out, argname="out") as view:
+            check_out(view.dtype, view.shape, dtype, result_shape, gpu=view.index, device=target)
             yield _DeviceMemory(backend, view.strides, view.base, view=view), out
     dlpack.mark_written(out)
 

@@ -138,8 +138,9 @@ _ELEMENTWISE = ("uniform", "normal", "truncated_normal", "constant", "zeros", "o
 
 def elementwise(init: Initializer, shape) -> Initializer | None:
     """``init`` on a tensor of ``shape`` as a per-element distribution (the fans of ``shape``
-    folded into bounds or a std, with torch's formulas), so that it can fill any part of a
-    bigger tensor; None for schemes that need the whole matrix (orthogonal, sparse, eye, dirac).
+    folded into the bound or std the scheme draws with, as its record predicts them), so that
+    it can fill any part of a bigger tensor; None for schemes that need the whole matrix
+    (orthogonal, sparse, eye, dirac).
 
     >>> import fastinit
     >>> elementwise(fastinit.get_initializer("kaiming_uniform", a=0.0), (4, 3))
@@ -150,20 +151,19 @@ def elementwise(init: Initializer, shape) -> Initializer | None:
     if init.scheme not in ("xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"):
         return None
     if set(init.params) - {"gain", "a", "mode", "nonlinearity"}:
-        return None  # another layout or explicit axes: not torch's fans
-    probe = torch.empty(tuple(shape), device="meta")
-    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(probe)
-    p = init.params
-    if init.scheme.startswith("xavier"):
-        std = p.get("gain", 1.0) * math.sqrt(2.0 / float(fan_in + fan_out))
-    else:
-        fan = fan_in if p.get("mode", "fan_in") == "fan_in" else fan_out
-        gain = torch.nn.init.calculate_gain(p.get("nonlinearity", "leaky_relu"), p.get("a", 0.0))
-        std = gain / math.sqrt(fan)
+        return None  # another layout or explicit axes: torch.nn.init's calls never give them
+    std, bound = _spread(init, tuple(shape))
     if init.scheme.endswith("uniform"):
-        bound = math.sqrt(3.0) * std
         return get_initializer("uniform", low=-bound, high=bound)
     return get_initializer("normal", mean=0.0, std=std)
+
+
+@functools.lru_cache(maxsize=1024)
+def _spread(init: Initializer, shape: tuple[int, ...]) -> tuple[float, float]:
+    """(std, uniform bound) of ``init`` on ``shape``, from its record's prediction (which builds
+    a scipy distribution, ~0.5 ms: a model repeats its shapes, so they are kept)."""
+    prediction = init.predict(shape)
+    return prediction.std, prediction.high
 
 
 def _affine(init: Initializer, scale: float, shift: float) -> Initializer:

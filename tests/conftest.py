@@ -1,4 +1,5 @@
-"""Shared test helpers: an independent NumPy reference for ``uniform`` (fixture ``reference``).
+"""Shared test helpers: an independent NumPy reference for ``uniform`` (fixture ``reference``),
+and ``load_script``, which loads a script of tools/ or benchmarks/ as a module.
 
 The reference is built only from ``fastinit.philox4x32`` (the NumPy Philox), ``derive_key``
 and the element layout written out again from the docstring of rng/layout.py (it does not use
@@ -9,6 +10,8 @@ kernels, the layout and the converter formula at once.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import pathlib
 import types
 from fractions import Fraction
 
@@ -18,6 +21,7 @@ import pytest
 import fastinit
 
 TILE_LANES = 16
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def block_and_slot(index, words_per_value: int):
@@ -184,3 +188,18 @@ def pytest_collection_modifyitems(config, items):
     reason = _no_gpu_reason() if marked else None
     for item in marked if reason else ():
         item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("tools/write_results.py")``: a script of the repository (path from its
+    root) as a module. Each call runs the file again, so a test may patch what it gets."""
+
+    def load(relative_path: str) -> types.ModuleType:
+        path = ROOT / relative_path
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastinit import dlpack
-from fastinit.array import ALIGNMENT, FastArray
+from fastinit.array import ALIGNMENT, FastArray, c_strides
 from fastinit.dtypes import DTYPES
 
 torch = pytest.importorskip("torch")
@@ -105,6 +105,49 @@ def test_constructor_validates():
         FastArray(np.zeros(3, dtype=np.float32), "float32", device="cuda")
     with pytest.raises(TypeError, match="dtype='int8' is not supported"):
         FastArray(np.zeros(3, dtype=np.int8), "int8")
+
+
+@pytest.mark.parametrize(("device", "error"), [("tpu", ValueError), ("cuda0", ValueError), (0, TypeError)])
+def test_bad_devices_are_refused_as_the_samplers_refuse_them(device, error):
+    """FastArray and the samplers read device= with one parser: the same error, word for word."""
+    import fastinit
+
+    with pytest.raises(error) as sampler_error:
+        fastinit.uniform(3, device=device)
+    for call in (
+        lambda: FastArray.empty(3, "float32", device),
+        lambda: FastArray(np.zeros(3, np.float32), "float32", device),
+    ):
+        with pytest.raises(error) as array_error:
+            call()
+        assert str(array_error.value) == str(sampler_error.value)
+
+
+@pytest.mark.parametrize(
+    ("shape", "error"),
+    [((2, -1), ValueError), ((2.0, 3), TypeError), ("23", TypeError), ({2, 3}, TypeError),
+     (np.zeros((2, 2), np.int64), TypeError), ((2**32, 2**32), ValueError)],
+)  # fmt: skip
+def test_bad_shapes_are_refused_as_the_samplers_refuse_them(shape, error):
+    """FastArray.empty and the samplers read shape with one checker: the same error."""
+    import fastinit
+
+    with pytest.raises(error) as sampler_error:
+        fastinit.uniform(shape)
+    with pytest.raises(error) as array_error:
+        FastArray.empty(shape, "float32")
+    assert str(array_error.value) == str(sampler_error.value)
+
+
+@pytest.mark.parametrize("shape", [(), (5,), (2, 3, 4), (1, 7, 1), (3, 0, 4), (0,)])
+def test_c_strides_are_numpys_for_nonempty_shapes(shape):
+    """The strides a new FastArray, a CUDA out= FastArray and the driver's plans all use;
+    a 0-size shape keeps the strides of its nonzero dimensions (NumPy's may be anything)."""
+    strides = c_strides(shape)
+    if 0 not in shape:
+        assert strides == tuple(s // 4 for s in np.empty(shape, np.float32).strides)
+    else:
+        assert strides == c_strides(tuple(max(n, 1) for n in shape))
 
 
 def test_len_and_repr():

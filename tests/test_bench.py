@@ -196,10 +196,10 @@ def test_quick_settings():
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(capsys):
-    from fastinit import driver
+    from fastinit.cuda_runtime import check_device
 
     try:
-        driver.check_device("cuda")
+        check_device("cuda")
     except ValueError as error:
         message = str(error)
     else:

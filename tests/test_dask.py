@@ -59,6 +59,34 @@ def test_orthogonal_refuses_chunks_that_split_a_matrix():
     )
 
 
+def test_delta_orthogonal_refuses_chunks_that_split_its_matrix():
+    """Only the spatial dimensions may be chunked: a chunk of the (in, out) matrix would factor
+    the whole matrix again (the refusal docs/schemes.md promises)."""
+    for chunks in ((3, 3, 8, 32), (3, 3, 16, 16)):
+        with pytest.raises(ValueError, match=r"delta_orthogonal needs whole matrices.*first 2 dimension"):
+            fd.delta_orthogonal((3, 3, 16, 32), chunks=chunks)
+    with pytest.raises(ValueError, match="delta_orthogonal needs whole matrices"):
+        fd.array(fastinit.get_initializer("delta_orthogonal"), (3, 16, 32), chunks=(1, 16, 16))
+    spatial = fd.delta_orthogonal((3, 3, 16, 32), 1.5, chunks=(1, 2, 16, 32), seed=3, name="k")
+    assert (
+        spatial.compute().tobytes()
+        == fastinit.delta_orthogonal((3, 3, 16, 32), 1.5, seed=3, name="k").tobytes()
+    )
+
+
+def test_every_scheme_that_factors_matrices_says_which_axes():
+    """A scheme whose prediction names matrices that must be orthogonal factors them with a QR:
+    its record declares those axes, so that Dask refuses chunks that split them."""
+    for name, record in fastinit.schemes.registry.RECORDS.items():
+        shape = (3, 3, 4, 6)
+        try:
+            prediction = record.predict(record.arguments(shape, {}))
+        except (TypeError, ValueError):
+            continue  # (a scheme that needs parameters or another shape factors nothing here)
+        if prediction.matrices is not None:
+            assert record.factored_axes is not None, name
+
+
 def test_different_names_differ_and_graph_is_deterministic():
     a = fd.normal((10, 10), chunks=5, seed=0, name="a")
     b = fd.normal((10, 10), chunks=5, seed=0, name="b")

@@ -1,28 +1,22 @@
 """benchmarks/RESULTS.md and the README's results tables are what tools/write_results.py
 generates from benchmarks/results/*.json: measured numbers only ever reach them through it."""
 
-import importlib.util
-import pathlib
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "tools" / "write_results.py"
+import pytest
 
 
-def _writer():
-    spec = importlib.util.spec_from_file_location("write_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def writer(load_script):
+    return load_script("tools/write_results.py")
 
 
-def test_results_tables_are_generated_from_the_json():
-    stale = _writer().outdated()
+def test_results_tables_are_generated_from_the_json(writer):
+    stale = writer.outdated()
     assert not stale, (
         f"out of date: {sorted(p.name for p in stale)}; run python tools/write_results.py --write"
     )
 
 
-def test_every_backend_has_a_table():
-    writer = _writer()
+def test_every_backend_has_a_table(writer):
     parts = writer.sections()
     assert set(parts) == {"cpu", "cuda"}
     for backend, body in parts.items():
@@ -30,8 +24,7 @@ def test_every_backend_has_a_table():
         assert f"<!-- results:{backend} -->" in writer.README.read_text()
 
 
-def test_a_hand_edit_is_caught(tmp_path, monkeypatch):
-    writer = _writer()
+def test_a_hand_edit_is_caught(tmp_path, monkeypatch, writer):
     readme = tmp_path / "README.md"
     readme.write_text(writer.README.read_text().replace("| uniform float32 | ", "| uniform float32 | 9", 1))
     results = tmp_path / "RESULTS.md"

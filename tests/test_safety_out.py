@@ -563,3 +563,27 @@ def test_out_layouts_fill_exactly_the_view_or_raise_naming_out(case):
     assert buffer.tobytes() == expected.tobytes(), "out's elements differ, or bytes around them changed"
     if version is not None:
         assert out._version > version
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda a: a,
+        lambda a: a[::-1, 1::2],
+        lambda a: a.T[:, ::-2],
+        lambda a: a[2, 3, ...],  # 0-d
+        lambda a: a[:0],
+        lambda a: np.broadcast_to(a[:1, :1], (1, 1)),
+    ],
+)
+def test_flat_storage_addresses_every_element(view):
+    """backends.plan.flat_storage, what the host and the simulated CUDA out= paths write through:
+    element i of the view is flat[base + i . strides], within offset_range."""
+    from fastinit.backends.plan import flat_storage, offset_range
+
+    a = view(np.arange(5 * 7, dtype=np.float32).reshape(5, 7))
+    flat, base, strides = flat_storage(a)
+    low, high = offset_range(a.shape, strides)
+    assert flat.size == (high - low + 1 if a.size else 0)
+    for i in np.ndindex(*a.shape):
+        assert flat[base + sum(k * s for k, s in zip(i, strides, strict=True))] == a[i]

@@ -11,7 +11,6 @@ written by that script from its table of cases, never by hand (habit from random
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import pathlib
 
@@ -24,24 +23,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PINS = json.loads((ROOT / "tests" / "data" / "stability.json").read_text())
 
 
-def _writer():
-    spec = importlib.util.spec_from_file_location(
-        "write_stability_pins", ROOT / "tools" / "write_stability_pins.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_stream_version_matches_the_pinned_values():
     assert fastinit.STREAM_VERSION == PINS["stream_version"], (
         "STREAM_VERSION changed: run tools/write_stability_pins.py --write for the new stream"
     )
 
 
-def test_pins_are_the_writers_cases():
+def test_pins_are_the_writers_cases(load_script):
     """The data holds exactly the cases the script lists (nobody edited one side alone)."""
-    writer = _writer()
+    writer = load_script("tools/write_stability_pins.py")
     cases = [
         (sampler, list(params), kwargs, dtype, list(shape), seed, name, None if index is None else [list(i) for i in index])
         for sampler, params, kwargs, shape, seed, name, index, dtypes in writer.CASES

@@ -386,3 +386,30 @@ def test_constants_filled_by_torch_are_fastinits_bytes(dtype):
         b = torch.from_dlpack(fastinit.constant((5,), value, dtype=str(dtype).split(".")[1]))
         assert torch.equal(a.view(torch.uint8 if dtype != torch.float32 else torch.int32),
                            b.view(torch.uint8 if dtype != torch.float32 else torch.int32)), value  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"scheme": "xavier_uniform", "gain": 0.5},
+        {"scheme": "xavier_normal"},
+        {"scheme": "kaiming_uniform", "a": math.sqrt(5)},
+        {"scheme": "kaiming_normal", "mode": "fan_out", "nonlinearity": "relu"},
+        {"scheme": "kaiming_uniform", "a": 0.0, "mode": "FAN_IN"},  # torch lower-cases mode too
+    ],
+)
+@pytest.mark.parametrize("shape", [(48, 20), (6, 4, 3, 3)])
+def test_elementwise_draws_what_the_scheme_draws(config, shape):
+    """The per-element form of a fan-scaled scheme has the scheme's bound or std: on the whole
+    tensor it gives the scheme's bytes, and torch.nn.init's draws on the shape match it."""
+    init = fastinit.Initializer.from_config(config)
+    flat = trace.elementwise(init, shape)
+    assert flat(shape, seed=3, name="w").tobytes() == init(shape, seed=3, name="w").tobytes()
+    torch.manual_seed(0)
+    drawn = torch.empty(shape, dtype=torch.float64)
+    getattr(nn.init, config["scheme"] + "_")(drawn, **{k: v for k, v in config.items() if k != "scheme"})
+    if flat.scheme == "uniform":
+        bound = flat.params["high"]
+        assert flat.params["low"] == -bound and 0.9 * bound < float(drawn.abs().max()) <= bound
+    else:
+        assert flat.scheme == "normal" and float(drawn.std()) == pytest.approx(flat.params["std"], rel=0.2)

@@ -26,12 +26,6 @@ TYPED_MODULES = [
     ("fastinit.checkpoint", None),
     ("fastinit.dask", "dask"),
 ]
-# Known gaps, each with its reason; the test fails once one is annotated, so that it leaves this list.
-UNTYPED = {
-    # rng/philox.py is left to the owners of rng/ (its kernels' module): counter and key are
-    # uint32 arrays, e.g. NDArray[np.uint32]
-    "fastinit.philox4x32": {"counter", "key"},
-}
 # methods that are public although spelled with underscores
 DUNDERS = ("__init__", "__call__", "__array__", "__dlpack__", "__dlpack_device__")
 
@@ -83,11 +77,8 @@ def test_every_public_callable_is_annotated(module_name, needs):
     found = dict(public_callables(module))
     assert found
     gaps = {name: unannotated(fn) for name, fn in found.items()}
-    missing = {name: sorted(params) for name, params in gaps.items() if params and name not in UNTYPED}
+    missing = {name: sorted(params) for name, params in gaps.items() if params}
     assert not missing, f"public callables with unannotated parameters or return: {missing}"
-    for name, params in UNTYPED.items():
-        if name in found:
-            assert gaps[name] == params, f"{name} is now annotated: remove it from UNTYPED"
 
 
 @pytest.mark.parametrize(("module_name", "needs"), TYPED_MODULES)
@@ -104,7 +95,7 @@ def test_annotations_resolve_at_run_time(module_name, needs):
     for name, fn in public_callables(module):
         # (the function's own globals: get_type_hints would take a wrapper's from the wrapped function)
         hints = typing.get_type_hints(fn, globalns=fn.__globals__, localns=checker_only)
-        assert "return" in hints or fn.__name__ == "__init__" or name in UNTYPED, name
+        assert "return" in hints or fn.__name__ == "__init__", name
 
 
 def test_type_checkers_see_every_public_name():

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import uint32, uint64
+from numpy.typing import ArrayLike, NDArray
 
 from .._jit import pure
 
@@ -129,7 +130,7 @@ def philox4x32_rounds_u32(mul_hi_lo):
     return philox4x32_block_u32
 
 
-def philox4x32(counter, key, rounds: int = 10) -> np.ndarray:
+def philox4x32(counter: ArrayLike, key: ArrayLike, rounds: int = 10) -> NDArray[np.uint32]:
     """Philox4x32 of NumPy arrays: ``counter`` uint32 ``(..., 4)``, ``key`` uint32 ``(..., 2)``.
 
     Broadcasts the leading dimensions and returns uint32 ``(..., 4)``. This is the reference

@@ -46,6 +46,7 @@ import numpy as np
 
 from .. import driver, dtypes, samplers
 from ..array import check_addressable
+from ..cuda_runtime import device_ordinal
 from ..typing import ArrayOut, DeviceLike, DTypeLike, IndexLike, QRBackend, RealLike, SeedLike, ShapeLike
 from .record import Prediction, Scheme
 
@@ -420,7 +421,7 @@ def orthogonal(
     else:
         from ..backends import cuda as backend
 
-        device_index = int(target[5:]) if target != "cuda" else backend.out_index(out)
+        device_index = device_ordinal(target) if target != "cuda" else backend.out_index(out)
         ops, device = GPU_QR[qr](device_index), f"cuda:{device_index}"
     values = _orthogonal_values(ops, factoring, gain, compute, seed=seed, name=name, index=index)
     return driver.deliver(values, shape, dtype=dt, device=device, index=index, out=out)
@@ -522,5 +523,11 @@ RECORDS = (
         predict=_predict_orthogonal,
         factored_axes=lambda a: range(a["batch_dims"], len(a["shape"])),
     ),  # fmt: skip
-    Scheme("delta_orthogonal", delta_orthogonal, whole_tensor=True, predict=_predict_delta_orthogonal),
+    Scheme(
+        "delta_orthogonal",
+        delta_orthogonal,
+        whole_tensor=True,
+        predict=_predict_delta_orthogonal,
+        factored_axes=lambda a: range(len(a["shape"]) - 2, len(a["shape"])),  # the (in, out) matrix
+    ),
 )

@@ -1,22 +1,13 @@
 """benchmarks/gpu_figures.py end to end under the simulator, on tiny sizes: every code path a
 GPU session will take (timings are meaningless here; the bit-identity part is not)."""
 
-import importlib.util
 import json
-import pathlib
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_figures.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("gpu_figures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = "benchmarks/gpu_figures.py"
 
 
-def test_gpu_figures_runs(tmp_path, capsys):
-    figures = load_script()
+def test_gpu_figures_runs(tmp_path, capsys, load_script):
+    figures = load_script(SCRIPT)
     report = tmp_path / "figures.json"
     args = ["--size-log2", "8", "--repeats", "2", "--bf16-count", "300", "--identity-count", "1500"]
     assert figures.main([*args, "--skip", "orthogonal", "--json", str(report)]) == 0
@@ -35,13 +26,13 @@ def test_gpu_figures_runs(tmp_path, capsys):
     assert all(differing == 0 for differing, _ in saved["identity"].values()), saved["identity"]
 
 
-def test_identity_check_reports_differences(monkeypatch):
+def test_identity_check_reports_differences(monkeypatch, load_script):
     """The comparison counts differing elements and their ulp distance (it can fail)."""
     import numpy as np
 
     import fastinit
 
-    figures = load_script()
+    figures = load_script(SCRIPT)
     normal = fastinit.normal
 
     def off_by_one_ulp(*args, device="cpu", **kwargs):
@@ -58,35 +49,25 @@ def test_identity_check_reports_differences(monkeypatch):
     assert result["uniform"] == result["normal bfloat16"] == (0, 0)
 
 
-def _load(name):
-    path = SCRIPT.parent / f"{name}.py"
-    if not path.exists():  # the one-off GPU experiments
-        path = SCRIPT.parent / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_kernel_variants_runs_and_compares_bytes(capsys, monkeypatch):
+def test_kernel_variants_runs_and_compares_bytes(capsys, monkeypatch, load_script):
     """benchmarks/gpu_kernel_variants.py: every variant rebuilt, run through the public API and
     compared with the committed kernels' bytes (the column a GPU session reads first). Short
     runs are let into the dense kernels, so the column shard's tiny rows take them here too."""
     from fastinit.backends import cuda as backend
 
     monkeypatch.setattr(backend.launch, "DENSE_MIN_ITEMS", 1)
-    variants = _load("gpu_kernel_variants")
+    variants = load_script("benchmarks/experiments/gpu_kernel_variants.py")
     assert variants.main(["--size-log2", "7", "--repeats", "1", "--calls", "1"]) == 0
     table = capsys.readouterr().out
     rows = [line for line in table.splitlines() if line.startswith(("| uniform", "| normal", "| truncated"))]
     assert len(rows) == 5 and all(line.endswith("| True |") for line in rows), table  # 3 + 2 shard rows
 
 
-def test_kernel_variants_are_other_kernels():
+def test_kernel_variants_are_other_kernels(load_script):
     """The variants are rebuilt with other helpers (else the A/B would time one kernel twice)."""
     from fastinit.backends import cuda as backend
 
-    variants = _load("gpu_kernel_variants")
+    variants = load_script("benchmarks/experiments/gpu_kernel_variants.py")
     cuda = backend.load()
     name = "fill32_dense_uniform"
     committed = variants.variant_kernels(backend, cuda, "committed", [name])[name]
@@ -106,8 +87,8 @@ def test_kernel_variants_are_other_kernels():
     assert dense.__globals__["_store_dev"] is backend.device_code._store_dev
 
 
-def test_host_profile_runs(capsys):
-    profile = _load("gpu_host_profile")
+def test_host_profile_runs(capsys, load_script):
+    profile = load_script("benchmarks/experiments/gpu_host_profile.py")
     assert profile.main(["--calls", "2", "--size", "64", "--top", "5"]) == 0
     out = capsys.readouterr().out
     assert "| fastinit.uniform, out=FastArray |" in out and "bare launch" in out and "tottime" in out
@@ -124,10 +105,10 @@ def _sampler_rows(table: str):
     return [line for line in table.splitlines() if line.startswith(("| uniform", "| normal", "| truncated"))]
 
 
-def test_kernel_variants_bytes_check_catches_a_kernel_that_writes_nothing(monkeypatch, capsys):
+def test_kernel_variants_bytes_check_catches_a_kernel_that_writes_nothing(monkeypatch, capsys, load_script):
     """Every variant but "committed" replaced by a kernel that writes nothing: the bytes check
     must say so (out is poisoned with NaN before each compared call). (Found in review.)"""
-    variants = _load("gpu_kernel_variants")
+    variants = load_script("benchmarks/experiments/gpu_kernel_variants.py")
     committed = variants.variant_kernels
 
     def broken(backend, cuda, variant, names):
@@ -141,10 +122,12 @@ def test_kernel_variants_bytes_check_catches_a_kernel_that_writes_nothing(monkey
     assert len(rows) == 3 and all(line.endswith("| False |") for line in rows), rows
 
 
-def test_column_shard_bytes_check_catches_a_general_kernel_that_writes_nothing(monkeypatch, capsys):
+def test_column_shard_bytes_check_catches_a_general_kernel_that_writes_nothing(
+    monkeypatch, capsys, load_script
+):
     from fastinit.backends import cuda as backend
 
-    variants = _load("gpu_kernel_variants")
+    variants = load_script("benchmarks/experiments/gpu_kernel_variants.py")
     backend.load()
     monkeypatch.setattr(backend.launch, "DENSE_MIN_ITEMS", 1)
     general_only = backend.general_kernels_only

@@ -176,7 +176,7 @@ def test_geometry_argument_of_fill_array(host_bytes):
     from fastinit import driver
 
     shape = (5, 37)
-    plan = driver._plan(shape, driver._index_dims(None, shape), driver._c_strides(shape), 0)
+    plan = driver._plan(shape, driver._index_dims(None, shape), fastinit.array.c_strides(shape), 0)
     params = np.array([0.0, 1.0, -np.inf, np.inf, 0, 0, 0, 0])
     key = fastinit.derive_key(1, "w").as_array()
     expected = fastinit.normal(shape, seed=1, name="w").tobytes()
@@ -325,11 +325,15 @@ def test_out_errors(cuda):
 
 def test_out_device_must_match(cuda):
     # device="cuda:0" and out on cuda:0 agree; the simulator has one device, so a mismatch is
-    # checked on the helper that raises it
+    # checked on the check the driver makes
+    from fastinit import driver
+
     out = cuda.device_array(3, np.float32)
     fastinit.uniform(3, device="cuda:0", out=out, **KEY)
+    f32 = fastinit.resolve_dtype("float32")
     with pytest.raises(ValueError, match="out is on cuda:0 but device='cuda:1' was asked for"):
-        backend.memory._check_same_device(0, "cuda:1", "out")
+        driver.check_out(f32, (3,), None, (3,), gpu=0, device="cuda:1")
+    driver.check_out(f32, (3,), None, (3,), gpu=0, device="cuda")  # 'cuda': out's own GPU
 
 
 def test_cpu_out_and_cpu_device_never_touch_the_gpu(launched):

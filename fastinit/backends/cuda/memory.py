@@ -12,13 +12,13 @@ about work done on its memory).
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 
-from ...array import FastArray
+from ...array import FastArray, c_strides
 from ...cuda_runtime import device_ordinal, is_simulator
 from ...dtypes import DType
+from ..plan import flat_storage, offset_range
 from . import device_code
 from .compiler import load
 from .launch import kernel_storage
@@ -29,7 +29,6 @@ __all__ = [
     "writable_out",
     "out_dtype",
     "out_index",
-    "offset_range",
     "device_array_at",
     "is_dense",
     "is_simulated_array",
@@ -56,35 +55,23 @@ class OutView:
         self.dtype, self.index, self.stream, self.wait, self.keep = dtype, index, stream, wait, keep
 
 
-def offset_range(shape, strides):
-    """(low, high) element offsets of a layout relative to element [0, ..., 0]."""
-    if math.prod(shape) == 0:
-        return 0, -1
-    low = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0)
-    high = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s > 0)
-    return low, high
-
-
 @contextlib.contextmanager
-def writable_out(out, *, argname: str = "out", device: str | None = None):
-    """A context manager giving an ``OutView`` of the CUDA output ``out``.
-
-    ``device``: the device the caller asked for ("cuda" / "cuda:N"), checked against out's.
-    """
+def writable_out(out, *, argname: str = "out"):
+    """A context manager giving an ``OutView`` of the CUDA output ``out`` (``device_out``); the
+    driver checks its device, dtype and shape against the call's (``driver.check_out``)."""
     from ... import dlpack
 
     cuda = load(f"{argname} is CUDA memory")
     if isinstance(out, FastArray):
-        yield _fastarray_view(out, device, argname)
+        yield _fastarray_view(out)
         return
     if is_simulated_array(out):
-        yield _simulated_view(out, argname, device)
+        yield _simulated_view(out, argname)
         return
     with dlpack.device_view(out, argname=argname) as view:
         index = view.device_id
         if index is None:
             index = _pointer_device(view.pointer)
-        _check_same_device(index, device, argname)
         with cuda.gpus[index]:
             if view.stream is None:
                 stream, wait = cuda.legacy_default_stream(), view.wait
@@ -128,68 +115,36 @@ def device_array_at(pointer: int, size: int, storage, owner):
     )  # fmt: skip
 
 
-def _check_same_device(index: int, device: str | None, argname: str) -> None:
-    if device is not None and device != "cuda" and device_ordinal(device) != index:
-        raise ValueError(f"{argname} is on cuda:{index} but device={device!r} was asked for")
-
-
-def _fastarray_view(out: FastArray, device, argname) -> OutView:
-    if out.device == "cpu":
-        raise ValueError(f"{argname} is a CPU FastArray but device={device!r} was asked for")
+def _fastarray_view(out: FastArray) -> OutView:
     index = device_ordinal(out.device)
-    _check_same_device(index, device, argname)
     with device_code.cuda.gpus[index]:
         stream = out.write_stream if out.write_stream is not None else device_code.cuda.default_stream()
     flat = kernel_storage(out.storage, out.dtype)
-    strides = tuple(int(s) for s in _c_strides(out.shape))
+    strides = c_strides(tuple(out.shape))
     return OutView(flat, 0, strides, tuple(out.shape), out.dtype, index, stream, False, out)
-
-
-def _c_strides(shape):
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
 
 
 def is_dense(shape, strides) -> bool:
     """Whether a layout is dense C order. The stride of a dimension of size 1 is free: torch
     calls such tensors contiguous whatever it is (e.g. the (n, 1) Q of torch.linalg.qr has
     strides (1, n)), and ``.contiguous()`` leaves them as they are."""
-    return all(s == c for n, s, c in zip(shape, strides, _c_strides(shape), strict=True) if n != 1)
+    return all(s == c for n, s, c in zip(shape, strides, c_strides(shape), strict=True) if n != 1)
 
 
 def is_simulated_array(obj) -> bool:
     return is_simulator() and type(obj).__name__ == "FakeCUDAArray"
 
 
-def _simulated_view(out, argname, device) -> OutView:
+def _simulated_view(out, argname) -> OutView:
     """A simulated device array (a NumPy array inside): its memory as a flat array, as for
     real device memory."""
     from ... import dlpack
 
-    _check_same_device(0, device, argname)
     host = dlpack.writable_view(out._ary, argname=argname)
-    array, strides = host.array, host.strides
-    low, high = offset_range(array.shape, strides)
-    storage = array.view(np.uint16) if host.dtype.bits == 16 else array
-    if high >= low:
-        corner = (
-            storage.reshape(-1)[:1]
-            if array.ndim == 0
-            else storage[
-                tuple(
-                    slice(n - 1, n) if st < 0 else slice(0, 1)
-                    for n, st in zip(array.shape, strides, strict=True)
-                )
-            ]
-        )
-        flat = np.lib.stride_tricks.as_strided(corner, shape=(high - low + 1,), strides=(storage.itemsize,))
-    else:
-        flat = np.empty(0, storage.dtype)
-    return OutView(type(out)(flat), -low, strides, tuple(array.shape), host.dtype, 0, device_code.cuda.default_stream(),
-                    False, out)  # fmt: skip
+    array = host.array
+    flat, base, _ = flat_storage(array.view(np.uint16) if host.dtype.bits == 16 else array)
+    return OutView(type(out)(flat), base, host.strides, tuple(array.shape), host.dtype, 0,
+                   device_code.cuda.default_stream(), False, out)  # fmt: skip
 
 
 def out_dtype(out) -> DType:
