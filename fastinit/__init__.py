@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 # Every public name, with the module that defines it, imported on first use (PEP 562): the
 # package itself loads neither NumPy nor Numba, so `fastinit ...` reaches the command line's
 # one-line Ctrl-C handler at once instead of ~0.3 s of imports later.
+# schemes.__all__ spelled out, since importing it would load NumPy (tests/test_import.py
+# checks the two agree)
 _SCHEMES = (
     "Initializer",
     "calculate_gain",
