@@ -631,6 +631,7 @@ def file_keys(directory: Path) -> set[str]:
     return keys
 
 
+@pytest.mark.slow  # checkpoint_runs: 10 CLI processes, each importing torch and transformers
 @pytest.mark.parametrize("model_type", CHECKPOINT_SUBSET)
 def test_checkpoint_from_config_round_trip(model_type, checkpoint_runs, verify_runs, tmp_path):
     run, out = checkpoint_runs[model_type]
@@ -660,6 +661,7 @@ def test_checkpoint_from_config_round_trip(model_type, checkpoint_runs, verify_r
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
+@pytest.mark.slow  # checkpoint_runs, as above
 @pytest.mark.parametrize("case", UNBUILDABLE)
 def test_config_transformers_cannot_build_is_a_one_line_error(case, checkpoint_runs):
     run, out = checkpoint_runs[case]

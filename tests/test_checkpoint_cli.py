@@ -459,6 +459,7 @@ def test_rewrite_with_another_shard_size_then_verify(tmp_path, capsys):
     assert code == 0 and stdout.strip().endswith(" 0 differ"), stderr
 
 
+@pytest.mark.slow  # a manifest for every preset
 def test_presets_command_lists_every_preset(capsys):
     code, stdout, _ = main(["presets"], capsys)
     assert code == 0

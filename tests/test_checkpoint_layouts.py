@@ -541,6 +541,7 @@ def layouts(draw):
                       source=source)  # fmt: skip
 
 
+@pytest.mark.slow  # 150 random layouts written and read back
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=layouts(), chunk=st.integers(1, 200), seed=st.integers(0, 2**64 - 1))
 def test_random_layouts_equal_the_reference(spec, chunk, seed):
@@ -884,6 +885,7 @@ def test_verify_refuses_a_whole_tensor_scheme_on_a_huge_virtual_tensor(tmp_path)
         ck.verify_checkpoint(tmp_path)
 
 
+@pytest.mark.slow  # CLI processes
 def test_cli_writes_a_json_manifest_with_layouts_and_resumes(tmp_path):
     """The command line reads the layouts of a saved manifest and writes the library's bytes;
     --part and --resume work on them as on any checkpoint."""
@@ -930,6 +932,7 @@ def fuzz_template(tmp_path_factory):
     return (directory / "model.safetensors").read_bytes()
 
 
+@pytest.mark.slow  # 200 fuzzed records
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(source=st.one_of(st.just(KeyError), source_json), writes=st.one_of(st.just(KeyError), writes_json))
 def test_fuzz_layout_records(tmp_path_factory, fuzz_template, source, writes):

@@ -44,6 +44,7 @@ def _ndtri_both(p):
     return central, flag, lower
 
 
+@pytest.mark.slow
 def test_ndtri_central_f64_gives_the_same_bits():
     rng = np.random.default_rng(17)
     p = np.concatenate(
@@ -123,6 +124,7 @@ def _truncnorm_central_all_k(mean, std, p_left, q_right, mass_left, total):
     return mismatches, k_left
 
 
+@pytest.mark.slow  # every one of the 2**23 words, six times
 @pytest.mark.parametrize(
     "a, b", [(-2.0, 2.0), (-1.0, 2.5), (0.0, 2.0), (-2.9, -0.5), (0.3, 0.30001), (-0.5, 2.9)]
 )

@@ -240,6 +240,7 @@ def test_complex_orthogonal_is_unitary(column_axis, shape):
     assert np.abs(m.imag).max() > 0.1  # really complex, not a real matrix cast
 
 
+@pytest.mark.slow
 def test_complex_orthogonal_is_haar():
     """Over 1000 keys, Q[0, 0] of a 4 x 4 Haar unitary: |Q00|^2 ~ Beta(1, 3) and its phase is
     uniform (the phase fix of diag R; without it the phase piles up near 0)."""

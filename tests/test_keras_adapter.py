@@ -249,7 +249,9 @@ def _vs(shape, *args, **kwargs):
     return fastinit.variance_scaling(shape, *args, layout="keras", **kwargs)
 
 
-@pytest.mark.parametrize(("cls", "kwargs", "reference"), SAME_AS_FASTINIT, ids=lambda x: str(x)[:40])
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "reference"), SAME_AS_FASTINIT, ids=lambda x: str(x).split(" at 0x")[0][:40]
+)
 @pytest.mark.parametrize("dtype", [None, "float32", "float16", "bfloat16"])
 def test_an_int_seed_is_fastinits_pure_stream(cls, kwargs, reference, dtype):
     init = getattr(fk, cls)(**kwargs, seed=11, name="w")

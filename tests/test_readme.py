@@ -110,11 +110,35 @@ def test_links_resolve(path):
     assert not broken, f"{path.relative_to(ROOT)}: broken links {broken}"
 
 
+TEST_COMMAND = "python3 -m pytest -n auto --dist loadfile && NUMBA_ENABLE_CUDASIM=1 python3 -m pytest -n auto tests/cuda_sim"
+SLOW_COMMAND = "python3 -m pytest -n auto --dist loadfile -m slow"
+
+
 def test_readme_setup_commands_match_ci():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
-    tests = "python3 -m pytest && NUMBA_ENABLE_CUDASIM=1 python3 -m pytest tests/cuda_sim"
-    assert f'python3 -m pip install -e ".[test]" && {tests}' in text
-    assert 'python3 -m pip install -e ".[test]"' in ci and tests in ci
+    assert f'python3 -m pip install -e ".[test]" && {TEST_COMMAND}' in text
+    assert 'python3 -m pip install -e ".[test]"' in ci and TEST_COMMAND in ci
     # under set -e a failure inside an && list does not stop the script: CI must say it
-    assert any(line.startswith(tests) and line.endswith("|| exit 1") for line in ci.splitlines())
+    assert any(line.startswith(TEST_COMMAND) and line.endswith("|| exit 1") for line in ci.splitlines())
+
+
+def test_slow_tests_are_left_out_by_default_and_run_in_ci():
+    """setup.cfg's default run deselects `slow`; the README says how to run those, CI runs them."""
+    cfg = (ROOT / "setup.cfg").read_text()
+    addopts = re.search(r"^addopts *=(.*)$", cfg, flags=re.M).group(1)
+    assert '-m "not slow"' in addopts
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"```bash\n{SLOW_COMMAND}\n```" in README.read_text()
+    assert any(line.startswith(SLOW_COMMAND) for line in ci.splitlines())
+    # the Python the oldest-Python check runs on gets the slow tests of its files as well
+    assert "PYTEST_ADDOPTS='-m \"slow or not slow\"' bash .ci/oldest_python" in ci
+
+
+def test_torch_extras_ask_for_the_same_torch():
+    """README's demo install (.[torch]) then test install (.[test]) must not swap torch builds."""
+    text = (ROOT / "pyproject.toml").read_text()
+    extras = text[text.index("[project.optional-dependencies]") :]
+    extras = extras[: extras.index("\n[", 1)]
+    specs = set(re.findall(r'"(torch\b[^"]*)"', extras))
+    assert len(specs) == 1, f"the extras ask for different torch builds: {sorted(specs)}"

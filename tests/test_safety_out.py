@@ -359,6 +359,7 @@ def test_dtensor_fills_bump_the_dtensor_version(tmp_path):
     assert result.stdout.strip() == "ok"
 
 
+@pytest.mark.slow  # a process of its own: torch and the CUDA simulator
 def test_cuda_out_bumps_the_version_under_the_simulator():
     pytest.importorskip("numba")
     result = run_isolated(

@@ -204,7 +204,10 @@ LOG_F32_SETS = {
 }
 
 
-@pytest.mark.parametrize("which", list(LOG_F32_SETS))
+@pytest.mark.parametrize(
+    "which",
+    [pytest.param(n, marks=pytest.mark.slow) if n.startswith("exhaustive") else n for n in LOG_F32_SETS],
+)
 def test_log_f32_faithful(which):
     x = LOG_F32_SETS[which]()
     x = x[x != 1]  # log(1) = 0 has no ulp; checked exactly below
