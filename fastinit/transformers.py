@@ -28,6 +28,8 @@ try:
     import torch
     import transformers
     import transformers.initialization  # transformers >= 5: every init call goes through it
+    from huggingface_hub import constants as hf_constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
     from transformers.modeling_utils import PreTrainedModel
 except ImportError as error:  # pragma: no cover - exercised in a subprocess test
     missing = "transformers >= 5" if error.name == "transformers.initialization" else error.name
@@ -75,9 +77,45 @@ def load_config(config) -> transformers.PretrainedConfig:
     if "torch_dtype" in config and "dtype" not in config:
         config["dtype"] = config.pop("torch_dtype")
     try:
-        return transformers.AutoConfig.for_model(model_type, **config)
+        with hub_offline():
+            return transformers.AutoConfig.for_model(model_type, **config)
     except Exception as error:  # transformers' validators raise several types: one line each
-        raise ValueError(f"config: {_one_line(error)}") from None
+        raise ValueError(f"config: {_hub_refusal(error) or _one_line(error)}") from None
+
+
+def _hub_refusal(error: BaseException) -> str | None:
+    """What to say when ``error`` comes from a Hub request ``hub_offline`` stopped, else None."""
+    while error is not None:
+        if isinstance(error, OfflineModeIsEnabled):
+            url = str(error).split("Cannot reach ", 1)[-1].split(": offline mode", 1)[0]
+            return (
+                f"it names a Hugging Face Hub repository ({url}), which fastinit never downloads: "
+                "a config is read as data; give the sub-config itself (e.g. backbone_config)"
+            )
+        error = error.__cause__ or error.__context__
+    return None
+
+
+_OFFLINE_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def hub_offline():
+    """The Hugging Face Hub unreachable inside: every request huggingface_hub would make raises
+    OfflineModeIsEnabled before any connection (or name lookup).
+
+    A config file can name a Hub repository (a ``backbone`` checkpoint of upernet, dpt, detr,
+    ...) that transformers looks up while building the config or the model; a file is data, so
+    fastinit never lets it reach the network. huggingface_hub reads its offline flag at each
+    request, so setting it for the duration is enough.
+    """
+    with _OFFLINE_LOCK:
+        before = hf_constants.HF_HUB_OFFLINE
+        hf_constants.HF_HUB_OFFLINE = True
+        try:
+            yield
+        finally:
+            hf_constants.HF_HUB_OFFLINE = before
 
 
 # Keys of a config file that make transformers import, download or run code (remote code, hub
@@ -128,9 +166,14 @@ def _traced_build(config, *, seed, dtype, device, auto_class):
     cls = _model_class(config, auto_class)
     dtype = _torch_dtype(dtype)
     recorder = trace.Recorder(seed)
-    with trace.exclusive(), torch.device(device), init_weights_units(recorder), recorder:
+    with hub_offline(), trace.exclusive(), torch.device(device), init_weights_units(recorder), recorder:
         with recorder.unit(f"the constructor of {getattr(cls, '__name__', cls)}", None, None):
-            model = _build(cls, config, dtype)
+            try:
+                model = _build(cls, config, dtype)
+            except Exception as error:
+                if refusal := _hub_refusal(error):
+                    raise ValueError(f"config: {refusal}") from None
+                raise
     return model, recorder
 
 

@@ -139,6 +139,39 @@ def test_from_config_never_imports_the_module_a_config_names(tmp_path, monkeypat
     assert not marker.exists()
 
 
+# configs whose construction makes transformers look a repository up on the Hub: a backbone
+# named by checkpoint (upernet, dpt, detr, ...), and a sub-config naming one
+HUB_CONFIGS = [
+    {"model_type": "upernet", "backbone": "attacker/evil-repo", "use_timm_backbone": False},
+    {"model_type": "dpt", "backbone": "attacker/evil-repo", "use_timm_backbone": False},
+]
+
+
+@pytest.mark.parametrize("config", HUB_CONFIGS, ids=lambda c: c["model_type"])
+def test_a_config_never_reaches_the_network(tmp_path, monkeypatch, config):
+    """A config file may name a Hub repository; reading it (checkpoint --config, inspect next to
+    a config.json) must not contact the Hub: not even a name lookup."""
+    pytest.importorskip("transformers")
+    import socket
+
+    import fastinit.transformers as ft
+
+    looked_up = []
+
+    def no_network(host, *args, **kwargs):
+        looked_up.append(host)
+        raise OSError(f"network use in a test: {host}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for read in (lambda: ft.load_config(dict(config)), lambda: ft.manifest_from_config(str(tmp_path))):
+        try:
+            read()
+        except (ValueError, TypeError, ck.CheckpointError) as error:
+            assert "\n" not in str(error)
+    assert looked_up == []
+
+
 def test_inspect_and_checkpoint_of_a_manifest_import_nothing(tmp_path, monkeypatch):
     marker = probe_module(tmp_path, monkeypatch, "fi_probe_manifest")
     spec = {"tensors": [{"name": "w", "shape": [4, 4], "init": {"scheme": "custom", "function": "this:s",
