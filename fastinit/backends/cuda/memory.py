@@ -164,7 +164,7 @@ def _pointer_device(pointer: int) -> int:
     the current device when it cannot be told (a NULL pointer: nothing is written)."""
     if pointer and not is_simulator():  # (the simulator has one device and no driver)
         try:
-            from device_code.cuda.bindings import driver as cudrv
+            from cuda.bindings import driver as cudrv
 
             attribute = cudrv.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
             error, ordinal = cudrv.cuPointerGetAttribute(attribute, pointer)
