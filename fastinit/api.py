@@ -2,7 +2,8 @@
 
 It re-exports the public samplers (``fastinit.samplers``: reach them as ``fastinit.uniform``,
 ``fastinit.normal``, ``fastinit.truncated_normal``) and the driver's helpers
-(``fastinit.driver`` and ``check_device`` of ``fastinit.cuda_runtime``, not public API). Nothing inside the package imports this module.
+(``fastinit.driver`` and ``check_device`` of ``fastinit.cuda_runtime``, not public API).
+Nothing inside the package imports this module.
 """
 
 from __future__ import annotations

@@ -156,6 +156,15 @@ def _parse_part(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _option_error(option: str, value: str, message: str, python_name: str) -> str:
+    """A library error about ``python_name`` (``dtype='int8' is not supported``) said of the
+    command-line option instead (``--dtype 'int8' is not supported``); the value quoted, so an
+    empty one shows."""
+    detail = message.removeprefix(python_name).lstrip(": ")
+    sentence = detail.startswith(("is ", "must ", "has "))
+    return f"{option} {value!r} {detail}" if sentence else f"{option} {value!r}: {detail}"
+
+
 def _terminated(signum, frame):
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: temporary files and the lock are removed
 
@@ -175,13 +184,15 @@ def _checkpoint(args) -> int:
             resolve_dtype(args.dtype, argname="dtype")
         except TypeError as error:
             raise _UsageError(
-                f"--dtype {args.dtype}: {str(error).removeprefix(f'dtype={args.dtype!r} ')}"
+                _option_error("--dtype", args.dtype, str(error), f"dtype={args.dtype!r}")
             ) from None
     try:  # checked here so that its error names the option
         ck.parse_size(args.max_shard_size)
     except ck.CheckpointError as error:
-        detail = str(error).removeprefix(f"max_shard_size={args.max_shard_size!r}").lstrip(": ")
-        raise _UsageError(f"--max-shard-size {args.max_shard_size}: {detail}") from None
+        message = _option_error(
+            "--max-shard-size", args.max_shard_size, str(error), f"max_shard_size={args.max_shard_size!r}"
+        )
+        raise _UsageError(message) from None
     if args.config:
         path = _config_file(args.config)
         with _naming("config", f"--config {path}"):
@@ -360,7 +371,7 @@ def _inspect(args) -> int:
             raise _UsageError(f"--json {args.json}: is a directory")
         _check_output(args.json, "--json")
     progress = None
-    if os.path.isdir(args.path) and sys.stderr.isatty():
+    if args.progress and os.path.isdir(args.path) and sys.stderr.isatty():
         from .checkpoint import checkpoint_files
 
         try:
@@ -468,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "from a config, a preset or a JSON manifest, without building the model in memory: "
                        "every tensor is generated chunk by chunk into its place in its file. The result loads "
                        "with from_pretrained; `fastinit verify` regenerates and compares it.",
-                       "  fastinit checkpoint --config Qwen3-8B --out qwen3 --seed 0\n"
+                       "  fastinit checkpoint --config path/to/Qwen3-8B --out qwen3 --seed 0\n"
                        "  fastinit checkpoint --config llama/config.json --out ckpt --dtype bfloat16 "
                        "--max-shard-size 2GB\n"
                        "  fastinit checkpoint --preset llama3-405b --out ckpt --part 3/8\n"
@@ -569,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--plot", metavar="DIR|FILE.png",
                       help="a histogram per tensor into DIR (with the scheme's density); with --propagate one figure")  # fmt: skip
     insp.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
+    insp.add_argument("--no-progress", dest="progress", action="store_false", help=NO_PROGRESS_HELP)
     insp.add_argument(
         "--alpha", type=float, default=1e-6, help="p-value below which a test flags (default 1e-6)"
     )

@@ -1,6 +1,7 @@
 """The CUDA runtime as fastinit uses it: ``numba.cuda`` imported on first use (with a clear
 error when numba-cuda or a GPU is missing), the simulator test, the parsing and checking of
-``device=`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``), and the stream, event and pointer helpers the array type and the CUDA backend share.
+``device=`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``), and the stream, event and pointer helpers
+the array type and the CUDA backend share.
 
 Nothing here imports ``numba.cuda`` at import time: ``import fastinit`` must not.
 """

@@ -8,7 +8,8 @@ any scheduler and any cluster compute to the bytes of the single-machine tensor
 (``dask.array.random`` changes with the chunking). ``.to_zarr(...)`` stores those bytes.
 
 Orthogonal and delta-orthogonal need whole matrices: a chunking that splits one is refused
-(orthogonal's ``batch_dims`` dimensions and delta-orthogonal's spatial ones may be chunked). bfloat16 arrays need ``ml_dtypes`` (Dask needs a NumPy dtype).
+(orthogonal's ``batch_dims`` dimensions and delta-orthogonal's spatial ones may be chunked).
+bfloat16 arrays need ``ml_dtypes`` (Dask needs a NumPy dtype).
 
 ``write_checkpoint(manifest, directory, client=...)`` distributes the checkpoint writer's shard
 files over the workers (one task per shard; the directory must be shared by them); every file

@@ -21,7 +21,8 @@ __all__ = ["fill", "fill_with", "as_initializer", "local_views", "copy_values", 
 
 def fill_with(tensor, fn, *args, seed=0, name=None, index=None, **kwargs):
     """Fill ``tensor`` (or its block ``index``) in place with ``fn(tensor.shape, *args, ...)``;
-    return the tensor. ``seed`` is an int or a function returning it (fastinit.torch's in-place functions pass one that draws from torch's generator).
+    return the tensor. ``seed`` is an int or a function returning it (fastinit.torch's in-place
+    functions pass one that draws from torch's generator).
 
     A DTensor gets, on each rank, the slice of ``fn(global shape)`` its local shard holds.
     """

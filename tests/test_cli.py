@@ -176,8 +176,23 @@ def test_bad_shard_size_names_the_option(tmp_path, capsys):
     code, _, err = main(
         ["checkpoint", "--config", config, "--out", tmp_path / "o", "--max-shard-size", "5G"], capsys
     )
-    assert code == 2 and err.startswith("fastinit: error: --max-shard-size 5G: ")
+    assert code == 2 and err.startswith("fastinit: error: --max-shard-size '5G': ")
     assert "5GB" in err and "5GiB" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--max-shard-size", "0.5B", "--max-shard-size '0.5B' is not a whole number of bytes"),
+        ("--max-shard-size", "", "--max-shard-size '': use "),
+        ("--dtype", "int8", "--dtype 'int8' is not supported"),
+    ],
+)
+def test_option_errors_read_as_sentences_with_the_value_quoted(tmp_path, capsys, option, value, expected):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(LLAMA))
+    code, _, err = main(["checkpoint", "--config", config, "--out", tmp_path / "o", option, value], capsys)
+    assert code == 2 and err.startswith(f"fastinit: error: {expected}"), err
 
 
 # ---- the demo's timing ----------------------------------------------------------------------------
