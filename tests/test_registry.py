@@ -1,11 +1,9 @@
 """The registry is the one record of a scheme: every scheme has every fact, and the modules that
 use a fact (the checkpoint writer, fastinit.dask, fastinit inspect) ask the record for it."""
 
-import ast
 import dataclasses
 import inspect
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +11,6 @@ import pytest
 import fastinit
 from fastinit.schemes import registry
 from fastinit.schemes.record import CALL_KEYWORDS, Prediction, Scheme
-
-PACKAGE = Path(fastinit.__file__).parent
 
 
 def double(w):
@@ -120,31 +116,3 @@ def test_the_writer_asks_the_record_whether_a_tensor_is_whole():
     with pytest.MonkeyPatch.context() as m:
         m.setattr(registry, "RECORDS", patched)
         assert whole_tensor(spec(fastinit.get_initializer("normal")))
-
-
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(absolute module, names) of each ``from ... import ...`` of a fastinit source file."""
-    package = ".".join(("fastinit", *path.relative_to(PACKAGE).parent.parts))
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                module = ".".join(base + ([node.module] if node.module else []))
-            else:
-                module = node.module or ""
-            found.append((module, [a.name for a in node.names]))
-    return found
-
-
-def test_the_package_never_imports_its_former_api_path():
-    # fastinit.api only re-exports, for code outside the package: inside, names come from the
-    # modules that define them (samplers, driver, dtypes)
-    users = [
-        str(path.relative_to(PACKAGE))
-        for path in PACKAGE.rglob("*.py")
-        if path.name != "__init__.py" or path.parent != PACKAGE
-        for module, names in _imports(path)
-        if module == "fastinit.api" or (module == "fastinit" and "api" in names)
-    ]
-    assert not users, users
