@@ -424,6 +424,12 @@ def check_shape(shape, argname: str = "shape") -> tuple[int, ...]:
 
     Sets and dicts (no order), strings, floats and bools are refused, and so are shapes of more
     than ``MAX_ELEMENTS`` elements: flat indices are int64 in the kernels and in NumPy.
+
+    >>> check_shape(4), check_shape([2, 3]), check_shape(())
+    ((4,), (2, 3), ())
+    >>> check_shape((2, -1))
+    Traceback (most recent call last):
+    ValueError: shape=(2, -1) has a negative dimension
     """
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         dims = (shape,)

@@ -94,7 +94,14 @@ def device_name(device) -> str:
 
 def check_device(device) -> str:
     """'cpu', or 'cuda:N' for 'cuda' (the current device) / 'cuda:N' when that GPU exists and
-    fastinit's CUDA backend can run (else a ValueError saying what is missing)."""
+    fastinit's CUDA backend can run (else a ValueError saying what is missing).
+
+    >>> check_device(" CPU ")
+    'cpu'
+    >>> check_device("tpu")
+    Traceback (most recent call last):
+    ValueError: device='tpu' is not supported; use 'cpu' or 'cuda[:N]'
+    """
     name = device_name(device)
     return name if name == "cpu" else f"cuda:{cuda_device_index(name)}"
 

@@ -93,7 +93,13 @@ def check_out(
     """Refuse an ``out=`` that cannot take a result of shape ``expected``: on GPU ``gpu`` (None:
     host memory) when ``device`` names another one ('cuda' takes out's own), of another dtype
     than ``dtype`` (None: out's own), of another shape. Whether host memory may take a CUDA
-    result is ``target_device``'s to say."""
+    result is ``target_device``'s to say.
+
+    >>> check_out(resolve_dtype("float32"), (2, 3), None, (2, 3))
+    >>> check_out(resolve_dtype("float32"), (2, 3), "bfloat16", (2, 3))
+    Traceback (most recent call last):
+    TypeError: out has dtype float32 but dtype=bfloat16 was asked for
+    """
     if gpu is not None and device != "cuda" and device_ordinal(device) != gpu:
         raise ValueError(f"out is on cuda:{gpu} but device={device!r} was asked for")
     if dtype is not None and resolve_dtype(dtype) != out_dtype:

@@ -24,6 +24,11 @@ def fill_with(tensor, fn, *args, seed=0, name=None, index=None, **kwargs):
     return the tensor. ``seed`` is an int or a function returning it (fastinit.torch's in-place
     functions pass one that draws from torch's generator).
 
+    >>> import torch, fastinit
+    >>> t = fill_with(torch.empty(2, 3), fastinit.uniform, -1.0, 1.0, seed=5, name="w")
+    >>> t.numpy().tobytes() == fastinit.uniform((2, 3), -1.0, 1.0, seed=5, name="w").tobytes()
+    True
+
     A DTensor gets, on each rank, the slice of ``fn(global shape)`` its local shard holds.
     """
     if not isinstance(tensor, torch.Tensor):
@@ -93,7 +98,12 @@ def _exact(value, dtype) -> bool:
 
 
 def local_views(tensor, index):
-    """(index into ``full[index]``, local view) pairs of the block ``index`` this rank holds."""
+    """(index into ``full[index]``, local view) pairs of the block ``index`` this rank holds.
+
+    >>> import torch
+    >>> [(i, tuple(v.shape)) for i, v in local_views(torch.zeros(4, 3), (slice(1, 3),))]
+    [((), (2, 3))]
+    """
     if not is_dtensor(tensor):
         yield (), (tensor.detach() if index is None else tensor.detach()[index])
         return
@@ -106,13 +116,27 @@ def local_views(tensor, index):
 
 
 def copy_values(tensor, value, index):
+    """Copy ``value`` (the values of ``full[index]``) into the part of it this rank holds.
+
+    >>> import torch
+    >>> t = torch.zeros(3, 2)
+    >>> copy_values(t, torch.ones(1, 2), (slice(1, 2),)); t[:, 0].tolist()
+    [0.0, 1.0, 0.0]
+    """
     with torch.no_grad():
         for value_index, view in local_views(tensor, index):
             view.copy_(value[value_index] if value_index else value)
 
 
 def as_initializer(rule) -> Callable:
-    """A rule value as something called like a scheme: (shape, *, seed, name, out)."""
+    """A rule value as something called like a scheme: (shape, *, seed, name, out).
+
+    >>> as_initializer({"scheme": "normal", "std": 0.02}).to_config()["std"]
+    0.02
+    >>> as_initializer(3)
+    Traceback (most recent call last):
+    TypeError: a rule must be an Initializer, a scheme name, a config dict or a callable, got 3
+    """
     if isinstance(rule, Initializer):
         return rule
     if isinstance(rule, str):
@@ -134,6 +158,13 @@ def as_initializer(rule) -> Callable:
 
 
 def is_dtensor(tensor) -> bool:
+    """Whether ``tensor`` is a DTensor (without importing torch.distributed: a DTensor can exist
+    only once its module is loaded).
+
+    >>> import torch
+    >>> is_dtensor(torch.zeros(2))
+    False
+    """
     dtensor = getattr(sys.modules.get("torch.distributed.tensor"), "DTensor", None)
     return dtensor is not None and isinstance(tensor, dtensor)
 

@@ -108,6 +108,11 @@ def hub_offline():
     ...) that transformers looks up while building the config or the model; a file is data, so
     fastinit never lets it reach the network. huggingface_hub reads its offline flag at each
     request, so setting it for the duration is enough.
+
+    >>> from huggingface_hub import constants
+    >>> with hub_offline():
+    ...     constants.is_offline_mode()
+    True
     """
     with _OFFLINE_LOCK:
         before = hf_constants.HF_HUB_OFFLINE

@@ -36,7 +36,11 @@ class FillPlan:
 
 def offset_range(shape, strides) -> tuple[int, int]:
     """(low, high) element offsets of a layout relative to element [0, ..., 0]; (0, -1) when
-    it has no element."""
+    it has no element.
+
+    >>> offset_range((2, 3), (3, 1)), offset_range((2, 3), (-3, 1)), offset_range((0, 3), (3, 1))
+    ((0, 5), (-3, 2), (0, -1))
+    """
     if math.prod(shape) == 0:
         return 0, -1
     low = sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0)
@@ -47,7 +51,13 @@ def offset_range(shape, strides) -> tuple[int, int]:
 def flat_storage(array: np.ndarray) -> tuple[np.ndarray, int, tuple[int, ...]]:
     """(flat, base, strides) of an output held in host memory: a 1-D array over the memory of
     ``array`` (any strides, negative ones too), the offset of array[0, ..., 0] in it and the
-    strides in elements: the destination side of a ``FillPlan``."""
+    strides in elements: the destination side of a ``FillPlan``.
+
+    >>> a = np.arange(12.0).reshape(3, 4)[::-1, 1::2]  # negative and non-unit strides
+    >>> flat, base, strides = flat_storage(a)
+    >>> strides, bool(flat[base] == a[0, 0]), bool(flat[base + strides[0] + strides[1]] == a[1, 1])
+    ((-4, 2), True, True)
+    """
     array = np.ndarray.view(array, np.ndarray)  # a subclass's reshape may not flatten (np.matrix)
     itemsize = array.itemsize
     if array.size == 0:
