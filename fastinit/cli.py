@@ -108,15 +108,16 @@ def _read_json(path: str, what: str):
 
 
 @contextlib.contextmanager
-def _naming(what: str, option: str):
-    """An error that begins with ``what`` begins with ``option`` instead, so that it names the
-    option that gave the bad value: "config: ..." reads "--config PATH: ...", "override 'w':
-    ..." reads "--override 'w': ..."."""
+def _naming(what: str, option: str, errors: tuple[type[Exception], ...] = ()):
+    """An error (a CheckpointError, or one of ``errors``) that begins with ``what`` begins with
+    ``option`` instead, so that it names the option that gave the bad value: "config: ..."
+    reads "--config PATH: ...", "dtype='int8' is not supported" reads "--dtype 'int8' is not
+    supported"."""
     from .checkpoint import CheckpointError
 
     try:
         yield
-    except CheckpointError as error:
+    except (CheckpointError, *errors) as error:
         text = str(error)
         if text.startswith(f"{what}: "):
             raise _UsageError(f"{option}: {text.removeprefix(what + ': ')}") from None
@@ -156,15 +157,6 @@ def _parse_part(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def _option_error(option: str, value: str, message: str, python_name: str) -> str:
-    """A library error about ``python_name`` (``dtype='int8' is not supported``) said of the
-    command-line option instead (``--dtype 'int8' is not supported``); the value quoted, so an
-    empty one shows."""
-    detail = message.removeprefix(python_name).lstrip(": ")
-    sentence = detail.startswith(("is ", "must ", "has "))
-    return f"{option} {value!r} {detail}" if sentence else f"{option} {value!r}: {detail}"
-
-
 def _terminated(signum, frame):
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: temporary files and the lock are removed
 
@@ -180,19 +172,11 @@ def _checkpoint(args) -> int:
     if not 0 <= args.seed < 2**64:
         raise _UsageError(f"--seed {args.seed}: must be in [0, 2**64)")
     if args.dtype is not None:
-        try:
+        with _naming(f"dtype={args.dtype!r}", f"--dtype {args.dtype!r}", (TypeError,)):
             resolve_dtype(args.dtype, argname="dtype")
-        except TypeError as error:
-            raise _UsageError(
-                _option_error("--dtype", args.dtype, str(error), f"dtype={args.dtype!r}")
-            ) from None
-    try:  # checked here so that its error names the option
-        ck.parse_size(args.max_shard_size)
-    except ck.CheckpointError as error:
-        message = _option_error(
-            "--max-shard-size", args.max_shard_size, str(error), f"max_shard_size={args.max_shard_size!r}"
-        )
-        raise _UsageError(message) from None
+    size = args.max_shard_size
+    with _naming(f"max_shard_size={size!r}", f"--max-shard-size {size!r}"):  # checked here: named
+        ck.parse_size(size)
     if args.config:
         path = _config_file(args.config)
         with _naming("config", f"--config {path}"):
